@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/* opbackupctl status: instances, versions, restore support, running jobs. */
+
+#include <json-c/json.h>
+
+#include "build-config.h"
+#include "ctl.h"
+#include "util.h"
+
+typedef struct InstanceProps {
+        char *name, *basedir, *backup_folder, *user, *octoprint_version, *unusable_reason,
+                *restore_unsupported_reason;
+        int usable, restore_supported;
+        uint64_t free_space;
+} InstanceProps;
+
+static void instance_props_done(InstanceProps *p) {
+        free(p->name);
+        free(p->basedir);
+        free(p->backup_folder);
+        free(p->user);
+        free(p->octoprint_version);
+        free(p->unusable_reason);
+        free(p->restore_unsupported_reason);
+}
+
+static int read_props(sd_bus_message *reply, InstanceProps *p) {
+        const struct {
+                const char *name;
+                char **target;
+        } strings[] = {
+                { "Name", &p->name },
+                { "Basedir", &p->basedir },
+                { "BackupFolder", &p->backup_folder },
+                { "User", &p->user },
+                { "OctoPrintVersion", &p->octoprint_version },
+                { "UnusableReason", &p->unusable_reason },
+                { "RestoreUnsupportedReason", &p->restore_unsupported_reason },
+        };
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key, *contents, *s;
+                bool done = false;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(reply, NULL, &contents);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < ELEMENTSOF(strings); k++)
+                        if (streq(key, strings[k].name) && streq(contents, "s")) {
+                                r = sd_bus_message_read(reply, "v", "s", &s);
+                                if (r < 0 || free_and_strdup(strings[k].target, s) < 0)
+                                        return r < 0 ? r : -ENOMEM;
+                                done = true;
+                        }
+                if (!done && streq(key, "Usable") && streq(contents, "b"))
+                        r = sd_bus_message_read(reply, "v", "b", &p->usable), done = true;
+                else if (!done && streq(key, "RestoreSupported") && streq(contents, "b"))
+                        r = sd_bus_message_read(reply, "v", "b", &p->restore_supported), done = true;
+                else if (!done && streq(key, "FreeSpace") && streq(contents, "t"))
+                        r = sd_bus_message_read(reply, "v", "t", &p->free_space), done = true;
+                if (!done)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
+static int get_instance_props(Ctl *ctl, const char *path, InstanceProps *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(ctl->bus, BUS_NAME_OPBACKUP, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               &error, &reply, "s", IFACE_INSTANCE);
+        if (r < 0)
+                return ctl_report_error("Reading instance properties", &error, r);
+        r = read_props(reply, p);
+        if (r < 0)
+                return ctl_report_error("Reading instance properties", NULL, r);
+        return 0;
+}
+
+static void print_instance(const char *path, const InstanceProps *p) {
+        char buf[32];
+
+        printf("%s\n", p->name);
+        printf("  Object:         %s\n", path);
+        printf("  Status:         %s%s\n", p->usable ? "usable" : "UNUSABLE: ", p->usable ? "" : strempty(p->unusable_reason));
+        printf("  Basedir:        %s\n", strempty(p->basedir));
+        printf("  Backup folder:  %s (%s free)\n", strempty(p->backup_folder),
+               format_bytes(buf, sizeof(buf), p->free_space));
+        printf("  User:           %s\n", isempty(p->user) ? "-" : p->user);
+        printf("  OctoPrint:      %s\n", isempty(p->octoprint_version) ? "unknown" : p->octoprint_version);
+        if (p->restore_supported)
+                printf("  Restore:        supported\n");
+        else
+                printf("  Restore:        not supported: %s\n", strempty(p->restore_unsupported_reason));
+}
+
+static json_object *instance_json(const char *path, const InstanceProps *p) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "name", json_object_new_string(strempty(p->name)));
+        json_object_object_add(o, "object", json_object_new_string(path));
+        json_object_object_add(o, "basedir", json_object_new_string(strempty(p->basedir)));
+        json_object_object_add(o, "backup_folder", json_object_new_string(strempty(p->backup_folder)));
+        json_object_object_add(o, "user", json_object_new_string(strempty(p->user)));
+        json_object_object_add(o, "octoprint_version", json_object_new_string(strempty(p->octoprint_version)));
+        json_object_object_add(o, "usable", json_object_new_boolean(p->usable));
+        json_object_object_add(o, "unusable_reason", json_object_new_string(strempty(p->unusable_reason)));
+        json_object_object_add(o, "restore_supported", json_object_new_boolean(p->restore_supported));
+        json_object_object_add(o, "restore_unsupported_reason",
+                               json_object_new_string(strempty(p->restore_unsupported_reason)));
+        json_object_object_add(o, "free_space", json_object_new_uint64(p->free_space));
+        return o;
+}
+
+static int status_jobs(Ctl *ctl, json_object *jobs) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *op, *inst, *name, *path;
+        uint32_t id;
+        unsigned n = 0;
+        int r;
+
+        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListJobs", &reply, NULL);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(ussso)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ussso)", &id, &op, &inst, &name, &path)) > 0) {
+                if (jobs) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "id", json_object_new_int64(id));
+                        json_object_object_add(o, "operation", json_object_new_string(op));
+                        json_object_object_add(o, "instance", json_object_new_string(inst));
+                        json_object_object_add(o, "name", json_object_new_string(name));
+                        json_object_object_add(o, "object", json_object_new_string(path));
+                        json_object_array_add(jobs, o);
+                } else {
+                        if (n++ == 0)
+                                printf("\nJobs:\n");
+                        printf("  %u  %-8s %-16s %s\n", id, op, inst, name);
+                }
+        }
+        if (r < 0)
+                return ctl_report_error("ListJobs", NULL, r);
+        return 0;
+}
+
+int cmd_status(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        json_object *root = NULL, *instances = NULL, *jobs = NULL;
+        const char *name, *path;
+        unsigned n = 0;
+        int r;
+
+        if (argc > 1) {
+                fprintf(stderr, "status takes no arguments.\n");
+                return EXIT_USAGE;
+        }
+        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListInstances", &reply, NULL);
+        if (r != 0)
+                return r;
+        if (ctl->json) {
+                root = json_object_new_object();
+                instances = json_object_new_array();
+                jobs = json_object_new_array();
+                json_object_object_add(root, "version", json_object_new_string(PACKAGE_VERSION));
+                json_object_object_add(root, "instances", instances);
+                json_object_object_add(root, "jobs", jobs);
+        }
+
+        r = sd_bus_message_enter_container(reply, 'a', "(so)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0) {
+                InstanceProps p = {};
+
+                if (ctl->instance && !streq(ctl->instance, name))
+                        continue;
+                r = get_instance_props(ctl, path, &p);
+                if (r != 0) {
+                        instance_props_done(&p);
+                        json_object_put(root);
+                        return r;
+                }
+                if (root)
+                        json_object_array_add(instances, instance_json(path, &p));
+                else {
+                        if (n > 0)
+                                printf("\n");
+                        print_instance(path, &p);
+                }
+                n++;
+                instance_props_done(&p);
+        }
+        if (r < 0) {
+                json_object_put(root);
+                return ctl_report_error("ListInstances", NULL, r);
+        }
+        if (!root && n == 0)
+                printf(ctl->instance ? "No instance named %s.\n" : "No OctoPrint instance is configured or found.\n",
+                       ctl->instance);
+
+        r = status_jobs(ctl, jobs);
+        if (r == 0 && root)
+                printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        json_object_put(root);
+        if (r == 0 && ctl->instance && n == 0)
+                return EXIT_NOT_FOUND;
+        return r;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <time.h>
+
+/* Backup file names (SPEC §2). */
+
+#define BACKUP_NAME_MAX 205   /* 1 + 200 + ".zip" */
+
+/* ^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.zip$ */
+bool backup_name_is_valid(const char *name);
+
+/* appearance.name → file name prefix: ASCII letters, digits, '-', '_', '.' kept, every other run of
+ * characters becomes one '-'; "octoprint" when the result is empty. Never NULL unless out of memory. */
+char *backup_prefix_from_appearance(const char *appearance_name);
+
+/* "{prefix}-backup-{YYYYmmdd-HHMMSS}.zip" in local time. */
+char *backup_filename(const char *prefix, time_t when);
+
+/* Instance names as used in config files and object paths: [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
+bool instance_name_is_valid(const char *name);

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Small helpers in the style of systemd: cleanup attributes, TAKE_*, string vectors. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+#define TAKE_PTR(p)                             \
+        ({                                      \
+                typeof(p) _p_ = (p);            \
+                (p) = NULL;                     \
+                _p_;                            \
+        })
+
+#define TAKE_FD(fd)                             \
+        ({                                      \
+                int _fd_ = (fd);                \
+                (fd) = -1;                      \
+                _fd_;                           \
+        })
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+
+static inline const char *strempty(const char *s) {
+        return s ?: "";
+}
+
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+/* Returns the rest of s after prefix, or NULL. */
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t l = strlen(prefix);
+        return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+
+bool endswith(const char *s, const char *suffix);
+
+/* Replaces *p with a copy of s (NULL allowed). Returns 0 or -ENOMEM. */
+int free_and_strdup(char **p, const char *s);
+
+/* NULL-terminated string vectors. */
+char **strv_free(char **l);
+static inline void strv_freep(char ***l) {
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *l);
+bool strv_contains(char *const *l, const char *s);
+int strv_extend(char ***l, const char *s);          /* appends a copy */
+int strv_consume(char ***l, char *s);               /* appends s itself; frees it on failure */
+char **strv_copy(char *const *l);
+/* Splits on spaces and tabs, skipping empty words. */
+int strv_split_words(const char *s, char ***ret);
+
+#define STRV_FOREACH(s, l) for (char *const *s = (l); s && *s; s++)
+
+/* Reads at most max bytes from fd into a NUL-terminated buffer. -EFBIG if there is more. */
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+int write_all(int fd, const void *buf, size_t size);
+
+/* Parses "yes/no/true/false/1/0/on/off/y/n" in any case. Returns 1, 0 or -EINVAL. */
+int parse_boolean(const char *s);
+
+/* "1.5 GiB" style; buf must hold at least 16 bytes. */
+const char *format_bytes(char *buf, size_t size, unsigned long long bytes);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The daemon's own configuration (SPEC §7): <dir>/opbackupd.conf holds defaults for every section,
+ * <dir>/instances.d/<name>.conf one instance each (the file name without ".conf" is the instance name).
+ * Parsed with inih. */
+
+typedef struct InstanceConfig {
+        char *name;
+        char *source;                 /* the file it came from, or "autodetect" */
+
+        /* [OctoPrint] */
+        char *basedir;
+        char *config_file;            /* default: basedir/config.yaml */
+        char *python;                 /* the venv's python; the venv is dirname(dirname(python)) */
+        char *user;                   /* default: owner of basedir */
+        char *unit;
+
+        /* [Backup] */
+        char *backup_folder;          /* default: plugins.backup.path, else basedir/data/backup */
+        unsigned keep;                /* 0 = keep all */
+        int compression_level;        /* 0..9, default 6 */
+
+        /* [Restore] */
+        bool restore_unsupported;
+        char *plugin_repository;
+        char **bundled_plugins;       /* default: file_check firmware_check pi_support */
+
+        /* Set when the file cannot be used: the reason, for the Instance's Usable/UnusableReason. */
+        char *error;
+} InstanceConfig;
+
+typedef struct DaemonConfig {
+        unsigned idle_timeout_sec;    /* [Daemon] IdleTimeoutSec=, 0 = never exit */
+        InstanceConfig defaults;      /* the [OctoPrint]/[Backup]/[Restore] sections of opbackupd.conf */
+        InstanceConfig **instances;   /* sorted by name */
+        size_t n_instances;
+} DaemonConfig;
+
+/* Loads dir/opbackupd.conf (optional) and dir/instances.d/\*.conf. A missing dir is an empty config.
+ * A broken instance file does not fail the load: the instance is kept with ->error set, so that it
+ * shows up as unusable with its reason. Only out-of-memory fails. */
+int daemon_config_load(const char *dir, unsigned default_idle_timeout_sec, DaemonConfig *ret);
+
+/* When no instance is configured: each <home_root>/\*\/.octoprint/config.yaml becomes an instance named
+ * after the home folder (home_root is "/home" except in tests). Venv guessed as ~/oprint (OctoPi) or
+ * ~/OctoPrint/venv. */
+int daemon_config_autodetect(DaemonConfig *c, const char *home_root);
+
+/* Parses one instance file on top of the defaults. Never fails except on OOM; problems go to ->error. */
+int instance_config_load(const char *path, const char *name, const InstanceConfig *defaults,
+                         InstanceConfig **ret);
+
+/* Fills in what was not given: config_file from basedir, etc. Sets ->error if required keys are missing. */
+void instance_config_finish(InstanceConfig *ic);
+
+InstanceConfig *instance_config_free(InstanceConfig *ic);
+void daemon_config_done(DaemonConfig *c);
