@@ -70,12 +70,12 @@ static int utf8_decode(const unsigned char *s, uint32_t *ret) {
         return n;
 }
 
+/* u < 0x10000. Python writes the hex digits in lower case. */
 static void append_u(PyJson *j, uint32_t u) {
-        char b[7];
+        static const char hex[] = "0123456789abcdef";
+        char b[6] = { '\\', 'u', hex[(u >> 12) & 0xf], hex[(u >> 8) & 0xf], hex[(u >> 4) & 0xf], hex[u & 0xf] };
 
-        /* Python writes the hex digits in lower case. */
-        snprintf(b, sizeof(b), "\\u%04x", (unsigned) u);
-        pyjson_append(j, b, 6);
+        pyjson_append(j, b, sizeof(b));
 }
 
 static void append_char(PyJson *j, uint32_t c) {

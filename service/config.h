@@ -47,15 +47,18 @@ int daemon_config_load(const char *dir, unsigned default_idle_timeout_sec, Daemo
 
 /* When no instance is configured: each <home_root>/\*\/.octoprint/config.yaml becomes an instance named
  * after the home folder (home_root is "/home" except in tests). Venv guessed as ~/oprint (OctoPi) or
- * ~/OctoPrint/venv. */
+ * ~/OctoPrint/venv. Does nothing if c already has instances, so it can be called unconditionally.
+ * Returns the number of instances added, or a negative errno (-ENOMEM). */
 int daemon_config_autodetect(DaemonConfig *c, const char *home_root);
 
-/* Parses one instance file on top of the defaults. Never fails except on OOM; problems go to ->error. */
+/* Parses one instance file on top of the defaults (NULL: none). Never fails except on OOM; problems go
+ * to ->error. Call instance_config_finish() afterwards (daemon_config_load() does). */
 int instance_config_load(const char *path, const char *name, const InstanceConfig *defaults,
                          InstanceConfig **ret);
 
-/* Fills in what was not given: config_file from basedir, etc. Sets ->error if required keys are missing. */
-void instance_config_finish(InstanceConfig *ic);
+/* Fills in what was not given: config_file from basedir, etc. Sets ->error if required keys are missing.
+ * Idempotent. Returns 0, or -ENOMEM. */
+int instance_config_finish(InstanceConfig *ic);
 
 InstanceConfig *instance_config_free(InstanceConfig *ic);
 void daemon_config_done(DaemonConfig *c);

@@ -188,6 +188,7 @@ int daemon_new(const char *config_dir, bool exit_on_idle, Daemon **ret) {
                 sigemptyset(&ss);
                 sigaddset(&ss, SIGTERM);
                 sigaddset(&ss, SIGINT);
+                sigaddset(&ss, SIGCHLD);      /* for sd_event_add_child() */
                 sigprocmask(SIG_BLOCK, &ss, NULL);
         }
         (void) sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);

@@ -3,6 +3,9 @@
 /* The org.opbackup.backup1.Instance interface: properties, and each method's polkit gate. The work behind
  * each method lives in a file named for it. */
 
+#include "backup-job.h"
+#include "backup-list.h"
+#include "backup-manage.h"
 #include "errors.h"
 #include "folders.h"
 #include "instance.h"
@@ -87,14 +90,14 @@ static int gate(sd_bus_message *m, Instance *i, const char *action, polkit_autho
                 return gate(m, userdata, action, fn, error);                                    \
         }
 
-GATED_METHOD(list_backups, ACTION_ACCESS, not_supported)
-GATED_METHOD(create_backup, ACTION_CREATE, not_supported)
-GATED_METHOD(delete_backup, ACTION_DELETE, not_supported)
-GATED_METHOD(open_backup, ACTION_ACCESS, not_supported)
-GATED_METHOD(import_backup, ACTION_CREATE, not_supported)
+GATED_METHOD(list_backups, ACTION_ACCESS, method_list_backups_authorized)
+GATED_METHOD(create_backup, ACTION_CREATE, method_create_backup_authorized)
+GATED_METHOD(delete_backup, ACTION_DELETE, method_delete_backup_authorized)
+GATED_METHOD(open_backup, ACTION_ACCESS, method_open_backup_authorized)
+GATED_METHOD(import_backup, ACTION_CREATE, method_import_backup_authorized)
 GATED_METHOD(restore_backup, ACTION_RESTORE, not_supported)
 GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, not_supported)
-GATED_METHOD(prune_backups, ACTION_DELETE, not_supported)
+GATED_METHOD(prune_backups, ACTION_DELETE, method_prune_backups_authorized)
 GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, not_supported)
 GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, not_supported)
 

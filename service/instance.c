@@ -52,6 +52,7 @@ Instance *instance_free(Instance *i) {
         if (!i)
                 return NULL;
         instance_clear_probe(i);
+        backup_cache_done(&i->backup_cache);
         instance_config_free(i->config);
         free(i->name);
         free(i->object_path);
@@ -94,10 +95,9 @@ int restore_support_reason(bool config_unsupported, const char *config_source, b
         return r < 0 ? -ENOMEM : 0;
 }
 
-static int set_reason(char **p, const char *fmt, const char *arg) {
-        free(*p);
-        return asprintf(p, fmt, arg) < 0 ? -ENOMEM : 0;
-}
+
+/* Replaces *p with a message made of fmt and one string argument. */
+#define set_reason(p, fmt, arg) (free(*(p)), asprintf((p), fmt, (arg)) < 0 ? -ENOMEM : 0)
 
 static int instance_find_user(Instance *i) {
         struct stat st;

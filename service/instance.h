@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backup-list.h"
 #include "config.h"
 #include "daemon.h"
 #include "octoconfig.h"
@@ -24,6 +25,8 @@ struct Instance {
         char *venv;
         char *octoprint_version;
         bool has_pip;
+
+        BackupCache backup_cache;
 
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */

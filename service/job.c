@@ -3,8 +3,6 @@
 /* Job objects: /org/opbackup/backup1/job/<id>, their properties, Cancel, Log, and the JobNew/JobRemoved
  * signals of the manager. What a job does lives in backup-job.c and restore-job.c. */
 
-#include <math.h>
-
 #include "errors.h"
 #include "instance.h"
 #include "job.h"
@@ -292,7 +290,7 @@ void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total) 
                 (void) free_and_strdup(&j->stage, stage);
         j->bytes_done = done;
         j->bytes_total = total;
-        j->progress = total > 0 ? fmin(1.0, (double) done / (double) total) : 0.0;
+        j->progress = total == 0 ? 0.0 : done >= total ? 1.0 : (double) done / (double) total;
         j->progress_dirty = true;
 
         (void) sd_event_now(j->daemon->event, CLOCK_MONOTONIC, &now);
@@ -322,9 +320,4 @@ void jobs_free_all(Daemon *d) {
                 job_free(j);
         }
         d->n_jobs = 0;
-}
-
-int jobs_recover(Daemon *d) {
-        /* Filled in with the backup engine: removing temp files of interrupted backups. */
-        return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -42,6 +43,7 @@ struct Job {
         sd_event_source *progress_timer;
 
         void (*cancel)(Job *j);         /* operation-specific: stop the worker */
+        int (*start)(Job *j);           /* operation-specific: start a queued job */
 
         void *data;                     /* operation-specific */
         void (*free_data)(void *data);

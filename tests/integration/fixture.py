@@ -12,10 +12,11 @@
 # Environment: OPBACKUPD, OPBACKUPCTL (the binaries), OPBACKUP_SOURCE_ROOT (the source tree); without them
 # the fixture falls back to SOURCE/build/... for manual runs. OPBACKUP_TEST_KEEP=1 keeps the temp dir.
 
+import ctypes
+import grp
 import json
 import os
 import pwd
-import grp
 import select
 import shutil
 import signal
@@ -183,6 +184,11 @@ def as_user(user, argv):
         return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"] + list(argv)
 
 
+def _die_with_parent():
+        # A test killed hard must not leave a bus, polkitd or daemon behind (PR_SET_PDEATHSIG).
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 def default_bus_policy():
         """The <policy> elements of the real system bus configuration, as XML text."""
         tree = ET.parse("/usr/share/dbus-1/system.conf")
@@ -253,7 +259,7 @@ class Fixture:
                 return self
 
         def __exit__(self, exc_type, exc, tb):
-                if exc_type is not None:
+                if exc_type is not None and not issubclass(exc_type, Skip):
                         self.dump_logs(f"test failed: {exc_type.__name__}: {exc}")
                 self._teardown()
                 return False
@@ -326,14 +332,23 @@ class Fixture:
 
         def _make_instances(self):
                 for name, spec in self.instances.items():
+                        if isinstance(spec, dict) and spec.get("_made"):
+                                continue
                         if isinstance(spec, str):
                                 spec = {"generate": False, "conf": spec}
                         spec = dict(spec or {})
+                        spec["_made"] = True
                         self.instances[name] = spec
                         if spec.get("generate", True):
                                 self.generate_instance(name, size=spec.get("size", "tiny"),
                                                        user=spec.get("user", USER_PRINTER),
                                                        seed=spec.get("seed"), extra=spec.get("gen_args", []))
+
+        def add_instance(self, name, spec=None):
+                """Make and configure one more instance; it is seen after restart_daemon()."""
+                self.instances[name] = spec
+                self._make_instances()
+                self.write_config_file(os.path.join("instances.d", f"{name}.conf"), self.instance_conf(name))
 
         def generate_instance(self, name, size="tiny", user=USER_PRINTER, seed=None, extra=()):
                 if not os.path.exists(GEN_INSTANCE):
@@ -480,7 +495,7 @@ class Fixture:
                                 ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile",
                                  f"--print-address={wfd}"],
                                 pass_fds=(wfd,), stdin=subprocess.DEVNULL, stdout=self._logfile("bus"),
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
                         os.close(wfd)
                         wfd = -1
                         ready, _, _ = select.select([rfd], [], [], START_TIMEOUT)
@@ -505,7 +520,7 @@ class Fixture:
                 self.polkit_proc = subprocess.Popen(["/usr/lib/polkit-1/polkitd", ], env=env,
                                                     stdin=subprocess.DEVNULL,
                                                     stdout=self._logfile("polkitd"),
-                                                    stderr=subprocess.STDOUT)
+                                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
                 self.wait_for_name(POLKIT_NAME, self.polkit_proc, "polkitd")
 
         def stop_polkit(self):
@@ -521,7 +536,8 @@ class Fixture:
                         raise RuntimeError(f"{OPBACKUPD} is not there: build first or set OPBACKUPD")
                 self.daemon_proc = subprocess.Popen(
                         [OPBACKUPD, "--config-dir", self.config_dir, "--no-exit-on-idle", "--verbose"], env=env,
-                        stdin=subprocess.DEVNULL, stdout=self._logfile("daemon"), stderr=subprocess.STDOUT)
+                        stdin=subprocess.DEVNULL, stdout=self._logfile("daemon"), stderr=subprocess.STDOUT,
+                        preexec_fn=_die_with_parent)
                 self.wait_for_name(BUS_NAME, self.daemon_proc, "opbackupd")
 
         def stop_daemon(self):
@@ -654,6 +670,8 @@ def main(namespace):
         if not in_private_mount_namespace():
                 # run.sh normally does this; a direct run re-executes itself the same way.
                 reexec_in_private_mount_namespace()
+        # meson's timeout sends SIGTERM: unwind through the fixtures so they tear down.
+        signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
         tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
         wanted = sys.argv[1:]
         if wanted:

@@ -1,0 +1,569 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <zip.h>
+
+#include "archive-write.h"
+#include "log.h"
+
+#define OUT_BUFFER_SIZE (256U * 1024U)
+#define PROGRESS_INTERVAL_USEC 100000ULL
+
+struct ArchiveWriter {
+        zip_t *zip;
+        int dirfd;
+        char *dir_path, *name, *temp_name;
+        int level;
+        const BackupCallbacks *cb;
+
+        uint64_t done, total, last_progress;
+
+        /* The archive being written: ".<name>". */
+        int fd;
+        bool temp_exists;
+        uint64_t pos, end;               /* logical write position; highest offset written */
+        uint8_t *buf;
+        size_t buf_len;
+        uint64_t buf_off;                /* file offset of buf[0] */
+        zip_error_t out_error;
+
+        /* Errors of the file sources (one is open at a time). */
+        zip_error_t in_error;
+        int failure;                     /* first failure worth telling apart: -ENOSPC, -ECANCELED, ... */
+        char *failure_path;
+};
+
+typedef struct FileSource {
+        ArchiveWriter *w;
+        const PlanEntry *e;
+        int fd;
+        uint64_t pos;
+        bool empty;                      /* gone or replaced since the scan: stored empty */
+} FileSource;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static void set_failure(ArchiveWriter *w, int error) {
+        if (w->failure == 0)
+                w->failure = -abs(error);
+}
+
+int64_t archive_clamp_mtime(int64_t t) {
+        struct tm lo = { .tm_year = 80, .tm_mon = 0, .tm_mday = 1, .tm_isdst = -1 };
+        struct tm hi = { .tm_year = 207, .tm_mon = 11, .tm_mday = 31, .tm_hour = 23, .tm_min = 59,
+                         .tm_sec = 58, .tm_isdst = -1 };
+        time_t min = mktime(&lo), max = mktime(&hi);
+
+        if (min != (time_t) -1 && t < min)
+                return min;
+        if (max != (time_t) -1 && t > max)
+                return max;
+        return t;
+}
+
+/* ---- the archive file ---- */
+
+static int out_flush(ArchiveWriter *w) {
+        size_t done = 0;
+
+        while (done < w->buf_len) {
+                ssize_t k = pwrite(w->fd, w->buf + done, w->buf_len - done, (off_t) (w->buf_off + done));
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                done += (size_t) k;
+        }
+        w->buf_len = 0;
+        return 0;
+}
+
+static zip_int64_t out_fail(ArchiveWriter *w, int ze, int error) {
+        if (error == ENOSPC || error == EDQUOT || error == EFBIG)
+                set_failure(w, error);
+        zip_error_set(&w->out_error, ze, error);
+        return -1;
+}
+
+static zip_int64_t out_begin(ArchiveWriter *w) {
+        for (unsigned attempt = 0;; attempt++) {
+                w->fd = openat(w->dirfd, w->temp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (w->fd >= 0)
+                        break;
+                /* A hidden file of this name is what a crashed backup left: jobs are one at a time per instance. */
+                if (errno != EEXIST || attempt > 0 || unlinkat(w->dirfd, w->temp_name, 0) < 0)
+                        return out_fail(w, ZIP_ER_TMPOPEN, errno);
+        }
+        w->temp_exists = true;
+        w->pos = w->end = w->buf_off = 0;
+        w->buf_len = 0;
+        return 0;
+}
+
+static zip_int64_t out_write(ArchiveWriter *w, const void *data, zip_uint64_t len) {
+        const uint8_t *p = data;
+        zip_uint64_t left = len;
+
+        while (left > 0) {
+                size_t n;
+
+                if (w->buf_len > 0 && w->buf_off + w->buf_len != w->pos) {
+                        int k = out_flush(w);
+                        if (k < 0)
+                                return out_fail(w, ZIP_ER_WRITE, -k);
+                }
+                if (w->buf_len == 0)
+                        w->buf_off = w->pos;
+                n = OUT_BUFFER_SIZE - w->buf_len;
+                if (n > left)
+                        n = (size_t) left;
+                memcpy(w->buf + w->buf_len, p, n);
+                w->buf_len += n;
+                w->pos += n;
+                p += n;
+                left -= n;
+                if (w->pos > w->end)
+                        w->end = w->pos;
+                if (w->buf_len == OUT_BUFFER_SIZE) {
+                        int k = out_flush(w);
+                        if (k < 0)
+                                return out_fail(w, ZIP_ER_WRITE, -k);
+                }
+        }
+        return (zip_int64_t) len;
+}
+
+static zip_int64_t out_seek(ArchiveWriter *w, void *data, zip_uint64_t len) {
+        zip_source_args_seek_t *a = ZIP_SOURCE_GET_ARGS(zip_source_args_seek_t, data, len, &w->out_error);
+        int64_t base, np;
+
+        if (!a)
+                return -1;
+        base = a->whence == SEEK_SET ? 0 : a->whence == SEEK_CUR ? (int64_t) w->pos : (int64_t) w->end;
+        np = base + a->offset;
+        if (np < 0) {
+                zip_error_set(&w->out_error, ZIP_ER_INVAL, 0);
+                return -1;
+        }
+        w->pos = (uint64_t) np;
+        return 0;
+}
+
+static void out_remove(ArchiveWriter *w) {
+        if (w->fd >= 0) {
+                close(w->fd);
+                w->fd = -1;
+        }
+        if (w->temp_exists) {
+                (void) unlinkat(w->dirfd, w->temp_name, 0);
+                w->temp_exists = false;
+        }
+}
+
+static zip_int64_t out_callback(void *userdata, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+        ArchiveWriter *w = userdata;
+        int k;
+
+        switch (cmd) {
+        case ZIP_SOURCE_SUPPORTS:
+                return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                                      ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
+                                                      ZIP_SOURCE_SEEK, ZIP_SOURCE_TELL, ZIP_SOURCE_SUPPORTS,
+                                                      ZIP_SOURCE_BEGIN_WRITE, ZIP_SOURCE_COMMIT_WRITE,
+                                                      ZIP_SOURCE_ROLLBACK_WRITE, ZIP_SOURCE_WRITE,
+                                                      ZIP_SOURCE_SEEK_WRITE, ZIP_SOURCE_TELL_WRITE,
+                                                      ZIP_SOURCE_REMOVE, -1);
+        case ZIP_SOURCE_STAT:
+                /* There is no archive yet: libzip then starts an empty one. */
+                zip_error_set(&w->out_error, ZIP_ER_READ, ENOENT);
+                return -1;
+        case ZIP_SOURCE_ERROR:
+                return zip_error_to_data(&w->out_error, data, len);
+        case ZIP_SOURCE_FREE:
+                return 0;     /* the writer owns the state */
+        case ZIP_SOURCE_BEGIN_WRITE:
+                return out_begin(w);
+        case ZIP_SOURCE_WRITE:
+                return out_write(w, data, len);
+        case ZIP_SOURCE_SEEK_WRITE:
+                return out_seek(w, data, len);
+        case ZIP_SOURCE_TELL_WRITE:
+                return (zip_int64_t) w->pos;
+        case ZIP_SOURCE_COMMIT_WRITE:
+                k = out_flush(w);
+                if (k >= 0 && fsync(w->fd) < 0)
+                        k = -errno;
+                if (k < 0)
+                        return out_fail(w, ZIP_ER_WRITE, -k);
+                return 0;
+        case ZIP_SOURCE_ROLLBACK_WRITE:
+        case ZIP_SOURCE_REMOVE:
+                out_remove(w);
+                return 0;
+        default:
+                /* Reading the archive back (OPEN, READ, SEEK ...) never happens for a new one. */
+                zip_error_set(&w->out_error, ZIP_ER_OPNOTSUPP, 0);
+                return -1;
+        }
+}
+
+/* ---- file entries ---- */
+
+static int report(ArchiveWriter *w, bool force) {
+        uint64_t now = now_usec();
+
+        if (!force && now - w->last_progress < PROGRESS_INTERVAL_USEC)
+                return 0;
+        w->last_progress = now;
+        return backup_progress(w->cb, "writing", w->done, w->total);
+}
+
+static zip_int64_t in_fail(FileSource *s, int ze, int error) {
+        set_failure(s->w, error);
+        if (!s->w->failure_path)
+                s->w->failure_path = strdup(s->e->path);
+        zip_error_set(&s->w->in_error, ze, error);
+        return -1;
+}
+
+static zip_int64_t in_open(FileSource *s) {
+        struct stat st;
+        int fd;
+
+        s->pos = 0;
+        s->empty = false;
+        fd = open_no_symlinks(s->e->path, 0);
+        if (fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
+                return in_fail(s, ZIP_ER_OPEN, -fd);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                /* libzip cannot drop an entry any more: keep the archive valid and say what happened. */
+                backup_log(s->w->cb, LOG_WARNING, "%s changed or disappeared while the backup was written: "
+                           "stored as an empty file", s->e->path);
+                if (fd >= 0)
+                        close(fd);
+                s->empty = true;
+                return 0;
+        }
+        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        s->fd = fd;
+        return 0;
+}
+
+static zip_int64_t in_read(FileSource *s, void *data, zip_uint64_t len) {
+        ArchiveWriter *w = s->w;
+        ssize_t k;
+
+        /* Never more than the scan saw: the total and the ZIP64 decision depend on it. */
+        if (s->empty || s->pos >= s->e->size)
+                return 0;
+        if (len > s->e->size - s->pos)
+                len = s->e->size - s->pos;
+        do
+                k = read(s->fd, data, (size_t) len);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return in_fail(s, ZIP_ER_READ, errno);
+        if (k == 0)
+                backup_log(w->cb, LOG_WARNING, "%s shrank while the backup was written: stored what was left",
+                           s->e->path);
+        s->pos += (uint64_t) k;
+        w->done += (uint64_t) k;
+        if (report(w, false) < 0)
+                return in_fail(s, ZIP_ER_CANCELLED, ECANCELED);
+        return k;
+}
+
+static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+        FileSource *s = userdata;
+        zip_stat_t *st;
+
+        switch (cmd) {
+        case ZIP_SOURCE_SUPPORTS:
+                return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                                      ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
+                                                      ZIP_SOURCE_SUPPORTS, -1);
+        case ZIP_SOURCE_STAT:
+                st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &s->w->in_error);
+                if (!st)
+                        return -1;
+                zip_stat_init(st);
+                /* Known sizes keep libzip from adding ZIP64 extras to small entries. */
+                st->valid = ZIP_STAT_SIZE | ZIP_STAT_MTIME;
+                st->size = s->e->size;
+                st->mtime = (time_t) archive_clamp_mtime(s->e->mtime);
+                return sizeof(*st);
+        case ZIP_SOURCE_OPEN:
+                return in_open(s);
+        case ZIP_SOURCE_READ:
+                return in_read(s, data, len);
+        case ZIP_SOURCE_CLOSE:
+                if (s->fd >= 0) {
+                        /* Backups run beside a print: leave the page cache to OctoPrint. */
+                        (void) posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
+                        close(s->fd);
+                        s->fd = -1;
+                }
+                return 0;
+        case ZIP_SOURCE_ERROR:
+                return zip_error_to_data(&s->w->in_error, data, len);
+        case ZIP_SOURCE_FREE:
+                if (s->fd >= 0)
+                        close(s->fd);
+                free(s);
+                return 0;
+        default:
+                zip_error_set(&s->w->in_error, ZIP_ER_OPNOTSUPP, 0);
+                return -1;
+        }
+}
+
+/* ---- the writer ---- */
+
+static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, int64_t mtime, mode_t mode) {
+        zip_uint64_t i = (zip_uint64_t) idx;
+
+        if (zip_file_set_external_attributes(w->zip, i, 0, ZIP_OPSYS_UNIX, ((zip_uint32_t) mode & 0xffffU) << 16) < 0 ||
+            zip_file_set_mtime(w->zip, i, (time_t) archive_clamp_mtime(mtime), 0) < 0 ||
+            zip_set_file_compression(w->zip, i, w->level == 0 ? ZIP_CM_STORE : ZIP_CM_DEFLATE,
+                                     (zip_uint32_t) (w->level == 0 ? 0 : w->level)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *data, size_t size, int64_t mtime,
+                              mode_t mode) {
+        zip_source_t *src;
+        zip_int64_t idx;
+        void *copy;
+
+        copy = malloc(size ?: 1);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, data, size);
+        src = zip_source_buffer(w->zip, copy, size, 1);
+        if (!src) {
+                free(copy);
+                return -ENOMEM;
+        }
+        idx = zip_file_add(w->zip, name, src, ZIP_FL_ENC_UTF_8);
+        if (idx < 0) {
+                zip_source_free(src);
+                return -EEXIST;
+        }
+        return set_entry_attributes(w, idx, mtime, mode);
+}
+
+int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
+        zip_source_t *src;
+        zip_int64_t idx;
+        FileSource *s;
+
+        s = calloc(1, sizeof(FileSource));
+        if (!s)
+                return -ENOMEM;
+        *s = (FileSource) { .w = w, .e = e, .fd = -1 };
+        src = zip_source_function(w->zip, in_callback, s);
+        if (!src) {
+                free(s);
+                return -ENOMEM;
+        }
+        idx = zip_file_add(w->zip, e->name, src, ZIP_FL_ENC_UTF_8);
+        if (idx < 0) {
+                int ze = zip_error_code_zip(zip_get_error(w->zip));
+
+                zip_source_free(src);
+                if (ze == ZIP_ER_EXISTS) {
+                        backup_log(w->cb, LOG_WARNING, "Skipping %s: %s is in the backup already", e->path, e->name);
+                        return 0;
+                }
+                return -ENOMEM;
+        }
+        return set_entry_attributes(w, idx, e->mtime, e->mode);
+}
+
+int archive_writer_new(int dirfd, const char *dir_path, const char *name, int level, uint64_t total,
+                       const BackupCallbacks *cb, ArchiveWriter **ret, char **ret_error) {
+        ArchiveWriter *w;
+        zip_source_t *src;
+        zip_error_t error;
+        struct stat st;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
+                if (ret_error)
+                        (void) asprintf(ret_error, "A backup named %s already exists in %s", name, dir_path);
+                return -EEXIST;
+        }
+
+        w = calloc(1, sizeof(ArchiveWriter));
+        if (!w)
+                return -ENOMEM;
+        *w = (ArchiveWriter) {
+                .dirfd = dirfd,
+                .fd = -1,
+                .level = level < 0 ? 0 : level > 9 ? 9 : level,
+                .cb = cb,
+                .total = total,
+                .dir_path = strdup(dir_path),
+                .name = strdup(name),
+                .buf = malloc(OUT_BUFFER_SIZE),
+        };
+        zip_error_init(&w->out_error);
+        zip_error_init(&w->in_error);
+        if (!w->dir_path || !w->name || !w->buf || asprintf(&w->temp_name, ".%s", name) < 0) {
+                archive_writer_free(w);
+                return -ENOMEM;
+        }
+
+        zip_error_init(&error);
+        src = zip_source_function_create(out_callback, w, &error);
+        if (src)
+                w->zip = zip_open_from_source(src, ZIP_CREATE | ZIP_TRUNCATE, &error);
+        if (!w->zip) {
+                if (ret_error)
+                        (void) asprintf(ret_error, "Cannot start the backup archive in %s: %s", dir_path,
+                                        zip_error_strerror(&error));
+                if (src)
+                        zip_source_free(src);
+                zip_error_fini(&error);
+                archive_writer_free(w);
+                return -EIO;
+        }
+        zip_error_fini(&error);
+        *ret = w;
+        return 0;
+}
+
+ArchiveWriter *archive_writer_free(ArchiveWriter *w) {
+        if (!w)
+                return NULL;
+        if (w->zip)
+                zip_discard(w->zip);
+        out_remove(w);
+        zip_error_fini(&w->out_error);
+        zip_error_fini(&w->in_error);
+        free(w->buf);
+        free(w->dir_path);
+        free(w->name);
+        free(w->temp_name);
+        free(w->failure_path);
+        free(w);
+        return NULL;
+}
+
+static uint64_t free_bytes(ArchiveWriter *w) {
+        uint64_t b = 0;
+
+        if (w->cb && w->cb->free_space) {
+                if (w->cb->free_space(w->dirfd, &b, w->cb->userdata) < 0)
+                        return 0;
+        } else {
+                struct statvfs sv;
+
+                if (fstatvfs(w->dirfd, &sv) < 0)
+                        return 0;
+                b = (uint64_t) sv.f_bavail * sv.f_frsize;
+        }
+        return b;
+}
+
+static char *close_error_message(ArchiveWriter *w, int failure, const char *zip_message) {
+        char *m = NULL;
+        int k = -1;
+
+        switch (failure) {
+        case -ECANCELED:
+                k = asprintf(&m, "Canceled");
+                break;
+        case -ENOSPC:
+        case -EDQUOT:
+                k = asprintf(&m, "Not enough space in %s while writing the backup%s: only %llu MiB are free. "
+                             "Free some space or exclude folders, then try again", w->dir_path,
+                             failure == -EDQUOT ? " (disk quota reached)" : "",
+                             (unsigned long long) (free_bytes(w) / (1024 * 1024)));
+                break;
+        default:
+                if (w->failure_path)
+                        k = asprintf(&m, "Reading %s for the backup failed: %s", w->failure_path,
+                                     strerror(-failure));
+                else
+                        k = asprintf(&m, "Writing the backup to %s failed: %s", w->dir_path, zip_message);
+        }
+        return k < 0 ? NULL : m;
+}
+
+/* Moves ".name" to "name" without replacing a backup that appeared meanwhile. */
+static int rename_noreplace(int dirfd, const char *from, const char *to) {
+        if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) >= 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+                return -errno;
+        /* File systems without RENAME_NOREPLACE: a hard link fails on an existing name too. */
+        if (linkat(dirfd, from, dirfd, to, 0) < 0)
+                return -errno;
+        (void) unlinkat(dirfd, from, 0);
+        return 0;
+}
+
+int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error) {
+        struct stat st;
+        int k;
+
+        if (report(w, true) < 0) {
+                if (ret_error)
+                        *ret_error = strdup("Canceled");
+                return -ECANCELED;
+        }
+        if (zip_close(w->zip) < 0) {
+                zip_error_t *ze = zip_get_error(w->zip);
+                int failure = w->failure;
+
+                if (failure == 0)
+                        failure = zip_error_code_system(ze) > 0 && zip_error_system_type(ze) == ZIP_ET_SYS ?
+                                  -zip_error_code_system(ze) : -EIO;
+                if (failure == -ENOSPC || failure == -EDQUOT || failure == -EFBIG)
+                        failure = failure == -EFBIG ? -ENOSPC : failure;
+                zip_discard(w->zip);
+                w->zip = NULL;
+                out_remove(w);
+                if (ret_error)
+                        *ret_error = close_error_message(w, failure, zip_error_strerror(ze));
+                return failure;
+        }
+        w->zip = NULL;     /* zip_close() freed it */
+
+        if (fstat(w->fd, &st) < 0) {
+                k = -errno;
+                out_remove(w);
+                if (ret_error)
+                        (void) asprintf(ret_error, "Writing the backup to %s failed: %s", w->dir_path, strerror(-k));
+                return k;
+        }
+        k = rename_noreplace(w->dirfd, w->temp_name, w->name);
+        if (k < 0) {
+                out_remove(w);
+                if (ret_error)
+                        (void) asprintf(ret_error, k == -EEXIST ? "A backup named %s appeared in %s meanwhile" :
+                                        "Cannot rename the finished backup to %s in %s: %s", w->name, w->dir_path,
+                                        strerror(-k));
+                return k;
+        }
+        w->temp_exists = false;
+        close(w->fd);
+        w->fd = -1;
+        /* The rename must survive a crash too. */
+        if (fsync(w->dirfd) < 0)
+                backup_log(w->cb, LOG_WARNING, "Cannot sync %s: %m", w->dir_path);
+        if (ret_size)
+                *ret_size = (uint64_t) st.st_size;
+        return 0;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Safe access to the files of a backup folder, for workers running as the instance user. */
+
+/* Opens the backup folder (O_DIRECTORY); -ENOENT if it does not exist. */
+int backup_folder_open(const char *path, int *ret_fd);
+
+/* Opens a backup by name for reading: the name must be valid (SPEC §2), the file a regular file, not a
+ * symlink. Returns -EINVAL (bad name), -ENOENT, -ELOOP (symlink), -EBADF (not a regular file). */
+int backup_open_at(int dir_fd, const char *name, int *ret_fd);
+
+/* A backup's metadata.json, read without trusting the archive: sizes and counts are bounded. */
+typedef struct BackupInfo {
+        char *version;
+        char **excludes;
+        uint64_t uncompressed;
+} BackupInfo;
+
+/* Reads metadata from an open zip fd (the fd is not consumed). On failure *ret_error says why it is not
+ * an OctoPrint backup. */
+int backup_info_read(int fd, BackupInfo *ret, char **ret_error);
+void backup_info_done(BackupInfo *b);
+
+/* Hidden temp files of backups in progress: ".<valid name>" and libzip's ".<valid name>.XXXXXX". */
+bool backup_is_temp_name(const char *name);

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "privs.h"
+#include "util.h"
+#include "worker-pipe.h"
+
+/* A line longer than this is a broken or hostile worker. */
+#define WORKER_LINE_MAX (256U * 1024U)
+
+volatile sig_atomic_t worker_cancel_requested;
+
+struct WorkerPipe {
+        sd_event_source *io, *child;
+        int fd;
+        pid_t pid;
+        char *buf;
+        size_t len;
+        worker_message_fn on_message;
+        worker_exit_fn on_exit;
+        void *userdata;
+        bool broken;
+};
+
+void close_all_fds_except(const int *keep, size_t n_keep) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d) {
+                for (int fd = 3; fd < 4096; fd++) {
+                        bool k = false;
+                        for (size_t i = 0; i < n_keep; i++)
+                                k = k || keep[i] == fd;
+                        if (!k)
+                                close(fd);
+                }
+                return;
+        }
+        while ((de = readdir(d))) {
+                int fd = atoi(de->d_name);
+                bool k = fd < 3 || fd == dirfd(d) || de->d_name[0] == '.';
+
+                for (size_t i = 0; i < n_keep; i++)
+                        k = k || keep[i] == fd;
+                if (!k)
+                        close(fd);
+        }
+        closedir(d);
+}
+
+int worker_send(int fd, json_object *msg) {
+        const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+        size_t n = strlen(s);
+        _cleanup_free_ char *line = malloc(n + 2);
+        int r;
+
+        if (!line) {
+                json_object_put(msg);
+                return -ENOMEM;
+        }
+        memcpy(line, s, n);
+        line[n] = '\n';
+        r = write_all(fd, line, n + 1);
+        json_object_put(msg);
+        return r;
+}
+
+static void deliver_lines(WorkerPipe *w) {
+        char *start = w->buf, *nl;
+
+        while ((nl = memchr(start, '\n', w->buf + w->len - start))) {
+                json_object *msg;
+
+                *nl = 0;
+                msg = json_tokener_parse(start);
+                if (msg) {
+                        w->on_message(msg, w->userdata);
+                        json_object_put(msg);
+                } else
+                        log_warning("Worker %d sent a malformed message; ignored.", (int) w->pid);
+                start = nl + 1;
+        }
+        w->len -= start - w->buf;
+        memmove(w->buf, start, w->len);
+}
+
+/* Reads what is there; returns 0 at EOF, 1 if more may come. */
+static int drain(WorkerPipe *w) {
+        for (;;) {
+                ssize_t k;
+
+                if (w->broken)
+                        return 0;
+                if (w->len >= WORKER_LINE_MAX) {
+                        log_error("Worker %d sent an overlong message; stopping it.", (int) w->pid);
+                        w->broken = true;
+                        worker_pipe_kill(w, SIGKILL);
+                        return 0;
+                }
+                k = read(w->fd, w->buf + w->len, WORKER_LINE_MAX - w->len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN)
+                        return 1;
+                if (k <= 0)
+                        return 0;
+                w->len += k;
+                deliver_lines(w);
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        WorkerPipe *w = userdata;
+
+        if (drain(w) == 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        WorkerPipe *w = userdata;
+
+        /* Whatever it wrote before exiting is still in the pipe: deliver it first. */
+        (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+        (void) drain(w);
+        w->pid = 0;
+        w->on_exit(si->si_code, si->si_status, w->userdata);
+        return 0;
+}
+
+static void child_on_sigterm(int sig) {
+        worker_cancel_requested = 1;
+}
+
+int worker_pipe_start(sd_event *e, uid_t uid, gid_t gid, const char *name, worker_main_fn main_fn,
+                      void *main_userdata, const int *keep_fds, size_t n_keep_fds, worker_message_fn on_message,
+                      worker_exit_fn on_exit, void *userdata, WorkerPipe **ret) {
+        WorkerPipe *w;
+        int fds[2], r;
+        pid_t pid;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->buf = malloc(WORKER_LINE_MAX + 1);
+        if (!w->buf) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->on_message = on_message;
+        w->on_exit = on_exit;
+        w->userdata = userdata;
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = fork_worker(name, &pid);
+        if (r < 0) {
+                close(fds[0]);
+                close(fds[1]);
+                goto fail;
+        }
+        if (r == 0) {
+                int keep[16];
+                size_t n = 0;
+                struct sigaction sa = { .sa_handler = child_on_sigterm };
+
+                keep[n++] = fds[1];
+                for (size_t k = 0; k < n_keep_fds && n < ELEMENTSOF(keep); k++)
+                        keep[n++] = keep_fds[k];
+                close_all_fds_except(keep, n);
+                sigaction(SIGTERM, &sa, NULL);
+                if (drop_privileges(uid, gid) < 0)
+                        _exit(EXIT_FAILURE);
+                become_idle_priority();
+                _exit(main_fn(fds[1], main_userdata));
+        }
+        close(fds[1]);
+        w->fd = fds[0];
+        w->pid = pid;
+        (void) fcntl(w->fd, F_SETFL, O_NONBLOCK);
+        r = sd_event_add_io(e, &w->io, w->fd, EPOLLIN, on_io, w);
+        if (r >= 0)
+                r = sd_event_add_child(e, &w->child, pid, WEXITED, on_child, w);
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                w->pid = 0;
+                goto fail;
+        }
+        *ret = w;
+        return 0;
+fail:
+        worker_pipe_free(w);
+        return r;
+}
+
+void worker_pipe_kill(WorkerPipe *w, int sig) {
+        if (w && w->pid > 0)
+                (void) kill(w->pid, sig);
+}
+
+pid_t worker_pipe_pid(WorkerPipe *w) {
+        return w ? w->pid : 0;
+}
+
+WorkerPipe *worker_pipe_free(WorkerPipe *w) {
+        if (!w)
+                return NULL;
+        if (w->pid > 0) {
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+        }
+        sd_event_source_unref(w->io);
+        sd_event_source_unref(w->child);
+        if (w->fd > 0)
+                close(w->fd);
+        free(w->buf);
+        free(w);
+        return NULL;
+}

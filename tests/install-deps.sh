@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what opbackup needs to build, run and test on Debian 12 (as root).
+set -euo pipefail
+
+packages=(
+        # build
+        gcc meson ninja-build pkg-config
+        libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libyaml-dev libinih-dev
+        # run: the system bus and polkit
+        dbus-daemon polkitd
+        # tests: real peers and tools
+        python3 python3-venv python3-pip python3-dbus unzip zip libarchive-tools
+        util-linux passwd procps man-db groff-base bash-completion
+)
+
+if [ "$(id -u)" != 0 ]; then
+        echo "install-deps.sh: run as root (it uses apt-get)." >&2
+        exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"
