@@ -78,6 +78,21 @@ static void append_u(PyJson *j, uint32_t u) {
         pyjson_append(j, b, sizeof(b));
 }
 
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        if (!s)
+                return false;
+        while (*p) {
+                uint32_t c;
+                int n = utf8_decode(p, &c);
+                if (n < 0)
+                        return false;
+                p += n;
+        }
+        return true;
+}
+
 static void append_char(PyJson *j, uint32_t c) {
         static const char *const named[0x20] = {
                 ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",

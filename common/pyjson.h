@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* JSON written byte for byte as Python's json.dumps() does with its defaults: ", " and ": "
@@ -20,5 +21,10 @@ void pyjson_string(PyJson *j, const char *s);           /* appends a quoted, esc
 char *pyjson_finish(PyJson *j, int *ret_error);
 void pyjson_done(PyJson *j);
 
-/* {"version": "<version>", "excludes": ["a", "b"]} — the metadata.json of a backup. */
+/* Strict UTF-8 as Python decodes it (no overlong forms, no surrogates, nothing above U+10FFFF): what
+ * pyjson_string() accepts; sd-bus also refuses strings that are not. NULL is not valid. */
+bool utf8_is_valid(const char *s);
+
+/* {"version": "<version>", "excludes": ["a", "b"]} — the metadata.json of a backup. NULL with errno set
+ * (ENOMEM, EILSEQ) on failure. */
 char *pyjson_metadata(const char *version, char *const *excludes);

@@ -200,6 +200,11 @@ static zip_int64_t out_callback(void *userdata, void *data, zip_uint64_t len, zi
         case ZIP_SOURCE_TELL_WRITE:
                 return (zip_int64_t) w->pos;
         case ZIP_SOURCE_COMMIT_WRITE:
+                if (backup_progress(w->cb, "syncing", w->done, w->total) < 0) {
+                        set_failure(w, ECANCELED);
+                        zip_error_set(&w->out_error, ZIP_ER_CANCELLED, 0);
+                        return -1;
+                }
                 k = out_flush(w);
                 if (k >= 0 && fsync(w->fd) < 0)
                         k = -errno;
@@ -551,10 +556,11 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
         k = rename_noreplace(w->dirfd, w->temp_name, w->name);
         if (k < 0) {
                 out_remove(w);
-                if (ret_error)
-                        (void) asprintf(ret_error, k == -EEXIST ? "A backup named %s appeared in %s meanwhile" :
-                                        "Cannot rename the finished backup to %s in %s: %s", w->name, w->dir_path,
-                                        strerror(-k));
+                if (ret_error && k == -EEXIST)
+                        (void) asprintf(ret_error, "A backup named %s appeared in %s meanwhile", w->name, w->dir_path);
+                else if (ret_error)
+                        (void) asprintf(ret_error, "Cannot rename the finished backup to %s in %s: %s", w->name,
+                                        w->dir_path, strerror(-k));
                 return k;
         }
         w->temp_exists = false;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "names.h"
+#include "pyjson.h"
 #include "util.h"
 
 /* Config files are small; anything bigger is a mistake (or a device node), not a config. */
@@ -157,8 +158,10 @@ static int parse_uint(const char *value, unsigned *ret) {
         unsigned long v;
         char *end;
 
-        if (!*value)
-                return (*ret = 0);
+        if (!*value) {
+                *ret = 0;
+                return 0;
+        }
         if (value[strspn(value, "0123456789")] != 0 || strlen(value) > 10)
                 return -EINVAL;
         errno = 0;
@@ -379,6 +382,9 @@ static int config_parse_file(const char *path, InstanceConfig *ic, DaemonConfig 
                 return set_error(ic, "Cannot read %s: %s", path, strerror(-r));
         if (memchr(data, 0, size))
                 return set_error(ic, "%s contains a NUL byte: not a text file", path);
+        /* Values end up in D-Bus properties and error messages, which must be UTF-8. */
+        if (!utf8_is_valid(data))
+                return set_error(ic, "%s is not valid UTF-8", path);
 
         s.pos = data;
         s.end = data + size;
@@ -563,6 +569,12 @@ static int load_instance_dir(DaemonConfig *c, const char *dir) {
 
                 if (!dirent_is_conf(dirfd(d), de))
                         continue;
+                /* An invalid name is kept, to be listed with its error; but not one that cannot even
+                 * be sent over D-Bus. */
+                if (!utf8_is_valid(de->d_name)) {
+                        log_warning("Ignoring %s/%s: file name is not valid UTF-8.", path, de->d_name);
+                        continue;
+                }
                 if (c->n_instances >= INSTANCES_MAX) {
                         log_warning("More than %u files in %s, ignoring the rest.", INSTANCES_MAX, path);
                         break;

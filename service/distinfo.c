@@ -260,16 +260,6 @@ static int entry_points_plugin_keys(const char *text, char ***ret) {
         return 0;
 }
 
-static bool utf8_is_valid(const char *s) {
-        PyJson j = {};
-        bool ok;
-
-        pyjson_string(&j, s);
-        ok = j.error != -EILSEQ;
-        pyjson_done(&j);
-        return ok;
-}
-
 /* Header values end up in plugin_list.json and in D-Bus replies: valid UTF-8, bounded, or nothing. */
 static char *sanitize(char *s, size_t max) {
         if (s && (strlen(s) > max || !utf8_is_valid(s) || streq(s, "UNKNOWN") || !*s)) {

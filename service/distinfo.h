@@ -25,5 +25,6 @@ int distinfo_plugin_list(int site_packages_fd, char *const *bundled, PluginInfo 
 
 void plugin_info_array_free(PluginInfo *p, size_t n);
 
-/* JSON as Python's json.dumps writes it: [{"key": "...", "name": "...", "url": "..." or null}, ...]. */
+/* JSON as Python's json.dumps writes it: [{"key": "...", "name": "...", "url": "..." or null}, ...].
+ * NULL with errno set (ENOMEM, EILSEQ) on failure. */
 char *plugin_list_to_json(const PluginInfo *p, size_t n);

@@ -141,6 +141,7 @@ static void test_syntax(void) {
 
         check_error("[OctoPrint]\nBasedir=/b\nthis line has no equals sign\n", "x.conf:3: syntax error");
         check_error("[OctoPrint\nBasedir=/b\n", "x.conf:1: syntax error");
+        check_error("[OctoPrint]\nBasedir=/b\xff\n", "x.conf is not valid UTF-8");
 
         /* inih's line buffer is fixed; a longer line must not be cut silently. */
         long_line = malloc(400);
@@ -195,6 +196,8 @@ static void test_invalid_name(void) {
         DaemonConfig c = {};
 
         write_file(dir, "instances.d/my printer.conf", "[OctoPrint]\nBasedir=/a\n");
+        /* Not even UTF-8: could not be listed over D-Bus at all, so it is left out. */
+        write_file(dir, "instances.d/\xff.conf", "[OctoPrint]\nBasedir=/a\n");
         load(dir, &c);
         ASSERT_EQ(c.n_instances, 1);
         ASSERT_STREQ(c.instances[0]->name, "my printer");

@@ -58,7 +58,11 @@ static void test_invalid_utf8(void) {
                 char *out = dump_string(bad[i], &r);
                 ASSERT_NULL(out);
                 ASSERT_EQ(r, -EILSEQ);
+                ASSERT_FALSE(utf8_is_valid(bad[i]));
         }
+        ASSERT_FALSE(utf8_is_valid(NULL));
+        ASSERT_TRUE(utf8_is_valid(""));
+        ASSERT_TRUE(utf8_is_valid("F\xc3\xb6\xc3\xb6 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \xef\xbf\xbf"));
 }
 
 static void test_error_is_sticky(void) {

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Checks a backup zip the way OctoPrint would read it (CPython's zipfile), plus unzip -t.
+
+Usage: python3 -W error check-backup-zip.py EXPECTATION.json
+
+EXPECTATION: {"zip": path, "metadata": exact metadata.json text, "plugin_list": exact text or null,
+              "level": 0..9, "entries": {entry name: source file path}, "forbidden": [bytes as text that no
+              entry may contain]}
+Exit status 0 when everything matches; otherwise the differences are printed and the status is 1.
+"""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+
+FOLDERS = ["uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
+           "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data", "uploadtemp"]
+
+errors = []
+
+
+def fail(msg):
+    errors.append(msg)
+
+
+def extra_ids(extra):
+    ids, i = [], 0
+    while i + 4 <= len(extra):
+        hid, size = struct.unpack("<HH", extra[i:i + 4])
+        ids.append(hid)
+        i += 4 + size
+    return ids
+
+
+def group(name):
+    """Index of the folder id an entry belongs to (most specific prefix), len(FOLDERS) for the rest."""
+    best, best_len = len(FOLDERS), 0
+    for i, f in enumerate(FOLDERS):
+        prefix = "basedir/" + f.replace("_", "/") + "/"
+        if name.startswith(prefix) and len(prefix) > best_len:
+            best, best_len = i, len(prefix)
+    return best
+
+
+def dos_time(t):
+    lt = time.localtime(t)
+    if lt.tm_year < 1980:
+        return (1980, 1, 1, 0, 0, 0)
+    return (lt.tm_year, lt.tm_mon, lt.tm_mday, lt.tm_hour, lt.tm_min, lt.tm_sec // 2 * 2)
+
+
+def main():
+    with open(sys.argv[1], encoding="utf-8") as f:
+        exp = json.load(f)
+    path = exp["zip"]
+    method = zipfile.ZIP_STORED if exp.get("level", 6) == 0 else zipfile.ZIP_DEFLATED
+    raw = open(path, "rb").read()
+
+    with zipfile.ZipFile(path) as z:
+        bad = z.testzip()
+        if bad is not None:
+            fail(f"testzip: bad CRC in {bad}")
+        if z.comment != b"":
+            fail(f"archive comment {z.comment!r}")
+        infos = z.infolist()
+        names = [i.filename for i in infos]
+        if len(names) != len(set(names)):
+            fail("duplicate names: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+        if not names or names[0] != "metadata.json":
+            fail(f"first entry is {names[:1]}, not metadata.json")
+        if len(names) < 2 or names[1] != "basedir/config.yaml":
+            fail(f"second entry is {names[1:2]}, not basedir/config.yaml")
+
+        meta = z.read("metadata.json").decode("utf-8") if "metadata.json" in names else None
+        if meta != exp["metadata"]:
+            fail(f"metadata.json is {meta!r}, expected {exp['metadata']!r}")
+        json.loads(meta or "null")
+
+        pl = exp.get("plugin_list")
+        if pl is None:
+            if "plugin_list.json" in names:
+                fail("plugin_list.json present but not expected")
+        else:
+            if names[-1] != "plugin_list.json":
+                fail(f"last entry is {names[-1]}, not plugin_list.json")
+            elif z.read("plugin_list.json").decode("utf-8") != pl:
+                fail(f"plugin_list.json is {z.read('plugin_list.json')!r}, expected {pl!r}")
+
+        files = [n for n in names if n not in ("metadata.json", "plugin_list.json")]
+        want = exp["entries"]
+        for n in sorted(set(files) - set(want)):
+            fail(f"unexpected entry {n}")
+        for n in sorted(set(want) - set(files)):
+            fail(f"missing entry {n}")
+
+        groups = [group(n) for n in files[1:]]
+        if groups != sorted(groups):
+            fail("entries not in folder order: " + ", ".join(f"{n}({g})" for n, g in zip(files[1:], groups)))
+
+        forbidden = [s.encode() for s in exp.get("forbidden", [])]
+        for i in infos:
+            n = i.filename
+            if n.endswith("/"):
+                fail(f"directory entry {n}")
+            if i.compress_type != method:
+                fail(f"{n}: compression method {i.compress_type}, expected {method}")
+            if i.create_system != 3:
+                fail(f"{n}: create_system {i.create_system}, expected 3 (Unix)")
+            if n.isascii() == bool(i.flag_bits & 0x800):
+                fail(f"{n}: UTF-8 flag is {bool(i.flag_bits & 0x800)} for an {'ASCII' if n.isascii() else 'non-ASCII'} name")
+            if 0x0001 in extra_ids(i.extra):
+                fail(f"{n}: ZIP64 extra field in the central directory")
+            lh = raw[i.header_offset:i.header_offset + 30]
+            nlen, elen = struct.unpack("<HH", lh[26:30])
+            if 0x0001 in extra_ids(raw[i.header_offset + 30 + nlen:i.header_offset + 30 + nlen + elen]):
+                fail(f"{n}: ZIP64 extra field in the local header")
+            data = z.read(n)
+            for s in forbidden:
+                if s in data:
+                    fail(f"{n}: contains forbidden content {s!r}")
+            if n in ("metadata.json", "plugin_list.json"):
+                if i.external_attr >> 16 != 0o600:
+                    fail(f"{n}: mode {i.external_attr >> 16:o}, expected 600")
+                continue
+            src = want.get(n)
+            if src is None:
+                continue
+            st = os.stat(src)
+            with open(src, "rb") as f:
+                if f.read() != data:
+                    fail(f"{n}: content differs from {src}")
+            if i.external_attr >> 16 != st.st_mode:
+                fail(f"{n}: mode {i.external_attr >> 16:o}, expected {st.st_mode:o}")
+            if i.date_time != dos_time(st.st_mtime):
+                fail(f"{n}: date_time {i.date_time}, expected {dos_time(st.st_mtime)}")
+
+    r = subprocess.run(["unzip", "-t", "-qq", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        fail(f"unzip -t failed ({r.returncode}): {r.stdout.decode(errors='replace')}")
+
+    for e in errors:
+        print(f"check-backup-zip: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
