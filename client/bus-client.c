@@ -63,9 +63,21 @@ int ctl_report_error(const char *what, const sd_bus_error *e, int r) {
         return EXIT_FAIL;
 }
 
+int ctl_call_message(Ctl *ctl, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **ret_reply) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* Interactive authentication may keep a person typing; don't time out under them. */
+        if (timeout_usec == 0 && ctl->ask_password)
+                timeout_usec = 5ULL * 60 * 1000000;
+        r = sd_bus_call(ctl->bus, m, timeout_usec, &error, ret_reply);
+        if (r < 0)
+                return ctl_report_error(sd_bus_message_get_member(m), &error, r);
+        return 0;
+}
+
 int ctl_call(Ctl *ctl, const char *path, const char *interface, const char *member,
              sd_bus_message **ret_reply, const char *types, ...) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         va_list ap;
         int r;
@@ -80,11 +92,7 @@ int ctl_call(Ctl *ctl, const char *path, const char *interface, const char *memb
                 if (r < 0)
                         return ctl_report_error(member, NULL, r);
         }
-        /* Interactive authentication may keep a person typing; don't time out under them. */
-        r = sd_bus_call(ctl->bus, m, ctl->ask_password ? 5ULL * 60 * 1000000 : 0, &error, ret_reply);
-        if (r < 0)
-                return ctl_report_error(member, &error, r);
-        return 0;
+        return ctl_call_message(ctl, m, 0, ret_reply);
 }
 
 int ctl_instance_path(Ctl *ctl, char **ret_path) {

@@ -2,7 +2,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-bus.h>
+
+struct json_object;
 
 /* Exit codes (SPEC §8). */
 enum {
@@ -40,6 +44,10 @@ int ctl_report_error(const char *what, const sd_bus_error *error, int r);
 int ctl_call(Ctl *ctl, const char *path, const char *interface, const char *member,
              sd_bus_message **ret_reply, const char *types, ...);
 
+/* Like ctl_call(), for a message the caller built (arrays of variable length). timeout_usec 0: the
+ * default, longer when polkit may ask for a password. */
+int ctl_call_message(Ctl *ctl, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **ret_reply);
+
 /* The object path of -i INSTANCE (or the only instance). */
 int ctl_instance_path(Ctl *ctl, char **ret_path);
 
@@ -47,4 +55,39 @@ int ctl_instance_path(Ctl *ctl, char **ret_path);
 void polkit_agent_open_if_tty(void);
 void polkit_agent_close(void);
 
+/* Output helpers (output.c). */
+void ctl_json_print(struct json_object *o);             /* pretty, for documents */
+void ctl_json_print_line(struct json_object *o);        /* one line, flushed: for streams (monitor) */
+const char *format_timestamp(char *buf, size_t size, int64_t usec);      /* local "YYYY-mm-dd HH:MM:SS" */
+const char *format_timestamp_iso(char *buf, size_t size, int64_t usec);  /* local ISO 8601 with offset */
+int parse_uint32(const char *s, uint32_t *ret);
+/* A progress bar on stderr: a terminal, and not -q. */
+bool ctl_show_progress(const Ctl *ctl);
+
+/* Waiting for a job to end (job-wait.c). job_watch_new() subscribes and watches the signals before the
+ * caller starts the job; job_watch_wait() waits for the job's JobRemoved while showing progress and log
+ * lines (warnings and errors; info lines too with log_info), handles Ctrl-C (ask, or cancel) and the
+ * service going away. It returns an exit code; on success *ret_removed is the JobRemoved message, read up
+ * to its details a{sv} — or NULL if the user chose to leave the job running. Failed and canceled jobs are
+ * reported as "<What> failed: ..." / "<What> canceled." (what: "backup", "restore"). */
+typedef struct JobWatch JobWatch;
+int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret);
+int job_watch_wait(JobWatch *w, uint32_t id, const char *path, sd_bus_message **ret_removed);
+/* Whether a signal comes from the service the watch subscribed at (for the caller's own matches). */
+bool job_watch_from_service(JobWatch *w, sd_bus_message *m);
+JobWatch *job_watch_free(JobWatch *w);
+static inline void job_watch_freep(JobWatch **w) {
+        job_watch_free(*w);
+}
+
 int cmd_status(Ctl *ctl, int argc, char *argv[]);
+int cmd_list(Ctl *ctl, int argc, char *argv[]);
+int cmd_backup(Ctl *ctl, int argc, char *argv[]);
+int cmd_delete(Ctl *ctl, int argc, char *argv[]);
+int cmd_export(Ctl *ctl, int argc, char *argv[]);
+int cmd_import(Ctl *ctl, int argc, char *argv[]);
+int cmd_inspect(Ctl *ctl, int argc, char *argv[]);
+int cmd_prune(Ctl *ctl, int argc, char *argv[]);
+int cmd_jobs(Ctl *ctl, int argc, char *argv[]);
+int cmd_cancel(Ctl *ctl, int argc, char *argv[]);
+int cmd_monitor(Ctl *ctl, int argc, char *argv[]);

@@ -16,6 +16,16 @@ typedef struct Command {
 
 static const Command commands[] = {
         { "status", cmd_status, "status                         instances, versions, restore support, jobs" },
+        { "list", cmd_list, "list                           backups: name, date, size, version, excludes" },
+        { "backup", cmd_backup, "backup [--exclude ID]... [--name NAME] [--no-wait]" },
+        { "delete", cmd_delete, "delete NAME...                 delete backups" },
+        { "export", cmd_export, "export NAME [-o FILE|-]        copy a backup out (stdout with -o -)" },
+        { "import", cmd_import, "import FILE                    copy a zip into the backup folder" },
+        { "inspect", cmd_inspect, "inspect NAME|FILE              metadata, plugin list, entry count, sizes, validity" },
+        { "prune", cmd_prune, "prune --keep N [--match GLOB]  delete all but the newest N backups" },
+        { "jobs", cmd_jobs, "jobs                           running and queued jobs" },
+        { "cancel", cmd_cancel, "cancel ID                      cancel a job" },
+        { "monitor", cmd_monitor, "monitor                        print the service's signals as they come" },
 };
 
 static void help(void) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 #include <stdio.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -334,13 +335,32 @@ static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip
 
 /* ---- the writer ---- */
 
-static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, int64_t mtime, mode_t mode) {
+bool archive_name_is_compressed(const char *name) {
+        static const char *const suffixes[] = {
+                ".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".h264",
+                ".jpg", ".jpeg", ".png", ".gif", ".webp",
+                ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".whl",
+        };
+        const char *dot = strrchr(name, '.');
+
+        if (!dot || strchr(dot, '/'))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++)
+                if (strcasecmp(dot, suffixes[i]) == 0)
+                        return true;
+        return false;
+}
+
+static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, const char *name, int64_t mtime, mode_t mode) {
         zip_uint64_t i = (zip_uint64_t) idx;
+        /* Deflating what is compressed already costs most of the time and saves nothing: store it, as the
+         * zip format (and OctoPrint's reader) allows. */
+        bool store = w->level == 0 || archive_name_is_compressed(name);
 
         if (zip_file_set_external_attributes(w->zip, i, 0, ZIP_OPSYS_UNIX, ((zip_uint32_t) mode & 0xffffU) << 16) < 0 ||
             zip_file_set_mtime(w->zip, i, (time_t) archive_clamp_mtime(mtime), 0) < 0 ||
-            zip_set_file_compression(w->zip, i, w->level == 0 ? ZIP_CM_STORE : ZIP_CM_DEFLATE,
-                                     (zip_uint32_t) (w->level == 0 ? 0 : w->level)) < 0)
+            zip_set_file_compression(w->zip, i, store ? ZIP_CM_STORE : ZIP_CM_DEFLATE,
+                                     (zip_uint32_t) (store ? 0 : w->level)) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -365,7 +385,7 @@ int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *da
                 zip_source_free(src);
                 return -EEXIST;
         }
-        return set_entry_attributes(w, idx, mtime, mode);
+        return set_entry_attributes(w, idx, name, mtime, mode);
 }
 
 int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
@@ -393,7 +413,7 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
                 }
                 return -ENOMEM;
         }
-        return set_entry_attributes(w, idx, e->mtime, e->mode);
+        return set_entry_attributes(w, idx, e->name, e->mtime, e->mode);
 }
 
 int archive_writer_new(int dirfd, const char *dir_path, const char *name, int level, uint64_t total,
@@ -530,18 +550,20 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
         }
         if (zip_close(w->zip) < 0) {
                 zip_error_t *ze = zip_get_error(w->zip);
+                _cleanup_free_ char *message = strdup(zip_error_strerror(ze));
                 int failure = w->failure;
 
+                /* The error lives in the archive: take what is needed before discarding it. */
                 if (failure == 0)
                         failure = zip_error_code_system(ze) > 0 && zip_error_system_type(ze) == ZIP_ET_SYS ?
                                   -zip_error_code_system(ze) : -EIO;
-                if (failure == -ENOSPC || failure == -EDQUOT || failure == -EFBIG)
-                        failure = failure == -EFBIG ? -ENOSPC : failure;
+                if (failure == -EFBIG)     /* a file size limit: as good as a full disk here */
+                        failure = -ENOSPC;
                 zip_discard(w->zip);
                 w->zip = NULL;
                 out_remove(w);
                 if (ret_error)
-                        *ret_error = close_error_message(w, failure, zip_error_strerror(ze));
+                        *ret_error = close_error_message(w, failure, strempty(message));
                 return failure;
         }
         w->zip = NULL;     /* zip_close() freed it */

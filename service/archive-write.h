@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -8,7 +9,7 @@
 #include "backup.h"
 
 /* Writing a backup zip with libzip (SPEC §2 "Entries ..."): file entries only, deflate at the requested
- * level (stored at level 0), UTF-8 names, Unix modes, DOS mtimes, no comment, ZIP64 only where needed.
+ * level (stored at level 0, and for data compressed already: videos, images, archives), UTF-8 names, Unix modes, DOS mtimes, no comment, ZIP64 only where needed.
  *
  * libzip reads every source at zip_close() time. File entries are therefore sources that open their file
  * only when libzip starts reading them and close it when done, so one file is open at a time and memory
@@ -37,6 +38,10 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
 
 /* Discards an unfinished archive (removing the hidden file). Accepts NULL. */
 ArchiveWriter *archive_writer_free(ArchiveWriter *w);
+
+/* Whether an entry's data is compressed already by its kind (video, images, archives): such entries are
+ * stored, not deflated. */
+bool archive_name_is_compressed(const char *name);
 
 /* A time as a zip (DOS) time can hold it: clamped to 1980-01-01 .. 2107-12-31 (local time). */
 int64_t archive_clamp_mtime(int64_t t);

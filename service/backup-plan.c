@@ -277,7 +277,8 @@ static int add_file(Walker *w, int fd, const char *archive, const char *real) {
         return plan_add(w, archive, real, &st);
 }
 
-static int enter_dir(Walker *w, int fd, const char *archive, const char *real) {
+/* shown: what to name in messages (the symlink, when one led here). */
+static int enter_dir(Walker *w, int fd, const char *archive, const char *real, const char *shown) {
         _cleanup_close_ int dfd = fd;
         struct stat st;
         DevIno di;
@@ -302,11 +303,11 @@ static int enter_dir(Walker *w, int fd, const char *archive, const char *real) {
         for (unsigned i = 0; i < w->depth; i++)
                 if (devino_eq(di, w->stack[i])) {
                         backup_log(w->cb, LOG_WARNING, "Skipping %s: a symlink loop leads back to a folder "
-                                   "already being backed up", real);
+                                   "already being backed up", shown);
                         return 0;
                 }
         if (w->depth >= PLAN_DEPTH_MAX) {
-                backup_log(w->cb, LOG_WARNING, "Skipping %s: folders nested deeper than %u levels", real,
+                backup_log(w->cb, LOG_WARNING, "Skipping %s: folders nested deeper than %u levels", shown,
                            PLAN_DEPTH_MAX);
                 return 0;
         }
@@ -346,7 +347,7 @@ static int walk_symlink(Walker *w, const char *archive, const char *real) {
                            strerror(-fd));
                 return 0;
         }
-        return S_ISDIR(st.st_mode) ? enter_dir(w, fd, archive, target) : add_file(w, fd, archive, target);
+        return S_ISDIR(st.st_mode) ? enter_dir(w, fd, archive, target, real) : add_file(w, fd, archive, target);
 }
 
 static int walk_entry(Walker *w, int dfd, const char *archive_dir, const char *real_dir, const char *name) {
@@ -385,7 +386,7 @@ static int walk_entry(Walker *w, int dfd, const char *archive_dir, const char *r
                 backup_log(w->cb, LOG_WARNING, "Skipping %s: %m", real);
                 return 0;
         }
-        return S_ISDIR(st.st_mode) ? enter_dir(w, fd, archive, real) : add_file(w, fd, archive, real);
+        return S_ISDIR(st.st_mode) ? enter_dir(w, fd, archive, real, real) : add_file(w, fd, archive, real);
 }
 
 static int list_names(int fd, char ***ret) {

@@ -166,15 +166,13 @@ static int plugin_list(const BackupRequest *req, const BackupCallbacks *cb, char
         return k < 0 ? k : 0;
 }
 
-static void log_excludes(const BackupCallbacks *cb, char *const *meta, char *const *additional) {
+static void log_excludes(const BackupCallbacks *cb, char *const *meta) {
         char buf[1024] = "";
 
         STRV_FOREACH(e, meta)
                 snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", buf[0] ? ", " : "", *e);
         if (buf[0])
                 backup_log(cb, LOG_INFO, "Excluding %s, as asked", buf);
-        STRV_FOREACH(e, additional)
-                backup_log(cb, LOG_INFO, "Plugins exclude %s", *e);
 }
 
 typedef struct BackupRun {
@@ -235,7 +233,7 @@ static int prepare(BackupRun *j, char **ret_error) {
         k = additional_excludes_compute(&er, j->cb, &j->additional);
         if (k < 0)
                 return fail(ret_error, k, k == -ECANCELED ? "Canceled" : "Computing the plugins' excludes failed: %m");
-        log_excludes(j->cb, j->meta_excludes, j->additional);
+        log_excludes(j->cb, j->meta_excludes);
 
         pr = (PlanRequest) {
                 .basedir = req->basedir,

@@ -143,6 +143,19 @@ static int dropin_handler(void *userdata, const char *section, const char *key, 
         return 1;
 }
 
+/* inih reads lines of at most 200 bytes; a longer one turns into a confusing syntax error. */
+static bool has_long_line(const char *text) {
+        for (const char *p = text; *p;) {
+                size_t n = strcspn(p, "\n");
+
+                if (n >= 199)
+                        return true;
+                p += n;
+                p += *p == '\n';
+        }
+        return false;
+}
+
 int exclude_dropin_parse(const char *text, const char *source, char *const *folder_excludes,
                          const BackupCallbacks *cb, char ***ret_paths) {
         DropinParse d = {
@@ -164,8 +177,9 @@ int exclude_dropin_parse(const char *text, const char *source, char *const *fold
                 strv_free(d.paths);
                 if (r == -2)
                         return -ENOMEM;
-                backup_log(cb, LOG_WARNING, "%s line %d: syntax error (lines are limited to 200 characters: "
-                           "split long Paths= over several lines); ignoring the file", source, r);
+                backup_log(cb, LOG_WARNING, "%s line %d: syntax error%s; ignoring the file", source, r,
+                           has_long_line(text) ? " (lines are limited to 200 characters: split long Paths= over "
+                           "several lines)" : "");
                 return -EBADMSG;
         }
         *ret_paths = d.paths;
@@ -191,19 +205,20 @@ int exclude_hook_output_parse(const char *text, size_t size, char ***ret_paths, 
         tok = json_tokener_new();
         if (!tok)
                 return -ENOMEM;
-        o = json_tokener_parse_ex(tok, text, (int) size);
-        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        /* Including the terminating NUL tells json-c that the input ends here ("null", "[1" complete). */
+        o = json_tokener_parse_ex(tok, text, (int) size + 1);
+        if (json_tokener_get_error(tok) != json_tokener_success) {
                 if (ret_error)
-                        *ret_error = strdup(json_tokener_get_error(tok) == json_tokener_continue
-                                            ? "incomplete JSON"
-                                            : json_tokener_error_desc(json_tokener_get_error(tok)));
+                        (void) asprintf(ret_error, "invalid JSON: %s",
+                                        json_tokener_get_error(tok) == json_tokener_continue ? "incomplete" :
+                                        json_tokener_error_desc(json_tokener_get_error(tok)));
                 json_object_put(o);
                 json_tokener_free(tok);
                 return -EBADMSG;
         }
         end = json_tokener_get_parse_end(tok);
         json_tokener_free(tok);
-        if (strspn(text + end, " \t\r\n") != size - end) {
+        if (end < size && strspn(text + end, " \t\r\n") != size - end) {
                 json_object_put(o);
                 if (ret_error)
                         *ret_error = strdup("trailing data after the JSON array");

@@ -50,6 +50,6 @@ int exclude_path_normalize(const char *path, char **ret);
 int exclude_dropin_parse(const char *text, const char *source, char *const *folder_excludes,
                          const BackupCallbacks *cb, char ***ret_paths);
 
-/* Parses a hook's stdout: a JSON array of strings (empty output = []). Returns the strings as they are
- * (not normalized). On error returns -EBADMSG and a message in *ret_error. */
+/* Parses a hook's stdout (text[size] must be NUL): a JSON array of strings (empty output = []). Returns
+ * the strings as they are (not normalized). On error returns -EBADMSG and a message in *ret_error. */
 int exclude_hook_output_parse(const char *text, size_t size, char ***ret_paths, char **ret_error);

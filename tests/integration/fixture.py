@@ -6,8 +6,8 @@
 #           r = fx.ctl("opbackup-allowed", "status")
 #           fx.call("opbackup-denied", fx.instance_path("inst1"), IFACE_INSTANCE, "ListBackups", "")
 #
-# D-Bus calls as a user go through busclient.py (python3-dbus), because busctl prints only the message of
-# an error, never its name. See busclient.py.
+# D-Bus calls as a user go through busclient.py (Debian package python3-dbus), because busctl prints only
+# the message of an error, never its name, and gdbus cannot pass file descriptors. See busclient.py.
 #
 # Environment: OPBACKUPD, OPBACKUPCTL (the binaries), OPBACKUP_SOURCE_ROOT (the source tree); without them
 # the fixture falls back to SOURCE/build/... for manual runs. OPBACKUP_TEST_KEEP=1 keeps the temp dir.
@@ -516,6 +516,8 @@ class Fixture:
                 self.bus_proc = None
 
         def start_polkit(self):
+                # Without --no-debug: polkitd then logs rule loading (add_rule() waits for it) and errors
+                # in rules to our log file instead of to a syslog that is not there.
                 env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "DBUS_SYSTEM_BUS_ADDRESS": self.address}
                 self.polkit_proc = subprocess.Popen(["/usr/lib/polkit-1/polkitd", ], env=env,
                                                     stdin=subprocess.DEVNULL,
@@ -530,6 +532,7 @@ class Fixture:
                         self.wait_for_name_gone(POLKIT_NAME)
 
         def start_daemon(self):
+                # --verbose: the daemon's debug messages end up in the log printed when a test fails.
                 env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "DBUS_SYSTEM_BUS_ADDRESS": self.address}
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
@@ -693,7 +696,7 @@ def main(namespace):
                         sys.stdout.flush()
                         traceback.print_exc()
                         sys.stderr.flush()
-                        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                        reason = str(e) or type(e).__name__
                         print(f"FAIL {name}: {reason}", flush=True)
                         continue
                 print(f"ok {name} ({time.monotonic() - start:.1f} s)", flush=True)

@@ -3,10 +3,13 @@
 """Checks a backup zip the way OctoPrint would read it (CPython's zipfile), plus unzip -t.
 
 Usage: python3 -W error check-backup-zip.py EXPECTATION.json
+       python3 -W error check-backup-zip.py --gen-instance EXPECTED.json ZIP
 
 EXPECTATION: {"zip": path, "metadata": exact metadata.json text, "plugin_list": exact text or null,
               "level": 0..9, "entries": {entry name: source file path}, "forbidden": [bytes as text that no
               entry may contain]}
+EXPECTED.json: what tests/gen-instance.py wrote: "entries" {name: {"size", "mode"}}, "metadata_json",
+              "plugin_list_json" for a backup without excludes.
 Exit status 0 when everything matches; otherwise the differences are printed and the status is 1.
 """
 
@@ -20,6 +23,10 @@ import zipfile
 
 FOLDERS = ["uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
            "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data", "uploadtemp"]
+
+# Entries the engine stores instead of deflating (data compressed already): archive-write.c's list.
+STORED_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".h264", ".jpg", ".jpeg", ".png",
+                   ".gif", ".webp", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".whl")
 
 errors = []
 
@@ -54,12 +61,25 @@ def dos_time(t):
     return (lt.tm_year, lt.tm_mon, lt.tm_mday, lt.tm_hour, lt.tm_min, lt.tm_sec // 2 * 2)
 
 
+def from_gen_instance(expected, zip_path):
+    """Turns gen-instance.py's expected.json into an expectation without source paths."""
+    with open(expected, encoding="utf-8") as f:
+        g = json.load(f)
+    entries = {n: v for n, v in g["entries"].items() if n not in ("metadata.json", "plugin_list.json")}
+    return {"zip": zip_path, "metadata": g["metadata_json"], "plugin_list": g["plugin_list_json"] or None,
+            "level": 6, "entries": entries}
+
+
 def main():
-    with open(sys.argv[1], encoding="utf-8") as f:
-        exp = json.load(f)
+    if sys.argv[1] == "--gen-instance":
+        exp = from_gen_instance(sys.argv[2], sys.argv[3])
+    else:
+        with open(sys.argv[1], encoding="utf-8") as f:
+            exp = json.load(f)
     path = exp["zip"]
-    method = zipfile.ZIP_STORED if exp.get("level", 6) == 0 else zipfile.ZIP_DEFLATED
-    raw = open(path, "rb").read()
+    level = exp.get("level", 6)
+    with open(path, "rb") as f:
+        raw = f.read()
 
     with zipfile.ZipFile(path) as z:
         bad = z.testzip()
@@ -107,6 +127,7 @@ def main():
             n = i.filename
             if n.endswith("/"):
                 fail(f"directory entry {n}")
+            method = zipfile.ZIP_STORED if level == 0 or n.lower().endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
             if i.compress_type != method:
                 fail(f"{n}: compression method {i.compress_type}, expected {method}")
             if i.create_system != 3:
@@ -128,6 +149,12 @@ def main():
                     fail(f"{n}: mode {i.external_attr >> 16:o}, expected 600")
                 continue
             src = want.get(n)
+            if isinstance(src, dict):       # gen-instance.py: size and mode only
+                if len(data) != src["size"]:
+                    fail(f"{n}: {len(data)} bytes, expected {src['size']}")
+                if src.get("mode") and i.external_attr >> 16 & 0o7777 != int(src["mode"], 8):
+                    fail(f"{n}: mode {i.external_attr >> 16 & 0o7777:o}, expected {src['mode']}")
+                continue
             if src is None:
                 continue
             st = os.stat(src)
