@@ -168,7 +168,10 @@ static void print_inspection(const char *source, const BackupInspection *b) {
                                (unsigned long long) f->entries, f->entries == 1 ? "file" : "files");
                 }
         }
-        printf("\nPlugins:       %s\n", b->has_plugin_list ? "" : "none listed (no plugin_list.json)");
+        if (b->has_plugin_list)
+                printf("\nPlugins:       %zu listed\n", b->n_plugins);
+        else
+                printf("\nPlugins:       none listed (no plugin_list.json)\n");
         for (size_t k = 0; k < b->n_plugins; k++)
                 printf("  %s: %s%s%s%s\n", b->plugins[k].key, strempty(b->plugins[k].name),
                        b->plugins[k].url ? " <" : "", strempty(b->plugins[k].url), b->plugins[k].url ? ">" : "");

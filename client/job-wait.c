@@ -277,7 +277,7 @@ static int send_cancel(JobWatch *w) {
 /* Asks on the terminal whether to cancel. 1: yes; 0: no (also on end of input or another Ctrl-C). */
 static int ask_cancel(JobWatch *w) {
         _cleanup_close_ int sfd = -1;
-        char answer[32];
+        char answer[32], *a;
         size_t n = 0;
         sigset_t ss;
 
@@ -320,8 +320,9 @@ static int ask_cancel(JobWatch *w) {
                         break;
         }
         answer[n] = 0;
-        answer[strcspn(answer, " \t\r\n")] = 0;
-        return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
+        a = answer + strspn(answer, " \t");
+        a[strcspn(a, " \t\r\n")] = 0;
+        return strcasecmp(a, "y") == 0 || strcasecmp(a, "yes") == 0;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -368,7 +369,16 @@ static int get_owner(JobWatch *w) {
 
 int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
         JobWatch *w;
+        sigset_t ss;
         int r;
+
+        /* From here on SIGINT and SIGTERM wait for job_watch_wait() (sd-event reads them from a signalfd,
+         * so they must be blocked anyway): one that comes while the job is being started still cancels
+         * it, or asks, instead of killing us and leaving the job to run unwatched. */
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGTERM);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
 
         w = calloc(1, sizeof(*w));
         if (!w)
@@ -445,19 +455,12 @@ static void initial_progress(JobWatch *w) {
 }
 
 int job_watch_wait(JobWatch *w, uint32_t id, const char *path, sd_bus_message **ret_removed) {
-        sigset_t ss;
         int r;
 
         *ret_removed = NULL;
         w->id = id;
         if (free_and_strdup(&w->path, path) < 0)
                 return ctl_report_error(w->what, NULL, -ENOMEM);
-
-        /* sd-event takes signals from a signalfd: they must be blocked first. */
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGINT);
-        sigaddset(&ss, SIGTERM);
-        sigprocmask(SIG_BLOCK, &ss, NULL);
 
         r = sd_event_new(&w->event);
         if (r >= 0)

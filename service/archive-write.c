@@ -12,6 +12,7 @@
 
 #define OUT_BUFFER_SIZE (256U * 1024U)
 #define PROGRESS_INTERVAL_USEC 100000ULL
+#define FADVISE_MIN_SIZE (256U * 1024U)      /* below, the hints cost more system calls than they save */
 
 struct ArchiveWriter {
         zip_t *zip;
@@ -21,6 +22,7 @@ struct ArchiveWriter {
         const BackupCallbacks *cb;
 
         uint64_t done, total, last_progress;
+        int64_t mtime_min, mtime_max;
 
         /* The archive being written: ".<name>". */
         int fd;
@@ -57,17 +59,27 @@ static void set_failure(ArchiveWriter *w, int error) {
                 w->failure = -abs(error);
 }
 
-int64_t archive_clamp_mtime(int64_t t) {
+/* What a DOS time can hold, in local time. mktime() reads the time zone each time: computed once a
+ * writer, not once an entry. */
+static void dos_time_bounds(int64_t *ret_min, int64_t *ret_max) {
         struct tm lo = { .tm_year = 80, .tm_mon = 0, .tm_mday = 1, .tm_isdst = -1 };
         struct tm hi = { .tm_year = 207, .tm_mon = 11, .tm_mday = 31, .tm_hour = 23, .tm_min = 59,
                          .tm_sec = 58, .tm_isdst = -1 };
         time_t min = mktime(&lo), max = mktime(&hi);
 
-        if (min != (time_t) -1 && t < min)
-                return min;
-        if (max != (time_t) -1 && t > max)
-                return max;
-        return t;
+        *ret_min = min == (time_t) -1 ? INT64_MIN : min;
+        *ret_max = max == (time_t) -1 ? INT64_MAX : max;
+}
+
+static int64_t clamp(int64_t t, int64_t min, int64_t max) {
+        return t < min ? min : t > max ? max : t;
+}
+
+int64_t archive_clamp_mtime(int64_t t) {
+        int64_t min, max;
+
+        dos_time_bounds(&min, &max);
+        return clamp(t, min, max);
 }
 
 /* ---- the archive file ---- */
@@ -260,7 +272,8 @@ static zip_int64_t in_open(FileSource *s) {
                 s->empty = true;
                 return 0;
         }
-        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        if (s->e->size >= FADVISE_MIN_SIZE)
+                (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         s->fd = fd;
         return 0;
 }
@@ -306,7 +319,7 @@ static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip
                 /* Known sizes keep libzip from adding ZIP64 extras to small entries. */
                 st->valid = ZIP_STAT_SIZE | ZIP_STAT_MTIME;
                 st->size = s->e->size;
-                st->mtime = (time_t) archive_clamp_mtime(s->e->mtime);
+                st->mtime = (time_t) clamp(s->e->mtime, s->w->mtime_min, s->w->mtime_max);
                 return sizeof(*st);
         case ZIP_SOURCE_OPEN:
                 return in_open(s);
@@ -315,7 +328,8 @@ static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip
         case ZIP_SOURCE_CLOSE:
                 if (s->fd >= 0) {
                         /* Backups run beside a print: leave the page cache to OctoPrint. */
-                        (void) posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
+                        if (s->e->size >= FADVISE_MIN_SIZE)
+                                (void) posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
                         close(s->fd);
                         s->fd = -1;
                 }
@@ -358,7 +372,7 @@ static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, const char *n
         bool store = w->level == 0 || archive_name_is_compressed(name);
 
         if (zip_file_set_external_attributes(w->zip, i, 0, ZIP_OPSYS_UNIX, ((zip_uint32_t) mode & 0xffffU) << 16) < 0 ||
-            zip_file_set_mtime(w->zip, i, (time_t) archive_clamp_mtime(mtime), 0) < 0 ||
+            zip_file_set_mtime(w->zip, i, (time_t) clamp(mtime, w->mtime_min, w->mtime_max), 0) < 0 ||
             zip_set_file_compression(w->zip, i, store ? ZIP_CM_STORE : ZIP_CM_DEFLATE,
                                      (zip_uint32_t) (store ? 0 : w->level)) < 0)
                 return -ENOMEM;
@@ -444,6 +458,7 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
         };
         zip_error_init(&w->out_error);
         zip_error_init(&w->in_error);
+        dos_time_bounds(&w->mtime_min, &w->mtime_max);
         if (!w->dir_path || !w->name || !w->buf || asprintf(&w->temp_name, ".%s", name) < 0) {
                 archive_writer_free(w);
                 return -ENOMEM;

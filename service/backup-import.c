@@ -168,18 +168,13 @@ static int check_source_fd(int fd, uint64_t *ret_size, sd_bus_error *error) {
         return 0;
 }
 
-int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+int backup_import_fd(Instance *i, int fd, const char *name, char **ret_stored, sd_bus_error *error) {
         _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
         _cleanup_free_ char *generated = NULL;
-        Instance *i = userdata;
-        ImportArgs a = { .folder = i->backup_folder };
+        ImportArgs a = { .folder = i->backup_folder, .source_fd = fd };
         json_object *v;
-        const char *name;
         int r;
 
-        r = sd_bus_message_read(m, "hs", &a.source_fd, &name);
-        if (r < 0)
-                return r;
         if (isempty(name)) {
                 generated = backup_filename("imported", time(NULL));
                 if (!generated)
@@ -192,12 +187,12 @@ int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        r = check_source_fd(a.source_fd, &a.size, error);
+        r = check_source_fd(fd, &a.size, error);
         if (r < 0)
                 return r;
         a.name = name;
 
-        r = worker_run_sync(i->uid, i->gid, "opbackup-import", IMPORT_TIMEOUT_SEC, import_task, &a, a.source_fd, &reply);
+        r = worker_run_sync(i->uid, i->gid, "opbackup-import", IMPORT_TIMEOUT_SEC, import_task, &a, fd, &reply);
         if (r < 0)
                 return r;
         r = worker_reply_error(&reply, error);
@@ -206,5 +201,20 @@ int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         if (!json_object_object_get_ex(reply.json, "name", &v))
                 return -EBADMSG;
         log_info("Instance %s: imported backup %s", i->name, json_object_get_string(v));
-        return sd_bus_reply_method_return(m, "s", json_object_get_string(v));
+        *ret_stored = strdup(json_object_get_string(v));
+        return *ret_stored ? 0 : -ENOMEM;
+}
+
+int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *stored = NULL;
+        const char *name;
+        int fd, r;
+
+        r = sd_bus_message_read(m, "hs", &fd, &name);
+        if (r < 0)
+                return r;
+        r = backup_import_fd(userdata, fd, name, &stored, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "s", stored);
 }

@@ -14,4 +14,7 @@ int worker_reply_error(const WorkerReply *reply, sd_bus_error *error);
 int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_open_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_prune_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Copies the zip behind fd into the backup folder (as .NAME, checked, then renamed to a free NAME or
+ * NAME.N.zip). name NULL or "" = a generated one. */
+int backup_import_fd(Instance *i, int fd, const char *name, char **ret_stored, sd_bus_error *error);
 int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -35,6 +35,7 @@ typedef struct Walker {
         DevIno backup;
         DevIno basedir;
         char **skip;                       /* "basedir/data/<plugin>[/<path>]", sorted */
+        size_t n_skip;
         Root *roots;
         size_t n_roots;
 
@@ -57,6 +58,19 @@ static bool devino_eq(DevIno a, DevIno b) {
 
 static DevIno devino(const struct stat *st) {
         return (DevIno) { st->st_dev, st->st_ino };
+}
+
+static int set_error(Walker *w, int error, const char *format, ...) _printf_(3, 4);
+static int set_error(Walker *w, int error, const char *format, ...) {
+        va_list ap;
+
+        free(w->error);
+        errno = abs(error);
+        va_start(ap, format);
+        if (vasprintf(&w->error, format, ap) < 0)
+                w->error = NULL;
+        va_end(ap);
+        return -abs(error);
 }
 
 static bool path_inside(const char *path, const char *root) {
@@ -190,9 +204,7 @@ static int cmp_strp(const void *a, const void *b) {
 }
 
 static bool skipped_by_plugin(Walker *w, const char *archive) {
-        size_t n = strv_length(w->skip);
-
-        return n > 0 && bsearch(&archive, w->skip, n, sizeof(char *), cmp_strp);
+        return w->n_skip > 0 && bsearch(&archive, w->skip, w->n_skip, sizeof(char *), cmp_strp);
 }
 
 static bool symlink_target_allowed(Walker *w, const char *target) {
@@ -209,12 +221,9 @@ static int plan_add(Walker *w, const char *name, const char *path, const struct 
         Plan *p = w->plan;
         PlanEntry *e;
 
-        if (p->n_entries >= PLAN_ENTRIES_MAX) {
-                if (asprintf(&w->error, "The instance has more than %u files to back up; a restore would refuse "
-                             "such a backup. Exclude folders or remove files.", PLAN_ENTRIES_MAX) < 0)
-                        w->error = NULL;
-                return -EFBIG;
-        }
+        if (p->n_entries >= PLAN_ENTRIES_MAX)
+                return set_error(w, EFBIG, "The instance has more than %u files to back up; a restore would refuse "
+                                 "such a backup. Exclude folders or remove files.", PLAN_ENTRIES_MAX);
         if (p->n_entries == p->n_allocated) {
                 size_t na = p->n_allocated ? p->n_allocated * 2 : 256;
                 PlanEntry *t = reallocarray(p->entries, na, sizeof(PlanEntry));
@@ -289,13 +298,10 @@ static int enter_dir(Walker *w, int fd, const char *archive, const char *real, c
         di = devino(&st);
         if (devino_eq(di, w->backup))
                 return 0;     /* the backup folder: never in a backup */
-        for (int i = 0; i < _FOLDER_MAX; i++) {
-                if (i == w->current)
-                        continue;
-                /* Another folder id's location (by identity) or its place in the archive: that id's files. */
-                if ((w->loc_valid[i] && devino_eq(di, w->loc[i])) || streq(archive, w->archive_prefix[i]))
+        /* Another folder id's location, however reached: that id's files (or excluded with it). */
+        for (int i = 0; i < _FOLDER_MAX; i++)
+                if (i != w->current && w->loc_valid[i] && devino_eq(di, w->loc[i]))
                         return 0;
-        }
         if (skipped_by_plugin(w, archive)) {
                 backup_log(w->cb, LOG_INFO, "Leaving out %s/ (excluded by its plugin)", archive + strlen("basedir/"));
                 return 0;
@@ -369,6 +375,11 @@ static int walk_entry(Walker *w, int dfd, const char *archive_dir, const char *r
                 backup_log(w->cb, LOG_WARNING, "Skipping %s: its path is longer than %u bytes", real, PLAN_NAME_MAX);
                 return 0;
         }
+        /* The place of another folder id in the archive (e.g. basedir/uploads, timelapse/tmp): stored from
+         * that id's configured location, whatever is here (a stale folder, a symlink to it). */
+        for (int i = 0; i < _FOLDER_MAX; i++)
+                if (i != w->current && streq(archive, w->archive_prefix[i]))
+                        return 0;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return 0;     /* gone since the folder was listed */
 
@@ -525,21 +536,9 @@ static int walker_init(Walker *w) {
                 if (k < 0)
                         return k;
         }
-        qsort(w->skip, strv_length(w->skip), sizeof(char *), cmp_strp);
+        w->n_skip = strv_length(w->skip);
+        qsort(w->skip, w->n_skip, sizeof(char *), cmp_strp);
         return 0;
-}
-
-static int set_error(Walker *w, int error, const char *format, ...) _printf_(3, 4);
-static int set_error(Walker *w, int error, const char *format, ...) {
-        va_list ap;
-
-        free(w->error);
-        errno = abs(error);
-        va_start(ap, format);
-        if (vasprintf(&w->error, format, ap) < 0)
-                w->error = NULL;
-        va_end(ap);
-        return -abs(error);
 }
 
 /* Entry 2: basedir/config.yaml, from wherever the instance's config file is. */

@@ -12,6 +12,7 @@
 #include "job.h"
 #include "log.h"
 #include "manager.h"
+#include "restore-job.h"
 #include "util.h"
 
 static uint64_t now_usec(void) {
@@ -199,6 +200,8 @@ int daemon_new(const char *config_dir, bool exit_on_idle, Daemon **ret) {
                 return r;
         d->idle_timeout_usec = (uint64_t) d->config.idle_timeout_sec * 1000000ULL;
 
+        /* A restore a killed daemon left half done first: it may move the backup folder back. */
+        /* RESTORE-WIRING r = restores_recover(d); */
         r = jobs_recover(d);
         if (r < 0)
                 return r;

@@ -3,13 +3,11 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <json-c/json.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "excludes.h"
+#include "hook-run.h"
 #include "log.h"
 
 bool plugin_name_is_valid(const char *s) {
@@ -262,6 +260,8 @@ int exclude_hook_output_parse(const char *text, size_t size, char ***ret_paths, 
 typedef struct Accumulator {
         char **current;        /* what hooks get on stdin: folder ids + "data/<plugin>[/<path>]" */
         char **result;         /* only the "data/..." entries */
+        size_t n_result;
+        const BackupCallbacks *cb;
 } Accumulator;
 
 /* Adds one source's normalized paths for `plugin`: "" (the whole folder) wins over everything else,
@@ -279,9 +279,15 @@ static int accumulate(Accumulator *a, const char *plugin, char *const *paths) {
                         return -ENOMEM;
                 if (strv_contains(a->result, e))
                         continue;
+                if (a->n_result >= EXCLUDES_TOTAL_MAX) {
+                        backup_log(a->cb, LOG_WARNING, "More than %u paths excluded by plugins: ignoring the rest, "
+                                   "from data/%s/ on", EXCLUDES_TOTAL_MAX, plugin);
+                        return 0;
+                }
                 r = strv_extend(&a->result, e);
                 if (r < 0)
                         return r;
+                a->n_result++;
                 r = strv_consume(&a->current, TAKE_PTR(e));
                 if (r < 0)
                         return r;
@@ -321,6 +327,7 @@ static int cmp_strp(const void *a, const void *b) {
 /* Names in dirfd that are valid plugin names once `suffix` is cut off (suffix "" = any), sorted. */
 static int list_plugins(int dirfd, const char *suffix, bool want_dirs, char ***ret) {
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        size_t n_l = 0;
         DIR *d;
         int fd;
 
@@ -349,15 +356,16 @@ static int list_plugins(int dirfd, const char *suffix, bool want_dirs, char ***r
                 }
                 if (!plugin_name_is_valid(name))
                         continue;
-                if (strv_length(l) >= 100000)
+                if (n_l >= 100000)      /* plugins, not files: more is not a real installation */
                         break;
                 if (strv_consume(&l, TAKE_PTR(name)) < 0) {
                         closedir(d);
                         return -ENOMEM;
                 }
+                n_l++;
         }
         closedir(d);
-        qsort(l, strv_length(l), sizeof(char *), cmp_strp);
+        qsort(l, n_l, sizeof(char *), cmp_strp);
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -467,223 +475,10 @@ static int plugin_dropins(Accumulator *a, const ExcludeRequest *r, const BackupC
 
 /* ---- executable hooks ---- */
 
-#define HOOK_STDERR_MAX (16U * 1024U)
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
-}
-
 /* Hooks and their folders must be root's, or the worker user's own (then the hook cannot run as anybody
  * it does not already run as), and not writable by group or others: a hook runs for every instance. */
 static bool hook_stat_trusted(const struct stat *st) {
         return (st->st_uid == 0 || st->st_uid == geteuid()) && (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
-typedef struct HookRun {
-        char *out, *err;
-        size_t out_size, err_size;
-        int status;
-        bool timed_out, too_large;
-} HookRun;
-
-static void hook_run_done(HookRun *h) {
-        free(h->out);
-        free(h->err);
-}
-
-static int buf_append(char **buf, size_t *size, const char *data, size_t n, size_t max) {
-        char *t;
-
-        if (*size >= max)
-                return 0;
-        if (n > max - *size)
-                n = max - *size;
-        t = realloc(*buf, *size + n + 1);
-        if (!t)
-                return -ENOMEM;
-        memcpy(t + *size, data, n);
-        *size += n;
-        t[*size] = 0;
-        *buf = t;
-        return 0;
-}
-
-_Noreturn static void hook_child(int in, int out, int err, const char *path, char **env) {
-        char *argv[] = { (char *) path, NULL };
-        sigset_t none;
-
-        /* Move the pipe ends above 2 first, so that dup2() below cannot clobber one with another. */
-        in = fcntl(in, F_DUPFD_CLOEXEC, 3);
-        out = fcntl(out, F_DUPFD_CLOEXEC, 3);
-        err = fcntl(err, F_DUPFD_CLOEXEC, 3);
-        if (in < 0 || out < 0 || err < 0)
-                _exit(127);
-        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-                _exit(127);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int sig = 1; sig < NSIG; sig++)
-                (void) signal(sig, SIG_DFL);
-        (void) setpgid(0, 0);
-        if (close_range(3, ~0U, 0) < 0)
-                for (int fd = 3; fd < 65536; fd++)
-                        (void) close(fd);
-        if (chdir("/") < 0)
-                _exit(127);
-        execve(path, argv, env);
-        _exit(127);
-}
-
-static int pipe_nb(int p[2]) {
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        return 0;
-}
-
-static void close_pair(int p[2]) {
-        closep(&p[0]);
-        closep(&p[1]);
-        p[0] = p[1] = -1;
-}
-
-static int hook_io(pid_t pid, int in, int out, int err, const char *input, uint64_t deadline, HookRun *h) {
-        size_t in_len = strlen(input), in_done = 0;
-
-        for (;;) {
-                struct pollfd p[3];
-                int n = 0, k;
-                uint64_t now = now_usec();
-
-                if (out < 0 && err < 0)
-                        break;
-                if (now >= deadline) {
-                        h->timed_out = true;
-                        break;
-                }
-                if (in >= 0)
-                        p[n++] = (struct pollfd) { .fd = in, .events = POLLOUT };
-                if (out >= 0)
-                        p[n++] = (struct pollfd) { .fd = out, .events = POLLIN };
-                if (err >= 0)
-                        p[n++] = (struct pollfd) { .fd = err, .events = POLLIN };
-                k = poll(p, n, (int) ((deadline - now + 999) / 1000));
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                for (int i = 0; i < n; i++) {
-                        char buf[16384];
-                        ssize_t l;
-
-                        if (!p[i].revents)
-                                continue;
-                        if (p[i].fd == in) {
-                                l = write(in, input + in_done, in_len - in_done);
-                                if (l < 0 && errno == EAGAIN)
-                                        continue;
-                                if (l > 0)
-                                        in_done += l;
-                                if (l < 0 || in_done >= in_len) {   /* EPIPE: the hook does not read */
-                                        close(in);
-                                        in = -1;
-                                }
-                                continue;
-                        }
-                        l = read(p[i].fd, buf, sizeof(buf));
-                        if (l < 0 && (errno == EAGAIN || errno == EINTR))
-                                continue;
-                        if (l <= 0) {
-                                if (p[i].fd == out)
-                                        out = -1;
-                                else
-                                        err = -1;
-                                close(p[i].fd);
-                                continue;
-                        }
-                        if (p[i].fd == out) {
-                                if (h->out_size + l > EXCLUDES_HOOK_OUTPUT_MAX) {
-                                        h->too_large = true;
-                                        goto done;
-                                }
-                                if (buf_append(&h->out, &h->out_size, buf, l, EXCLUDES_HOOK_OUTPUT_MAX) < 0)
-                                        return -ENOMEM;
-                        } else if (buf_append(&h->err, &h->err_size, buf, l, HOOK_STDERR_MAX) < 0)
-                                return -ENOMEM;
-                }
-        }
-done:
-        if (in >= 0)
-                close(in);
-        if (out >= 0)
-                close(out);
-        if (err >= 0)
-                close(err);
-
-        /* The pipes are closed; give the process itself until the deadline to exit. */
-        while (!h->timed_out && !h->too_large) {
-                pid_t k = waitpid(pid, &h->status, WNOHANG);
-
-                if (k == pid)
-                        return 0;
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (now_usec() >= deadline) {
-                        h->timed_out = true;
-                        break;
-                }
-                (void) nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
-        }
-        (void) kill(-pid, SIGKILL);
-        (void) kill(pid, SIGKILL);
-        while (waitpid(pid, &h->status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return 0;
-}
-
-static int hook_run(const char *path, char **env, const char *input, uint64_t timeout, HookRun *h) {
-        int p_in[2] = { -1, -1 }, p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 };
-        struct sigaction sa_ign = { .sa_handler = SIG_IGN }, sa_dfl = { .sa_handler = SIG_DFL };
-        struct sigaction old_pipe, old_chld;
-        uint64_t deadline = now_usec() + timeout;
-        pid_t pid;
-        int r;
-
-        if ((r = pipe_nb(p_in)) < 0 || (r = pipe_nb(p_out)) < 0 || (r = pipe_nb(p_err)) < 0)
-                goto finish;
-
-        /* Writing to a hook that does not read its input must give EPIPE, not kill the worker; and its
-         * exit status must be ours to collect. */
-        sigaction(SIGPIPE, &sa_ign, &old_pipe);
-        sigaction(SIGCHLD, &sa_dfl, &old_chld);
-
-        pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                goto restore;
-        }
-        if (pid == 0)
-                hook_child(p_in[0], p_out[1], p_err[1], path, env);
-
-        closep(&p_in[0]);
-        closep(&p_out[1]);
-        closep(&p_err[1]);
-        (void) fcntl(p_in[1], F_SETFL, O_NONBLOCK);
-        (void) fcntl(p_out[0], F_SETFL, O_NONBLOCK);
-        (void) fcntl(p_err[0], F_SETFL, O_NONBLOCK);
-        r = hook_io(pid, TAKE_FD(p_in[1]), TAKE_FD(p_out[0]), TAKE_FD(p_err[0]), input, deadline, h);
-restore:
-        sigaction(SIGPIPE, &old_pipe, NULL);
-        sigaction(SIGCHLD, &old_chld, NULL);
-finish:
-        close_pair(p_in);
-        close_pair(p_out);
-        close_pair(p_err);
-        return r;
 }
 
 static void log_hook_stderr(const BackupCallbacks *cb, const char *plugin, const char *err, int level) {
@@ -743,7 +538,7 @@ static int hook_env(const ExcludeRequest *r, const char *plugin, char ***ret) {
 
 static int apply_hook(Accumulator *a, const ExcludeRequest *r, const BackupCallbacks *cb, const char *plugin,
                       const char *path) {
-        _cleanup_(hook_run_done) HookRun h = {};
+        _cleanup_(hook_result_done) HookResult h = {};
         _cleanup_strv_free_ char **env = NULL, **raw = NULL, **paths = NULL;
         _cleanup_free_ char *input = NULL, *perr = NULL, *source = NULL;
         uint64_t timeout = r->hook_timeout_usec ?: EXCLUDES_HOOK_TIMEOUT_USEC;
@@ -752,7 +547,7 @@ static int apply_hook(Accumulator *a, const ExcludeRequest *r, const BackupCallb
         input = excludes_to_json(a->current);
         if (!input || hook_env(r, plugin, &env) < 0)
                 return -ENOMEM;
-        k = hook_run(path, env, input, timeout, &h);
+        k = hook_run(path, env, input, timeout, EXCLUDES_HOOK_OUTPUT_MAX, &h);
         if (k == -ENOMEM)
                 return k;
         if (k < 0) {
@@ -861,7 +656,7 @@ int additional_excludes_compute(const ExcludeRequest *r, const BackupCallbacks *
         result = calloc(1, sizeof(char *));
         if (!current || !result)
                 return -ENOMEM;
-        a = (Accumulator) { .current = TAKE_PTR(current), .result = TAKE_PTR(result) };
+        a = (Accumulator) { .current = TAKE_PTR(current), .result = TAKE_PTR(result), .cb = cb };
 
         k = admin_dropins(&a, r, cb);
         if (k >= 0)

@@ -17,8 +17,9 @@
  * [Exclude.uploads+timelapse] when both are. Paths are relative to data/<plugin>/, "." is the whole
  * folder, "#" starts a comment. A broken source is logged and ignored; it never fails a backup. */
 
-/* Paths a hook or drop-in may name, at most, and bytes of hook output read. */
+/* Paths a hook or drop-in may name, paths all of them together may name, bytes of hook output read. */
 #define EXCLUDES_PATHS_MAX 4096U
+#define EXCLUDES_TOTAL_MAX 10000U
 #define EXCLUDES_HOOK_OUTPUT_MAX (1024U * 1024U)
 #define EXCLUDES_DROPIN_SIZE_MAX (64U * 1024U)
 #define EXCLUDES_HOOK_TIMEOUT_USEC (10ULL * 1000000ULL)

@@ -7,6 +7,8 @@
 #include "backup-list.h"
 #include "backup-manage.h"
 #include "errors.h"
+#include "restore-job.h"
+#include "unknown-plugins.h"
 #include "folders.h"
 #include "instance.h"
 #include "log.h"
@@ -73,12 +75,6 @@ static int property_get_free_space(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "t", v);
 }
 
-/* Until a method's work exists, authorized callers learn that honestly. */
-static int not_supported(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED, "%s is not implemented yet.",
-                                 sd_bus_message_get_member(m));
-}
-
 static int gate(sd_bus_message *m, Instance *i, const char *action, polkit_authorized_fn fn,
                 sd_bus_error *error) {
         daemon_note_activity(i->daemon);
@@ -95,11 +91,15 @@ GATED_METHOD(create_backup, ACTION_CREATE, method_create_backup_authorized)
 GATED_METHOD(delete_backup, ACTION_DELETE, method_delete_backup_authorized)
 GATED_METHOD(open_backup, ACTION_ACCESS, method_open_backup_authorized)
 GATED_METHOD(import_backup, ACTION_CREATE, method_import_backup_authorized)
-GATED_METHOD(restore_backup, ACTION_RESTORE, not_supported)
-GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, not_supported)
+/* RESTORE-WIRING: restore-job.c is added to the build once the restore engine lands. */
+static int restore_pending(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED, "Restore is not available in this build yet.");
+}
+GATED_METHOD(restore_backup, ACTION_RESTORE, restore_pending)
+GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, restore_pending)
 GATED_METHOD(prune_backups, ACTION_DELETE, method_prune_backups_authorized)
-GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, not_supported)
-GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, not_supported)
+GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, method_get_unknown_plugins_authorized)
+GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, method_clear_unknown_plugins_authorized)
 
 static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_VTABLE_START(0),

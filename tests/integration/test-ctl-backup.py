@@ -71,6 +71,10 @@ def inspect_json(fx, what):
         return json.loads(r.stdout)
 
 
+def job_stages(fx):
+        return [j["stage"] for j in json.loads(fx.ctl_ok(USER_ALLOWED, "jobs", "--json").stdout)]
+
+
 def wait_until(cond, what, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -327,7 +331,8 @@ def test_backup_ctrl_c_on_terminal():
 
                 # No terminal: SIGTERM (a stopping timer unit) cancels the backup.
                 p = fx.ctl_background(USER_ALLOWED, "backup")
-                wait_until(lambda: json.loads(fx.ctl_ok(USER_ALLOWED, "jobs", "--json").stdout), "job 3 to start")
+                # In the slow hook: the client got its job and waits for it.
+                wait_until(lambda: job_stages(fx) == ["preparing"], "job 3 to run the hook")
                 p.proc.send_signal(signal.SIGTERM)
                 r = p.wait(timeout=60)
                 expect_eq(r.returncode, 1, f"exit code of a backup canceled by SIGTERM ({r.stderr.strip()})")
@@ -337,7 +342,7 @@ def test_backup_ctrl_c_on_terminal():
 def test_backup_daemon_goes_away():
         with slow_fixture() as fx:
                 p = fx.ctl_background(USER_ALLOWED, "backup")
-                wait_until(lambda: json.loads(fx.ctl_ok(USER_ALLOWED, "jobs", "--json").stdout), "the job to start")
+                wait_until(lambda: job_stages(fx) == ["preparing"], "the job to run the hook")
                 fx.stop_daemon()
                 r = p.wait(timeout=30)
                 expect_eq(r.returncode, 1, f"exit code when the daemon stops mid-backup ({r.stderr.strip()})")

@@ -6,7 +6,7 @@ Usage: python3 -W error check-backup-zip.py EXPECTATION.json
        python3 -W error check-backup-zip.py --gen-instance EXPECTED.json ZIP
 
 EXPECTATION: {"zip": path, "metadata": exact metadata.json text, "plugin_list": exact text or null,
-              "level": 0..9, "entries": {entry name: source file path}, "forbidden": [bytes as text that no
+              "level": 0..9, "entries": {entry name: source file path or {"content": text}}, "forbidden": [bytes as text that no
               entry may contain]}
 EXPECTED.json: what tests/gen-instance.py wrote: "entries" {name: {"size", "mode"}}, "metadata_json",
               "plugin_list_json" for a backup without excludes.
@@ -127,7 +127,8 @@ def main():
             n = i.filename
             if n.endswith("/"):
                 fail(f"directory entry {n}")
-            method = zipfile.ZIP_STORED if level == 0 or n.lower().endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+            method = zipfile.ZIP_STORED if level == 0 or n.lower().endswith(STORED_SUFFIXES) \
+                else zipfile.ZIP_DEFLATED
             if i.compress_type != method:
                 fail(f"{n}: compression method {i.compress_type}, expected {method}")
             if i.create_system != 3:
@@ -149,6 +150,10 @@ def main():
                     fail(f"{n}: mode {i.external_attr >> 16:o}, expected 600")
                 continue
             src = want.get(n)
+            if isinstance(src, dict) and "content" in src:     # what the entry must hold, exactly
+                if data != src["content"].encode():
+                    fail(f"{n}: content {data[:60]!r}, expected {src['content'][:60]!r}")
+                continue
             if isinstance(src, dict):       # gen-instance.py: size and mode only
                 if len(data) != src["size"]:
                     fail(f"{n}: {len(data)} bytes, expected {src['size']}")

@@ -3,6 +3,7 @@
  * OctoPrint reads backups with, warnings as errors) and unzip -t, via check-backup-zip.py. */
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -30,6 +31,8 @@ typedef struct Capture {
         unsigned progress_calls;
         uint64_t canceled_at;          /* done when progress() said stop */
         char stages[256];              /* every stage change, space-separated */
+        void (*before_writing)(void *userdata);   /* called once, when writing starts */
+        void *before_writing_userdata;
 } Capture;
 
 static void cap_log(int level, const char *line, void *userdata) {
@@ -46,6 +49,10 @@ static int cap_progress(const char *stage, uint64_t done, uint64_t total, void *
         const char *last = strrchr(c->stages, ' ');
 
         c->progress_calls++;
+        if (c->before_writing && streq(stage, "writing")) {
+                c->before_writing(c->before_writing_userdata);
+                c->before_writing = NULL;
+        }
         if (!streq(last ? last + 1 : c->stages, stage))
                 snprintf(c->stages + strlen(c->stages), sizeof(c->stages) - strlen(c->stages), "%s%s",
                          c->stages[0] ? " " : "", stage);
@@ -108,6 +115,13 @@ static void expect(Fixture *f, const char *name, const char *source_rel_to_based
         json_object_object_add(f->entries, name, json_object_new_string(src));
 }
 
+static void expect_content(Fixture *f, const char *name, const char *content) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "content", json_object_new_string(content));
+        json_object_object_add(f->entries, name, o);
+}
+
 static void unexpect(Fixture *f, const char *name) {
         json_object_object_del(f->entries, name);
 }
@@ -157,7 +171,7 @@ static void fixture_init(Fixture *f) {
         write_file(f->basedir, "uploads/\xc3\x9cn\xc3\xaf" "code.gcode", "M117 hi\n");
         write_file(f->basedir, "timelapse/t1.mp4", "mp4");
         write_file(f->basedir, "timelapse/tmp/frame1.jpg", "jpg");
-        write_file(f->basedir, "logs/octoprint.log", "log");
+        write_file(f->basedir, "logs/octoprint.log", "a log line");
         write_file(f->basedir, "generated/webassets/x.js", "js");
         write_file(f->basedir, "watched/w.gcode", "w");
         write_file(f->basedir, "uploadtemp/u.tmp", "u");
@@ -170,6 +184,7 @@ static void fixture_init(Fixture *f) {
         write_file(f->basedir, "printerProfiles/_default.profile", "id: _default\n");
         write_file(f->basedir, "scripts/run.sh", "#!/bin/sh\n");
         write_file(f->basedir, "other/file.txt", "other");
+        write_file(f->basedir, "other/empty", "");
         write_file(f->basedir, ".hidden", "hidden");
         write_file(f->basedir, ".octoprint-backup-20240101-120000.zip", "a backup being written elsewhere");
         write_file(f->basedir, "old.txt", "from 1990");
@@ -220,6 +235,7 @@ static void fixture_init(Fixture *f) {
         expect(f, "basedir/data/pluginB/foo.txt", "data/pluginB/foo.txt");
         expect(f, "basedir/users.yaml", "users.yaml");
         expect(f, "basedir/other/file.txt", "other/file.txt");
+        expect(f, "basedir/other/empty", "other/empty");
         expect(f, "basedir/.hidden", ".hidden");
         expect(f, "basedir/old.txt", "old.txt");
         expect(f, "basedir/ancient.txt", "ancient.txt");
@@ -276,6 +292,7 @@ static void check_zip(Fixture *f, const char *zip, const char *metadata, const c
         json_object_array_add(forbidden, json_object_new_string("root:x:0:0"));
         json_object_array_add(forbidden, json_object_new_string("TOPSECRET"));
         json_object_array_add(forbidden, json_object_new_string("an older backup"));
+        json_object_array_add(forbidden, json_object_new_string("a log line"));
         json_object_array_add(forbidden, json_object_new_string("a backup being written"));
         json_object_object_add(o, "forbidden", forbidden);
         ASSERT_EQ(json_object_to_file_ext(exp_path, o, JSON_C_TO_STRING_PRETTY), 0);
@@ -635,6 +652,120 @@ static void test_gen_instance(void) {
         rm_rf(root);
 }
 
+/* OctoPi setups: the default uploads folder is a symlink to a USB stick, logs one to /var/log. Both are
+ * the ids' locations, not symlinks to refuse. */
+static void test_symlinked_locations(void) {
+        _cleanup_(capture_done) Capture c = {};
+        _cleanup_free_ char *path = NULL, *error = NULL, *uploads = NULL, *logs = NULL, *usb = NULL, *varlog = NULL;
+        Fixture f;
+
+        fixture_init(&f);
+        uploads = path_join(f.basedir, "uploads");
+        logs = path_join(f.basedir, "logs");
+        rm_rf(uploads);
+        rm_rf(logs);
+        write_file(f.root, "usb/uploads/g.gcode", "G92\n");
+        write_file(f.root, "varlog/octoprint.log", "a log line");
+        usb = path_join(f.root, "usb/uploads");
+        varlog = path_join(f.root, "varlog");
+        ASSERT_EQ(symlink(usb, uploads), 0);
+        ASSERT_EQ(symlink(varlog, logs), 0);
+        unexpect_uploads(&f);
+        expect(&f, "basedir/uploads/g.gcode", "../usb/uploads/g.gcode");
+
+        ASSERT_EQ(run(&f, NULL, &c, &path, NULL, &error), 0);
+        check_zip(&f, path, metadata_for(NULL), PLUGIN_LIST, 6);
+        ASSERT_FALSE(logged(&c, LOG_WARNING, "varlog"));
+        ASSERT_FALSE(logged(&c, LOG_WARNING, "usb"));
+        ASSERT_FALSE(logged(&c, LOG_WARNING, "base/logs"));
+        ASSERT_FALSE(logged(&c, LOG_WARNING, "base/uploads"));
+        ASSERT_TRUE(logged(&c, LOG_WARNING, "link-inside"));     /* its target is gone with the old folder */
+        fixture_done(&f);
+}
+
+/* Files change between the scan and the moment libzip reads them: the archive stays valid, holds no
+ * more than the scan saw, and a file swapped for a symlink (to the same folder or to /etc/passwd) is not
+ * followed. */
+static void change_files(void *userdata) {
+        Fixture *f = userdata;
+        _cleanup_free_ char *gone = path_join(f->basedir, "other/file.txt"), *sub = path_join(f->basedir, "uploads/sub"),
+                *sub_old = path_join(f->basedir, "uploads/sub.old"), *grown = path_join(f->basedir, "users.yaml"),
+                *swapped = path_join(f->basedir, "old.txt");
+        FILE *g;
+
+        ASSERT_EQ(unlink(gone), 0);
+        ASSERT_EQ(rename(sub, sub_old), 0);
+        ASSERT_EQ(symlink("/etc", sub), 0);                 /* uploads/sub/b.gcode: a folder component */
+        ASSERT_EQ(truncate(f->config, 5), 0);
+        g = fopen(grown, "ae");
+        ASSERT_NOT_NULL(g);
+        fputs("grown: after the scan\n", g);
+        fclose(g);
+        ASSERT_EQ(unlink(swapped), 0);
+        ASSERT_EQ(symlink("/etc/passwd", swapped), 0);      /* the file itself */
+}
+
+static void test_changed_during_write(void) {
+        _cleanup_(capture_done) Capture c = {};
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        Fixture f;
+
+        fixture_init(&f);
+        c.before_writing = change_files;
+        c.before_writing_userdata = &f;
+        ASSERT_EQ(run(&f, NULL, &c, &path, NULL, &error), 0);
+        expect_content(&f, "basedir/other/file.txt", "");
+        expect_content(&f, "basedir/uploads/sub/b.gcode", "");
+        expect_content(&f, "basedir/config.yaml", "appea");
+        expect_content(&f, "basedir/users.yaml", "admin: {}\n");
+        expect_content(&f, "basedir/old.txt", "");
+        check_zip(&f, path, metadata_for(NULL), PLUGIN_LIST, 6);
+        ASSERT_TRUE(logged(&c, LOG_WARNING, "other/file.txt changed or disappeared"));
+        ASSERT_TRUE(logged(&c, LOG_WARNING, "sub/b.gcode changed or disappeared"));
+        ASSERT_TRUE(logged(&c, LOG_WARNING, "old.txt changed or disappeared"));
+        ASSERT_TRUE(logged(&c, LOG_WARNING, "config.yaml shrank"));
+        fixture_done(&f);
+}
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return lchown(path, 65534, 65534) < 0 ? -1 : 0;
+}
+
+/* A file the instance user cannot read (left by OctoPrint once run as root) is skipped with a warning,
+ * as OctoPrint skips it; it does not fail the backup. Runs as nobody: root reads everything. */
+static void test_unreadable(void) {
+        Fixture f;
+        pid_t pid;
+        int status;
+
+        fixture_init(&f);
+        write_file(f.basedir, "data/pluginA/secret.db", "root's");
+        {
+                _cleanup_free_ char *p = path_join(f.basedir, "data/pluginA/secret.db");
+                ASSERT_EQ(chmod(p, 0), 0);
+        }
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                _cleanup_(capture_done) Capture c = {};
+                _cleanup_free_ char *path = NULL, *error = NULL;
+
+                if (geteuid() == 0) {
+                        ASSERT_EQ(nftw(f.root, chown_one, 16, FTW_PHYS), 0);
+                        ASSERT_EQ(setgroups(0, NULL), 0);
+                        ASSERT_EQ(setresgid(65534, 65534, 65534), 0);
+                        ASSERT_EQ(setresuid(65534, 65534, 65534), 0);
+                }
+                ASSERT_EQ(run(&f, NULL, &c, &path, NULL, &error), 0);
+                ASSERT_TRUE(logged(&c, LOG_WARNING, "secret.db: Permission denied"));
+                check_zip(&f, path, metadata_for(NULL), PLUGIN_LIST, 6);
+                _exit(0);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        fixture_done(&f);
+}
+
 static void test_level0_and_created_folder(void) {
         _cleanup_(capture_done) Capture c = {};
         _cleanup_free_ char *path = NULL, *error = NULL, *old = NULL;
@@ -787,6 +918,9 @@ int main(void) {
         RUN(test_dropins);
         RUN(test_hooks);
         RUN(test_gen_instance);
+        RUN(test_symlinked_locations);
+        RUN(test_changed_during_write);
+        RUN(test_unreadable);
         RUN(test_level0_and_created_folder);
         RUN(test_missing_outside_folder);
         RUN(test_name_taken);

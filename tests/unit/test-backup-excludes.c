@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The pure parts of the backup engine: exclude paths, drop-in and hook output parsing, metadata excludes,
- * folder locations, entry-name checks, DOS time clamping. */
+ * folder locations, entry-name checks, what is stored uncompressed, DOS time clamping. */
 
 #include <syslog.h>
 #include <time.h>
@@ -224,6 +224,16 @@ static void test_name_components(void) {
         ASSERT_FALSE(plan_name_component_ok("back\\slash"));
 }
 
+static void test_compressed_names(void) {
+        ASSERT_TRUE(archive_name_is_compressed("basedir/timelapse/print_20240101.mp4"));
+        ASSERT_TRUE(archive_name_is_compressed("basedir/timelapse/tmp/frame-0001.JPG"));
+        ASSERT_TRUE(archive_name_is_compressed("basedir/data/x/archive.tar.gz"));
+        ASSERT_FALSE(archive_name_is_compressed("basedir/uploads/part.gcode"));
+        ASSERT_FALSE(archive_name_is_compressed("basedir/data/x.jpg/notes"));
+        ASSERT_FALSE(archive_name_is_compressed("basedir/data/mp4"));
+        ASSERT_FALSE(archive_name_is_compressed("basedir/users.yaml"));
+}
+
 static void test_clamp_mtime(void) {
         struct tm tm = { .tm_year = 80, .tm_mday = 1, .tm_isdst = -1 };
         time_t t1980 = mktime(&tm);
@@ -244,6 +254,7 @@ int main(void) {
         RUN(test_metadata_excludes);
         RUN(test_locations);
         RUN(test_name_components);
+        RUN(test_compressed_names);
         RUN(test_clamp_mtime);
         strv_free(warnings);
         return 0;
