@@ -96,14 +96,32 @@ static void tail_append(char *tail, size_t *len, const char *data, size_t n) {
         *len += n;
 }
 
-/* Reads pip's output until it closes it and exits, the deadline passes, or the job is canceled. */
+/* Reads whatever output is there without blocking; false at end of file. */
+static bool pip_drain(int out, char *tail, size_t *tail_len) {
+        char buf[4096];
+
+        for (;;) {
+                ssize_t l = read(out, buf, sizeof(buf));
+
+                if (l > 0) {
+                        tail_append(tail, tail_len, buf, l);
+                        continue;
+                }
+                if (l < 0 && errno == EINTR)
+                        continue;
+                return l < 0;          /* EAGAIN: open but empty; 0 or other errors: done */
+        }
+}
+
+/* Reads pip's output until pip exits, the deadline passes, or the job is canceled; then kills what is
+ * left of its process group (before reaping pip, so the group id cannot have been reused) and reaps it. */
 static int pip_wait(pid_t pid, int out, uint64_t deadline, const BackupCallbacks *cb, int *ret_status,
                     bool *ret_timed_out, char *tail, size_t *tail_len) {
         int r = 0;
 
         for (;;) {
-                uint64_t now = now_usec();
-                pid_t k;
+                uint64_t now = now_usec(), wait;
+                siginfo_t si = {};
 
                 if (now >= deadline) {
                         *ret_timed_out = true;
@@ -113,40 +131,33 @@ static int pip_wait(pid_t pid, int out, uint64_t deadline, const BackupCallbacks
                         r = -ECANCELED;
                         break;
                 }
+                wait = deadline - now < 200000 ? deadline - now : 200000;
                 if (out >= 0) {
                         struct pollfd p = { .fd = out, .events = POLLIN };
-                        uint64_t wait = deadline - now < 200000 ? deadline - now : 200000;
-                        char buf[4096];
-                        ssize_t l;
 
-                        if (poll(&p, 1, (int) ((wait + 999) / 1000)) < 0 && errno != EINTR)
-                                return -errno;
-                        if (!p.revents)
-                                continue;
-                        l = read(out, buf, sizeof(buf));
-                        if (l < 0 && (errno == EAGAIN || errno == EINTR))
-                                continue;
-                        if (l > 0) {
-                                tail_append(tail, tail_len, buf, l);
-                                continue;
+                        if (poll(&p, 1, (int) ((wait + 999) / 1000)) < 0 && errno != EINTR) {
+                                r = -errno;
+                                break;
                         }
-                        close(out);
-                        out = -1;
+                        if (p.revents && !pip_drain(out, tail, tail_len))
+                                closep(&out);
+                } else
+                        (void) nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+
+                /* Exited? (WNOWAIT: not reaped yet.) Something pip started may still hold the pipe open;
+                 * that does not keep us waiting. */
+                if (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
                 }
-                /* Output closed: pip is done or about to be. */
-                k = waitpid(pid, ret_status, WNOHANG);
-                if (k == pid) {
-                        (void) kill(-pid, SIGKILL);      /* whatever pip left running in its group */
-                        return 0;
+                if (si.si_pid == pid) {
+                        if (out >= 0)
+                                (void) pip_drain(out, tail, tail_len);
+                        break;
                 }
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                (void) nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
         }
-        if (out >= 0)
-                close(out);
+        closep(&out);
         (void) kill(-pid, SIGKILL);
-        (void) kill(pid, SIGKILL);
         while (waitpid(pid, ret_status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
