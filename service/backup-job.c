@@ -225,48 +225,12 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 
 /* ---- In the worker, as the instance user ---- */
 
-typedef struct WorkerContext {
-        int fd;
-        uint64_t last_progress_ns;
-} WorkerContext;
-
-static void worker_log(int level, const char *line, void *userdata) {
-        WorkerContext *c = userdata;
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "log", json_object_new_string(line));
-        json_object_object_add(o, "level", json_object_new_int(level));
-        (void) worker_send(c->fd, o);
-}
-
-static int worker_progress(const char *stage, uint64_t done, uint64_t total, void *userdata) {
-        WorkerContext *c = userdata;
-        struct timespec ts;
-        uint64_t now;
-
-        if (worker_cancel_requested)
-                return -ECANCELED;
-        /* The daemon rate-limits signals anyway; don't flood the pipe either. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-        if (done < total && now < c->last_progress_ns + 50000000ULL)
-                return 0;
-        c->last_progress_ns = now;
-
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "stage", json_object_new_string(stage));
-        json_object_object_add(o, "done", json_object_new_uint64(done));
-        json_object_object_add(o, "total", json_object_new_uint64(total));
-        (void) worker_send(c->fd, o);
-        return 0;
-}
-
 static int backup_worker_main(int fd, void *userdata) {
         Job *j = userdata;       /* the daemon's memory, as fork() copied it */
         Instance *i = j->instance;
         BackupJobData *b = j->data;
-        WorkerContext c = { .fd = fd };
-        BackupCallbacks cb = { .log = worker_log, .progress = worker_progress, .userdata = &c };
+        WorkerReporter reporter = { .fd = fd };
+        BackupCallbacks cb = { .log = worker_report_log, .progress = worker_report_progress, .userdata = &reporter };
         BackupRequest req = {
                 .instance = i->name,
                 .octo = &i->octo,
@@ -309,17 +273,9 @@ static void on_worker_message(json_object *msg, void *userdata) {
         BackupJobData *b = j->data;
         json_object *v, *w;
 
-        if (json_object_object_get_ex(msg, "log", &v)) {
-                int level = json_object_object_get_ex(msg, "level", &w) ? json_object_get_int(w) : LOG_INFO;
-                job_log(j, level < LOG_ERR ? LOG_ERR : level, json_object_get_string(v));
-        } else if (json_object_object_get_ex(msg, "stage", &v)) {
-                uint64_t done = 0, total = 0;
-                if (json_object_object_get_ex(msg, "done", &w))
-                        done = json_object_get_uint64(w);
-                if (json_object_object_get_ex(msg, "total", &w))
-                        total = json_object_get_uint64(w);
-                job_set_progress(j, json_object_get_string(v), done, total);
-        } else if (json_object_object_get_ex(msg, "error", &v)) {
+        if (job_apply_worker_message(j, msg))
+                return;
+        if (json_object_object_get_ex(msg, "error", &v)) {
                 (void) free_and_strdup(&b->error, json_object_get_string(v));
                 b->canceled = json_object_object_get_ex(msg, "canceled", &w) && json_object_get_boolean(w);
         } else if (json_object_object_get_ex(msg, "path", &v)) {

@@ -169,19 +169,21 @@ int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 
 static int open_task(void *userdata, json_object **ret_json, int *ret_fd) {
         const char **a = userdata;   /* folder, name */
+        _cleanup_free_ char *msg = NULL;
         _cleanup_close_ int dir_fd = -1;
         int r;
 
         r = backup_folder_open(a[0], &dir_fd);
         if (r >= 0)
                 r = backup_open_at(dir_fd, a[1], ret_fd);
-        if (r == -ENOENT)
-                *ret_json = named_error(BUS_ERROR_NO_SUCH_BACKUP, "No such backup.");
-        else if (r == -ELOOP || r == -EBADF)
-                *ret_json = named_error(BUS_ERROR_NO_SUCH_BACKUP,
-                                        "Not a backup: a symbolic link or not a regular file.");
-        else if (r < 0)
-                *ret_json = worker_error("Cannot open the backup: %s", strerror(-r));
+        if (r == -ENOENT) {
+                if (asprintf(&msg, "No backup %s in %s.", a[1], a[0]) >= 0)
+                        *ret_json = named_error(BUS_ERROR_NO_SUCH_BACKUP, msg);
+        } else if (r == -ELOOP || r == -EBADF) {
+                if (asprintf(&msg, "%s in %s is not a backup (a symbolic link or not a regular file).", a[1], a[0]) >= 0)
+                        *ret_json = named_error(BUS_ERROR_NO_SUCH_BACKUP, msg);
+        } else if (r < 0)
+                *ret_json = worker_error("Cannot open %s in %s: %s", a[1], a[0], strerror(-r));
         else
                 *ret_json = json_object_new_object();
         return 0;

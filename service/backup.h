@@ -35,8 +35,8 @@ typedef struct BackupCallbacks {
 /* Stages passed to progress(): "preparing" (excludes, hooks), "scanning" (done = files found,
  * total = 0), "writing" (bytes read from the sources out of the total), "syncing". */
 
-/* Runs the whole backup. On success the zip is at backup_folder/name (written as .name, fsynced, renamed,
- * folder fsynced); *ret_path is that path, *ret_size its size, *ret_metadata_excludes the "excludes" of
+/* Runs the whole backup. On success the zip is at backup_folder/name (written as .name, mode 0600, fsynced,
+ * renamed without replacing anything, folder fsynced); *ret_path is that path, *ret_size its size, *ret_metadata_excludes the "excludes" of
  * its metadata.json (the caller's ids, plus timelapse_tmp when timelapse is excluded). On failure nothing
  * is left behind, *ret_error says what happened in words a user can act on, and the return value is a
  * negative errno: -ENOSPC (not enough space), -ECANCELED (progress() asked to stop), -EEXIST (name

@@ -12,7 +12,11 @@
  * Sources, in this order (results accumulate; later ones see earlier results):
  *   1. <config_dir>/excludes.d/<plugin>.conf           admin drop-ins, sorted by plugin
  *   2. <data>/<plugin>/.opbackup-excludes               written by the plugin itself, sorted by plugin
- *   3. <config_dir>/hooks/additional-excludes.d/<plugin> executables, sorted by plugin
+ *   3. <config_dir>/hooks/additional-excludes.d/<plugin> executables, sorted by plugin; run (hook-run.h)
+ *      only if they, hooks/ and additional-excludes.d/ belong to root (or to the worker user itself) and
+ *      are not writable by group or others; stdin: the current excludes as a JSON array, stdout: a JSON
+ *      array of paths; environment: OPBACKUP_INSTANCE, OPBACKUP_BASEDIR, OPBACKUP_PLUGIN,
+ *      OPBACKUP_PLUGIN_DATA_FOLDER, PATH, LANG, HOME
  * Drop-ins are INI: [Exclude] Paths=... always; [Exclude.uploads] when uploads is excluded;
  * [Exclude.uploads+timelapse] when both are. Paths are relative to data/<plugin>/, "." is the whole
  * folder, "#" starts a comment. A broken source is logged and ignored; it never fails a backup. */

@@ -3,6 +3,8 @@
 /* Job objects: /org/opbackup/backup1/job/<id>, their properties, Cancel, Log, and the JobNew/JobRemoved
  * signals of the manager. What a job does lives in backup-job.c and restore-job.c. */
 
+#include <json-c/json.h>
+
 #include "errors.h"
 #include "instance.h"
 #include "job.h"
@@ -305,6 +307,27 @@ void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total) 
                 (void) sd_event_source_set_time(j->progress_timer, j->last_progress_usec + PROGRESS_INTERVAL_USEC);
                 (void) sd_event_source_set_enabled(j->progress_timer, SD_EVENT_ONESHOT);
         }
+}
+
+bool job_apply_worker_message(Job *j, json_object *msg) {
+        json_object *v, *w;
+
+        if (json_object_object_get_ex(msg, "log", &v)) {
+                int level = json_object_object_get_ex(msg, "level", &w) ? json_object_get_int(w) : LOG_INFO;
+                /* A worker cannot make the daemon log at emergency levels. */
+                job_log(j, level < LOG_ERR ? LOG_ERR : level, json_object_get_string(v));
+                return true;
+        }
+        if (json_object_object_get_ex(msg, "stage", &v)) {
+                uint64_t done = 0, total = 0;
+                if (json_object_object_get_ex(msg, "done", &w))
+                        done = json_object_get_uint64(w);
+                if (json_object_object_get_ex(msg, "total", &w))
+                        total = json_object_get_uint64(w);
+                job_set_progress(j, json_object_get_string(v), done, total);
+                return true;
+        }
+        return false;
 }
 
 void job_cancel(Job *j) {

@@ -68,3 +68,6 @@ void job_log(Job *j, int level, const char *line);
 /* Updates progress; PropertiesChanged is rate-limited to ~5/s, stage changes go out at once. */
 void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total);
 void job_cancel(Job *j);
+/* Applies a worker's "log" or "stage" message to the job; false for other messages. */
+struct json_object;
+bool job_apply_worker_message(Job *j, struct json_object *msg);

@@ -252,33 +252,6 @@ int method_restore_backup_from_file_authorized(sd_bus_message *m, void *userdata
 
 /* ---- In the worker, as the instance user ---- */
 
-typedef struct RestoreWorkerContext {
-        int fd;
-} RestoreWorkerContext;
-
-static void rw_log(int level, const char *line, void *userdata) {
-        RestoreWorkerContext *c = userdata;
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "log", json_object_new_string(line));
-        json_object_object_add(o, "level", json_object_new_int(level));
-        (void) worker_send(c->fd, o);
-}
-
-static int rw_progress(const char *stage, uint64_t done, uint64_t total, void *userdata) {
-        RestoreWorkerContext *c = userdata;
-        json_object *o;
-
-        if (worker_cancel_requested)
-                return -ECANCELED;
-        o = json_object_new_object();
-        json_object_object_add(o, "stage", json_object_new_string(stage));
-        json_object_object_add(o, "done", json_object_new_uint64(done));
-        json_object_object_add(o, "total", json_object_new_uint64(total));
-        (void) worker_send(c->fd, o);
-        return 0;
-}
-
 static int rw_fail(int fd, const char *error_name, const char *message) {
         json_object *o = json_object_new_object();
 
@@ -370,8 +343,8 @@ static int restore_worker_main(int fd, void *userdata) {
         Job *j = userdata;
         Instance *i = j->instance;
         RestoreJobData *d = j->data;
-        RestoreWorkerContext c = { .fd = fd };
-        BackupCallbacks cb = { .log = rw_log, .progress = rw_progress, .userdata = &c };
+        WorkerReporter reporter = { .fd = fd };
+        BackupCallbacks cb = { .log = worker_report_log, .progress = worker_report_progress, .userdata = &reporter };
         json_object *result, *ex;
         struct statvfs sv;
         int r;
@@ -383,7 +356,7 @@ static int restore_worker_main(int fd, void *userdata) {
                 return rw_fail(fd, BUS_ERROR_NO_SUCH_BACKUP, "The backup cannot be opened any more.");
 
         backup_log(&cb, LOG_INFO, "Validating %s", j->name);
-        (void) rw_progress("validating", 0, 0, &c);
+        (void) worker_report_progress("validating", 0, 0, &reporter);
         if (fstatvfs(d->staging_fd, &sv) < 0)
                 return rw_fail(fd, NULL, "Cannot measure the free space next to basedir.");
         r = restore_archive_validate(zip_fd, i->octoprint_version, (uint64_t) sv.f_bavail * sv.f_frsize, &summary, &err);
@@ -422,17 +395,9 @@ static void on_restore_message(json_object *msg, void *userdata) {
         RestoreJobData *d = j->data;
         json_object *v, *w;
 
-        if (json_object_object_get_ex(msg, "log", &v)) {
-                int level = json_object_object_get_ex(msg, "level", &w) ? json_object_get_int(w) : LOG_INFO;
-                job_log(j, level < LOG_ERR ? LOG_ERR : level, json_object_get_string(v));
-        } else if (json_object_object_get_ex(msg, "stage", &v)) {
-                uint64_t done = 0, total = 0;
-                if (json_object_object_get_ex(msg, "done", &w))
-                        done = json_object_get_uint64(w);
-                if (json_object_object_get_ex(msg, "total", &w))
-                        total = json_object_get_uint64(w);
-                job_set_progress(j, json_object_get_string(v), done, total);
-        } else if (json_object_object_get_ex(msg, "error", &v)) {
+        if (job_apply_worker_message(j, msg))
+                return;
+        if (json_object_object_get_ex(msg, "error", &v)) {
                 (void) free_and_strdup(&d->error, json_object_get_string(v));
                 if (json_object_object_get_ex(msg, "error_name", &w))
                         (void) free_and_strdup(&d->error_name, json_object_get_string(w));

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "log.h"
 #include "privs.h"
@@ -66,6 +67,38 @@ int worker_send(int fd, json_object *msg) {
         r = write_all(fd, line, n + 1);
         json_object_put(msg);
         return r;
+}
+
+void worker_report_log(int level, const char *line, void *userdata) {
+        WorkerReporter *w = userdata;
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "log", json_object_new_string(line));
+        json_object_object_add(o, "level", json_object_new_int(level));
+        (void) worker_send(w->fd, o);
+}
+
+int worker_report_progress(const char *stage, uint64_t done, uint64_t total, void *userdata) {
+        WorkerReporter *w = userdata;
+        struct timespec ts;
+        json_object *o;
+        uint64_t now;
+
+        if (worker_cancel_requested)
+                return -ECANCELED;
+        /* The daemon rate-limits its signals anyway; don't flood the pipe either. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+        if (done < total && now < w->last_progress_ns + 50000000ULL)
+                return 0;
+        w->last_progress_ns = now;
+
+        o = json_object_new_object();
+        json_object_object_add(o, "stage", json_object_new_string(stage));
+        json_object_object_add(o, "done", json_object_new_uint64(done));
+        json_object_object_add(o, "total", json_object_new_uint64(total));
+        (void) worker_send(w->fd, o);
+        return 0;
 }
 
 static void deliver_lines(WorkerPipe *w) {

@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -29,6 +30,16 @@ WorkerPipe *worker_pipe_free(WorkerPipe *w);
 /* Child side. */
 int worker_send(int fd, json_object *msg);    /* consumes msg */
 extern volatile sig_atomic_t worker_cancel_requested;   /* set by SIGTERM in the child */
+
+/* Callbacks for the engines (BackupCallbacks' log and progress), sending {"log", "level"} and
+ * {"stage", "done", "total"} messages; userdata is a WorkerReporter. Progress is sent at most every
+ * 50 ms (and always at the end of a stage); it returns -ECANCELED once SIGTERM arrived. */
+typedef struct WorkerReporter {
+        int fd;
+        uint64_t last_progress_ns;
+} WorkerReporter;
+void worker_report_log(int level, const char *line, void *userdata);
+int worker_report_progress(const char *stage, uint64_t done, uint64_t total, void *userdata);
 
 /* Closes every descriptor but 0, 1, 2 and keep[]: a worker must not hold the daemon's bus connection. */
 void close_all_fds_except(const int *keep, size_t n_keep);

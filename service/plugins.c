@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Reinstalling the plugins a backup lists (SPEC §3 step 5), as OctoPrint's restore does: what the venv has
+ * already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and installed
+ * with pip, the rest is reported as unknown. */
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "plugins.h"
+#include "pyjson.h"
+
+/* Lines of pip's output logged when an install fails: the error is at the end. */
+#define PIP_LOG_LINES 20
+
+#define ARCHIVE_DOWNLOAD_TIMEOUT_SEC 600L
+#define REPOSITORY_TIMEOUT_SEC 60L
+
+char *plugin_log_string(const char *s) {
+        bool utf8 = utf8_is_valid(s);
+        char *c = strdup(s);
+
+        if (!c)
+                return NULL;
+        for (unsigned char *p = (unsigned char *) c; *p; p++)
+                if (*p < 0x20 || *p == 0x7f || (!utf8 && *p >= 0x80))
+                        *p = '?';
+        return c;
+}
+
+void plugin_outcome_done(PluginOutcome *o) {
+        if (!o)
+                return;
+        plugin_info_array_free(o->installed, o->n_installed);
+        plugin_info_array_free(o->already, o->n_already);
+        plugin_info_array_free(o->unknown, o->n_unknown);
+        plugin_info_array_free(o->failed, o->n_failed);
+        *o = (PluginOutcome) {};
+}
+
+static int outcome_add(PluginInfo **arr, size_t *n, const PluginInfo *p) {
+        PluginInfo *t = realloc(*arr, (*n + 1) * sizeof(PluginInfo));
+        PluginInfo c = {};
+
+        if (!t)
+                return -ENOMEM;
+        *arr = t;
+        c.key = strdup(p->key);
+        c.name = p->name ? strdup(p->name) : NULL;
+        c.url = p->url ? strdup(p->url) : NULL;
+        if (!c.key || (p->name && !c.name) || (p->url && !c.url)) {
+                free(c.key);
+                free(c.name);
+                free(c.url);
+                return -ENOMEM;
+        }
+        t[(*n)++] = c;
+        return 0;
+}
+
+static bool plugin_list_has(const PluginInfo *p, size_t n, const char *key) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(p[i].key, key))
+                        return true;
+        return false;
+}
+
+/* The keys the venv provides now. */
+static int installed_plugins(const char *venv, PluginInfo **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_free_ char *sp = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = venv_open_site_packages(venv, &sp, &fd);
+        if (r < 0) {
+                if (asprintf(ret_error, "Cannot find the site-packages of the Python environment %s: %s", venv,
+                             strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        r = distinfo_plugin_list(fd, NULL, ret, ret_n);
+        if (r < 0 && asprintf(ret_error, "Cannot list the plugins installed in %s: %s", sp, strerror(-r)) < 0)
+                *ret_error = NULL;
+        return r;
+}
+
+/* The repository, or NULL (with a log line saying why) when it cannot be had: then every plugin to
+ * install is unknown, and the restore goes on. */
+static int repository_load(const PluginRequest *req, const BackupCallbacks *cb, size_t n_missing, RepoEntry **ret,
+                           size_t *ret_n) {
+        const char *url = !isempty(req->repository_url) ? req->repository_url : PLUGIN_REPOSITORY_DEFAULT;
+        FetchLimits limits = { .max_size = req->max_repository_size ?: PLUGIN_REPOSITORY_MAX,
+                               .timeout_sec = REPOSITORY_TIMEOUT_SEC };
+        _cleanup_free_ char *buf = NULL, *error = NULL, *url_log = plugin_log_string(url);
+        size_t size = 0;
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (!url_log)
+                return -ENOMEM;
+        backup_log(cb, LOG_INFO, "Fetching the plugin repository %s", url_log);
+        r = plugin_fetch(url, &limits, cb, -1, &buf, &size, NULL, &error);
+        if (r == -ECANCELED || r == -ENOMEM)
+                return r;
+        if (r >= 0) {
+                r = plugin_repository_parse(buf, size, ret, ret_n, &error);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *e = plugin_log_string(strempty(error));
+
+                backup_log(cb, LOG_WARNING, "Cannot use the plugin repository %s: %s. %zu plugin%s cannot be "
+                           "reinstalled and will be reported as unknown", url_log, e ?: "", n_missing,
+                           n_missing == 1 ? "" : "s");
+                return 0;
+        }
+        backup_log(cb, LOG_INFO, "The plugin repository lists %zu plugins", *ret_n);
+        return 1;
+}
+
+/* Which extension the archive's content calls for, when its URL has no usable file name. */
+static const char *archive_name_by_content(int fd) {
+        unsigned char magic[4] = {};
+
+        if (pread(fd, magic, sizeof(magic), 0) < 3)
+                return NULL;
+        if (memcmp(magic, "PK\3\4", 4) == 0)
+                return "archive.zip";
+        if (magic[0] == 0x1f && magic[1] == 0x8b)
+                return "archive.tar.gz";
+        if (memcmp(magic, "BZh", 3) == 0)
+                return "archive.tar.bz2";
+        return NULL;
+}
+
+static void log_pip_tail(const BackupCallbacks *cb, const char *output) {
+        const char *lines[PIP_LOG_LINES];
+        size_t n = 0, first = 0;
+        _cleanup_free_ char *copy = strdup(output);
+        char *saveptr = NULL;
+
+        if (!copy)
+                return;
+        for (char *l = strtok_r(copy, "\n", &saveptr); l; l = strtok_r(NULL, "\n", &saveptr)) {
+                size_t k = strlen(l);
+
+                while (k > 0 && (l[k - 1] == '\r' || l[k - 1] == ' '))
+                        l[--k] = 0;
+                if (k == 0)
+                        continue;
+                lines[(first + n) % PIP_LOG_LINES] = l;
+                if (n < PIP_LOG_LINES)
+                        n++;
+                else
+                        first = (first + 1) % PIP_LOG_LINES;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *s = plugin_log_string(lines[(first + i) % PIP_LOG_LINES]);
+                backup_log(cb, LOG_ERR, "  pip: %s", s ?: "");
+        }
+}
+
+/* Downloads url into its own folder under work_dir and runs pip on it. Returns 1 installed, 0 failed
+ * (logged), negative errno for what must stop the whole job (-ECANCELED, -ENOMEM). */
+static int install_one(const PluginRequest *req, const BackupCallbacks *cb, int work_fd, size_t index, const char *key,
+                       const char *url) {
+        FetchLimits limits = { .max_size = req->max_archive_size ?: PLUGIN_ARCHIVE_MAX,
+                               .timeout_sec = ARCHIVE_DOWNLOAD_TIMEOUT_SEC };
+        _cleanup_free_ char *sub = NULL, *name = NULL, *effective = NULL, *error = NULL, *path = NULL, *output = NULL;
+        _cleanup_close_ int dfd = -1, fd = -1;
+        bool timed_out = false;
+        int r, status = 0;
+
+        if (asprintf(&sub, "plugin-%zu", index) < 0)
+                return -ENOMEM;
+        if (mkdirat(work_fd, sub, 0700) < 0 ||
+            (dfd = openat(work_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+            (fd = openat(dfd, "download", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+                r = -errno;
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: cannot create a file in %s: %s", key,
+                           req->work_dir, strerror(-r));
+                return r == -ENOMEM ? r : 0;
+        }
+
+        r = plugin_fetch(url, &limits, cb, fd, NULL, NULL, &effective, &error);
+        if (r == -ECANCELED || r == -ENOMEM)
+                goto finish;
+        if (r < 0) {
+                _cleanup_free_ char *e = plugin_log_string(strempty(error));
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: %s", key, e ?: "");
+                r = 0;
+                goto finish;
+        }
+
+        /* pip reads a wheel's name for what it is, and an sdist's extension for how to unpack it. */
+        name = plugin_archive_name_from_url(url);
+        if (!name && effective)
+                name = plugin_archive_name_from_url(effective);
+        if (!name && archive_name_by_content(fd))
+                name = strdup(archive_name_by_content(fd));
+        if (!name) {
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: the download is neither a zip nor a tar "
+                           "archive, pip cannot install it", key);
+                r = 0;
+                goto finish;
+        }
+        if (fsync(fd) < 0 || renameat(dfd, "download", dfd, name) < 0) {
+                r = -errno;
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: cannot store the download in %s: %s", key,
+                           req->work_dir, strerror(-r));
+                r = r == -ENOMEM ? r : 0;
+                goto finish;
+        }
+        closep(&fd);
+
+        if (asprintf(&path, "%s/%s/%s", req->work_dir, sub, name) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        r = plugin_pip_install(req->venv, path, req->work_dir, req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC, cb,
+                               &status, &timed_out, &output);
+        if (r == -ECANCELED || r == -ENOMEM)
+                goto finish;
+        if (r < 0)
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: cannot run %s/bin/python: %s", key, req->venv,
+                           strerror(-r));
+        else if (timed_out)
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip did not finish within %llu s and was "
+                           "stopped", key, (unsigned long long) ((req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC) / 1000000));
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                r = 1;
+                goto finish;
+        } else if (WIFEXITED(status))
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip exited with status %d%s", key,
+                           WEXITSTATUS(status), WEXITSTATUS(status) == 127 ? " (could not be started)" : "");
+        else
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip was killed by signal %s", key,
+                           strsignal(WTERMSIG(status)));
+        if (output)
+                log_pip_tail(cb, output);
+        r = 0;
+finish:
+        closep(&fd);
+        (void) unlinkat(dfd, "download", 0);
+        if (name)
+                (void) unlinkat(dfd, name, 0);
+        (void) unlinkat(work_fd, sub, AT_REMOVEDIR);
+        return r;
+}
+
+typedef struct Reinstall {
+        const PluginRequest *req;
+        const BackupCallbacks *cb;
+        PluginInfo *installed_now;   /* what the venv provides */
+        size_t n_installed_now;
+        RepoEntry *repo;             /* NULL: repository unavailable */
+        size_t n_repo;
+        int work_fd;
+        PluginOutcome out;
+} Reinstall;
+
+static int report_unknown(Reinstall *s, const PluginInfo *p, const char *key) {
+        _cleanup_free_ char *name = plugin_log_string(p->name ?: p->key), *url = plugin_log_string(p->url ?: "no homepage known");
+
+        backup_log(s->cb, LOG_WARNING, "Plugin %s is unknown: %s (%s)", key, name ?: "", url ?: "");
+        return outcome_add(&s->out.unknown, &s->out.n_unknown, p);
+}
+
+/* Key, name and URL come from the backup: log lines get printable copies (plugin_log_string()). */
+static int reinstall_one(Reinstall *s, size_t index, const PluginInfo *p) {
+        _cleanup_free_ char *key = plugin_log_string(p->key), *url = NULL, *error = NULL;
+        const RepoEntry *e;
+        unsigned incompatible;
+        int r;
+
+        if (!key)
+                return -ENOMEM;
+        if (plugin_list_has(s->installed_now, s->n_installed_now, p->key)) {
+                backup_log(s->cb, LOG_INFO, "Plugin %s is already installed", key);
+                return outcome_add(&s->out.already, &s->out.n_already, p);
+        }
+        e = s->repo ? plugin_repository_find(s->repo, s->n_repo, p->key) : NULL;
+        if (!e || isempty(e->archive)) {
+                if (e)
+                        backup_log(s->cb, LOG_WARNING, "Plugin %s has no archive in the plugin repository", key);
+                return report_unknown(s, p, key);
+        }
+        incompatible = plugin_compatibility(e, s->req->octoprint_version, "linux");
+        if (incompatible) {
+                backup_log(s->cb, LOG_WARNING, "Plugin %s is not compatible with this %s, skipping", key,
+                           incompatible == PLUGIN_INCOMPATIBLE_OS ? "operating system" :
+                           incompatible == PLUGIN_INCOMPATIBLE_OCTOPRINT ? "OctoPrint version" :
+                           "OctoPrint version and operating system");
+                return report_unknown(s, p, key);
+        }
+
+        url = plugin_log_string(e->archive);
+        if (!url)
+                return -ENOMEM;
+        if (s->req->dry_run) {
+                backup_log(s->cb, LOG_INFO, "Plugin %s will be installed from %s", key, url);
+                return outcome_add(&s->out.installed, &s->out.n_installed, p);
+        }
+        backup_log(s->cb, LOG_INFO, "Installing plugin %s from %s", key, url);
+        r = install_one(s->req, s->cb, s->work_fd, index, key, e->archive);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return outcome_add(&s->out.failed, &s->out.n_failed, p);
+
+        /* What pip installed may bring other plugins of the list along as dependencies: look again. */
+        plugin_info_array_free(s->installed_now, s->n_installed_now);
+        s->installed_now = NULL;
+        s->n_installed_now = 0;
+        r = installed_plugins(s->req->venv, &s->installed_now, &s->n_installed_now, &error);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0 && !plugin_list_has(s->installed_now, s->n_installed_now, p->key))
+                backup_log(s->cb, LOG_WARNING, "Installed plugin %s, but what pip installed does not provide a "
+                           "plugin with this identifier", key);
+        else
+                backup_log(s->cb, LOG_INFO, "Installed plugin %s", key);
+        return outcome_add(&s->out.installed, &s->out.n_installed, p);
+}
+
+static size_t count_missing(const Reinstall *s) {
+        const PluginRequest *req = s->req;
+        size_t n = 0;
+
+        for (size_t i = 0; i < req->n_plugins; i++)
+                if (!plugin_list_has(s->installed_now, s->n_installed_now, req->plugins[i].key) &&
+                    !plugin_list_has(req->plugins, i, req->plugins[i].key))
+                        n++;
+        return n;
+}
+
+static int reinstall_all(Reinstall *s, char **ret_error) {
+        const PluginRequest *req = s->req;
+        size_t missing;
+        int r;
+
+        r = installed_plugins(req->venv, &s->installed_now, &s->n_installed_now, ret_error);
+        if (r < 0)
+                return r;
+
+        /* Only ask the network when something is to be installed. */
+        missing = count_missing(s);
+        if (missing > 0) {
+                r = repository_load(req, s->cb, missing, &s->repo, &s->n_repo);
+                if (r < 0)
+                        goto fail;
+        }
+        if (missing > 0 && s->repo && !req->dry_run) {
+                s->work_fd = open(req->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (s->work_fd < 0) {
+                        r = -errno;
+                        if (asprintf(ret_error, "Cannot open the folder for plugin downloads %s: %s", req->work_dir,
+                                     strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+        }
+
+        for (size_t i = 0; i < req->n_plugins; i++) {
+                const PluginInfo *p = &req->plugins[i];
+
+                r = backup_progress(s->cb, "plugins", i, req->n_plugins);
+                if (r < 0)
+                        goto fail;
+                if (!p->key || plugin_list_has(req->plugins, i, p->key))
+                        continue;       /* listed twice: once is enough */
+                r = reinstall_one(s, i, p);
+                if (r < 0)
+                        goto fail;
+        }
+        (void) backup_progress(s->cb, "plugins", req->n_plugins, req->n_plugins);
+        return 0;
+fail:
+        if (r == -ECANCELED)
+                *ret_error = strdup("Canceled");
+        return r;
+}
+
+int plugins_reinstall(const PluginRequest *req, const BackupCallbacks *cb, PluginOutcome *ret, char **ret_error) {
+        Reinstall s = { .req = req, .cb = cb, .work_fd = -1 };
+        char *error = NULL;
+        int r;
+
+        if (!req || !ret || isempty(req->venv) || (!req->dry_run && isempty(req->work_dir)) ||
+            (req->n_plugins > 0 && !req->plugins))
+                return -EINVAL;
+        if (req->n_plugins == 0) {
+                *ret = (PluginOutcome) {};
+                return 0;
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                if (ret_error)
+                        *ret_error = strdup("Cannot initialize libcurl");
+                return -EIO;
+        }
+        r = reinstall_all(&s, &error);
+        curl_global_cleanup();
+
+        closep(&s.work_fd);
+        plugin_info_array_free(s.installed_now, s.n_installed_now);
+        repo_entry_array_free(s.repo, s.n_repo);
+        if (r < 0) {
+                plugin_outcome_done(&s.out);
+                if (r == -ENOMEM && !error)
+                        error = strdup("Out of memory");
+                if (ret_error)
+                        *ret_error = error;
+                else
+                        free(error);
+                return r;
+        }
+        free(error);
+        *ret = s.out;
+        return 0;
+}
+
+int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_error) {
+        _cleanup_free_ char *json = NULL;
+        char tmp[64];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (n == 0)
+                return 0;
+        json = plugin_list_to_json(p, n);
+        if (!json) {
+                r = errno > 0 ? -errno : -ENOMEM;
+                if (asprintf(ret_error, "Cannot write the list of unknown plugins: %s", strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        for (unsigned attempt = 0; fd < 0; attempt++) {
+                uint64_t rnd = 0;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        rnd = (uint64_t) getpid() << 16 ^ attempt;
+                snprintf(tmp, sizeof(tmp), "." UNKNOWN_PLUGINS_FILE ".%016llx", (unsigned long long) rnd);
+                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0 && (errno != EEXIST || attempt >= 16)) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+        r = write_all(fd, json, strlen(json));
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, UNKNOWN_PLUGINS_FILE) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dir_fd, tmp, 0);
+                goto fail;
+        }
+        (void) fsync(dir_fd);
+        return 0;
+fail:
+        if (asprintf(ret_error, "Cannot write %s in the backup folder: %s", UNKNOWN_PLUGINS_FILE, strerror(-r)) < 0)
+                *ret_error = NULL;
+        return r;
+}
