@@ -91,3 +91,5 @@ int cmd_prune(Ctl *ctl, int argc, char *argv[]);
 int cmd_jobs(Ctl *ctl, int argc, char *argv[]);
 int cmd_cancel(Ctl *ctl, int argc, char *argv[]);
 int cmd_monitor(Ctl *ctl, int argc, char *argv[]);
+int cmd_restore(Ctl *ctl, int argc, char *argv[]);
+int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]);

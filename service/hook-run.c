@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,6 +55,8 @@ _Noreturn static void hook_child(int in, int out, int err, const char *path, cha
         for (int sig = 1; sig < NSIG; sig++)
                 (void) signal(sig, SIG_DFL);
         (void) setpgid(0, 0);
+        /* A hook must not outlive the worker that ran it (nor, through the worker, the daemon). */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (close_range(3, ~0U, 0) < 0)
                 for (int fd = 3; fd < 65536; fd++)
                         (void) close(fd);
@@ -86,7 +89,8 @@ static int hook_io(pid_t pid, int in, int out, int err, const char *input, uint6
 
                 if (out < 0 && err < 0)
                         break;
-                if (now >= deadline) {
+                /* A canceled backup does not wait for its hooks. */
+                if (now >= deadline || hook_run_abort) {
                         h->timed_out = true;
                         break;
                 }
@@ -171,6 +175,8 @@ done:
                         return -errno;
         return 0;
 }
+
+volatile sig_atomic_t hook_run_abort;
 
 int hook_run(const char *path, char **env, const char *input, uint64_t timeout_usec, size_t max_output,
              HookResult *h) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <signal.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +23,9 @@ typedef struct HookResult {
 
 /* Returns 0 when the program ran (whatever its outcome, see *ret) or a negative errno when it could not
  * be started. SIGPIPE is ignored and SIGCHLD default while it runs, then restored. */
+/* Set (from a signal handler) to stop waiting for a running hook and kill it. */
+extern volatile sig_atomic_t hook_run_abort;
+
 int hook_run(const char *path, char **env, const char *input, uint64_t timeout_usec, size_t max_output,
              HookResult *ret);
 void hook_result_done(HookResult *h);

@@ -82,10 +82,9 @@ _Noreturn static void pip_child(int out, const char *python, const char *file, c
 
 /* Appends data, keeping only the last PIP_TAIL_MAX bytes. */
 static void tail_append(char *tail, size_t *len, const char *data, size_t n) {
-        if (n >= PIP_TAIL_MAX) {
-                memcpy(tail, data + n - PIP_TAIL_MAX, PIP_TAIL_MAX);
-                *len = PIP_TAIL_MAX;
-                return;
+        if (n > PIP_TAIL_MAX) {
+                data += n - PIP_TAIL_MAX;
+                n = PIP_TAIL_MAX;
         }
         if (*len + n > PIP_TAIL_MAX) {
                 size_t drop = *len + n - PIP_TAIL_MAX;

@@ -14,6 +14,7 @@
 #define GROUPS_MAX 256
 
 int drop_privileges(uid_t uid, gid_t gid) {
+        pid_t parent = getppid();
         struct passwd *pw;
         gid_t groups[GROUPS_MAX];
         int n = GROUPS_MAX;
@@ -37,6 +38,12 @@ int drop_privileges(uid_t uid, gid_t gid) {
                 return -EPERM;
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 return -errno;
+        /* The kernel clears the parent-death signal fork_worker() set when the euid changes: set it
+         * again, or a worker outlives a killed daemon. If the daemon died meanwhile, give up. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                return -errno;
+        if (getppid() != parent)
+                return -ESRCH;
         return 0;
 }
 

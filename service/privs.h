@@ -5,7 +5,8 @@
 #include <sys/types.h>
 
 /* Becomes uid/gid for good: supplementary groups of the user, then gid, then uid (saved ids too), and
- * verifies that root cannot be regained. To be called in a freshly forked child only. */
+ * verifies that root cannot be regained. Re-arms fork_worker()'s parent-death signal, which the uid
+ * change clears. To be called in a freshly forked child only. */
 int drop_privileges(uid_t uid, gid_t gid);
 
 /* Lowest CPU and I/O priority, so a running print is not disturbed (SPEC §6). */

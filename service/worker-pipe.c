@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "hook-run.h"
 #include "log.h"
 #include "privs.h"
 #include "util.h"
@@ -89,9 +90,11 @@ int worker_report_progress(const char *stage, uint64_t done, uint64_t total, voi
         /* The daemon rate-limits its signals anyway; don't flood the pipe either. */
         clock_gettime(CLOCK_MONOTONIC, &ts);
         now = (uint64_t) ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-        if (done < total && now < w->last_progress_ns + 50000000ULL)
+        if (done < total && now < w->last_progress_ns + 50000000ULL && streq_ptr(stage, w->last_stage))
                 return 0;
         w->last_progress_ns = now;
+        free(w->last_stage);
+        w->last_stage = strdup(stage);
 
         o = json_object_new_object();
         json_object_object_add(o, "stage", json_object_new_string(stage));
@@ -166,6 +169,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
 
 static void child_on_sigterm(int sig) {
         worker_cancel_requested = 1;
+        hook_run_abort = 1;
 }
 
 int worker_pipe_start(sd_event *e, uid_t uid, gid_t gid, const char *name, worker_main_fn main_fn,

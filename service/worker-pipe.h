@@ -33,10 +33,11 @@ extern volatile sig_atomic_t worker_cancel_requested;   /* set by SIGTERM in the
 
 /* Callbacks for the engines (BackupCallbacks' log and progress), sending {"log", "level"} and
  * {"stage", "done", "total"} messages; userdata is a WorkerReporter. Progress is sent at most every
- * 50 ms (and always at the end of a stage); it returns -ECANCELED once SIGTERM arrived. */
+ * 50 ms (and always when the stage changes or ends); it returns -ECANCELED once SIGTERM arrived. */
 typedef struct WorkerReporter {
         int fd;
         uint64_t last_progress_ns;
+        char *last_stage;               /* a new stage is always reported at once */
 } WorkerReporter;
 void worker_report_log(int level, const char *line, void *userdata);
 int worker_report_progress(const char *stage, uint64_t done, uint64_t total, void *userdata);

@@ -127,6 +127,32 @@ def test_daemon_killed_mid_backup():
                 expect(".orphan.zip" in fx.daemon_log(), "the daemon does not log the removal of .orphan.zip")
 
 
+def test_daemon_killed_while_worker_waits():
+        # The worker is waiting for a slow additional-excludes hook and writes nothing meanwhile, so only
+        # PR_SET_PDEATHSIG (not a broken pipe) can end it when the daemon dies.
+        def prepare(fx):
+                for d in ("", "hooks", "hooks/additional-excludes.d"):
+                        os.chmod(os.path.join(fx.config_dir, d), 0o755)
+                os.chmod(os.path.join(fx.config_dir, "hooks/additional-excludes.d/slow"), 0o755)
+
+        slow = "#!/bin/sh\ncat >/dev/null\nsleep 8\necho '[]'\n"
+        with Fixture(config_files={"hooks/additional-excludes.d/slow": slow}, prepare=prepare) as fx:
+                bt.create_backup(fx, name="waiting.zip")
+                pid = bt.wait_until(lambda: bt.worker_pids(fx), "the backup worker", timeout=30)[0]
+                bt.wait_until(lambda: any(c == "sleep" for _, c in bt.children(pid)) or
+                              any(bt.children(p) for p, _ in bt.children(pid)), "the hook to run", timeout=30)
+                fx.daemon_proc.kill()
+                fx.daemon_proc.wait()
+                start = time.monotonic()
+                try:
+                        bt.wait_until(lambda: not bt.pid_alive(pid), f"the worker {pid} to die with the daemon",
+                                      timeout=4)
+                finally:
+                        print(f"# the worker lived {time.monotonic() - start:.1f} s after the daemon died")
+                        if bt.pid_alive(pid):
+                                os.kill(pid, signal.SIGKILL)
+
+
 def small_folder_fixture(size, mb):
         """An instance of SIZE whose backup folder is a tmpfs of MB MiB owned by the instance user."""
         def prepare(fx):
