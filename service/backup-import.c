@@ -19,8 +19,9 @@
 #include "names.h"
 #include "util.h"
 #include "worker.h"
+#include "worker-pipe.h"
+#include <sys/wait.h>
 
-#define IMPORT_TIMEOUT_SEC (6U * 3600U)
 #define NAME_COUNTER_MAX 999
 
 typedef struct ImportArgs {
@@ -168,53 +169,125 @@ static int check_source_fd(int fd, uint64_t *ret_size, sd_bus_error *error) {
         return 0;
 }
 
-int backup_import_fd(Instance *i, int fd, const char *name, char **ret_stored, sd_bus_error *error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
-        _cleanup_free_ char *generated = NULL;
-        ImportArgs a = { .folder = i->backup_folder, .source_fd = fd };
+/* ---- Asynchronous: the copy may take minutes; the daemon serves others meanwhile ---- */
+
+typedef struct ImportOp {
+        Instance *instance;
+        sd_bus_message *request;
+        ImportArgs args;
+        char *name;
+        WorkerPipe *worker;
+        json_object *result;
+        import_done_fn done;
+        void *userdata;
+} ImportOp;
+
+static ImportOp *import_op_free(ImportOp *op) {
+        if (!op)
+                return NULL;
+        worker_pipe_free(op->worker);
+        sd_bus_message_unref(op->request);
+        json_object_put(op->result);
+        free(op->name);
+        free(op);
+        return NULL;
+}
+
+static int import_worker_main(int fd, void *userdata) {
+        ImportOp *op = userdata;
+        json_object *json = NULL;
+        int unused = -1;
+
+        (void) import_task(&op->args, &json, &unused);
+        if (!json)
+                json = worker_error("The import failed.");
+        return worker_send(fd, json) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static void on_import_message(json_object *msg, void *userdata) {
+        ImportOp *op = userdata;
+
+        json_object_put(op->result);
+        op->result = json_object_get(msg);
+}
+
+static void on_import_exit(int si_code, int status, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        ImportOp *op = userdata;
+        Daemon *d = op->instance->daemon;
+        WorkerReply reply = { .json = op->result, .fd = -1 };
         json_object *v;
+
+        d->n_pending_imports--;
+        daemon_note_activity(d);
+        if (!op->result)
+                (void) sd_bus_error_setf(&error, SD_BUS_ERROR_FAILED, "The import worker %s %d.",
+                                         si_code == CLD_EXITED ? "exited with status" : "was killed by signal", status);
+        else if (worker_reply_error(&reply, &error) >= 0 && !json_object_object_get_ex(op->result, "name", &v))
+                (void) sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, "The import worker gave no answer.");
+
+        if (sd_bus_error_is_set(&error))
+                op->done(op->instance, op->request, NULL, &error, op->userdata);
+        else {
+                log_info("Instance %s: imported backup %s", op->instance->name, json_object_get_string(v));
+                op->done(op->instance, op->request, json_object_get_string(v), NULL, op->userdata);
+        }
+        import_op_free(op);
+}
+
+int backup_import_start(Instance *i, sd_bus_message *m, int fd, const char *name, import_done_fn done,
+                        void *userdata, sd_bus_error *error) {
+        ImportOp *op;
         int r;
 
-        if (isempty(name)) {
-                generated = backup_filename("imported", time(NULL));
-                if (!generated)
-                        return -ENOMEM;
-                name = generated;
-        }
-        r = check_backup_name(name, error);
-        if (r < 0)
-                return r;
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        r = check_source_fd(fd, &a.size, error);
-        if (r < 0)
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        op->name = isempty(name) ? backup_filename("imported", time(NULL)) : strdup(name);
+        if (!op->name) {
+                free(op);
+                return -ENOMEM;
+        }
+        r = check_backup_name(op->name, error);
+        if (r >= 0)
+                r = check_source_fd(fd, &op->args.size, error);
+        if (r < 0) {
+                import_op_free(op);
                 return r;
-        a.name = name;
+        }
+        op->instance = i;
+        op->request = sd_bus_message_ref(m);
+        op->args = (ImportArgs) { .folder = i->backup_folder, .name = op->name, .source_fd = fd,
+                                  .size = op->args.size };
+        op->done = done;
+        op->userdata = userdata;
+        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-import", import_worker_main, op, &fd, 1,
+                              on_import_message, on_import_exit, op, &op->worker);
+        if (r < 0) {
+                import_op_free(op);
+                return r;
+        }
+        i->daemon->n_pending_imports++;
+        return 1;
+}
 
-        r = worker_run_sync(i->uid, i->gid, "opbackup-import", IMPORT_TIMEOUT_SEC, import_task, &a, fd, &reply);
-        if (r < 0)
-                return r;
-        r = worker_reply_error(&reply, error);
-        if (r < 0)
-                return r;
-        if (!json_object_object_get_ex(reply.json, "name", &v))
-                return -EBADMSG;
-        log_info("Instance %s: imported backup %s", i->name, json_object_get_string(v));
-        *ret_stored = strdup(json_object_get_string(v));
-        return *ret_stored ? 0 : -ENOMEM;
+static void import_reply(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
+                         void *userdata) {
+        if (error)
+                (void) sd_bus_reply_method_error(m, error);
+        else
+                (void) sd_bus_reply_method_return(m, "s", stored);
 }
 
 int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *stored = NULL;
         const char *name;
         int fd, r;
 
         r = sd_bus_message_read(m, "hs", &fd, &name);
         if (r < 0)
                 return r;
-        r = backup_import_fd(userdata, fd, name, &stored, error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(m, "s", stored);
+        return backup_import_start(userdata, m, fd, name, import_reply, NULL, error);
 }

@@ -15,6 +15,11 @@ int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 int method_open_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_prune_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* Copies the zip behind fd into the backup folder (as .NAME, checked, then renamed to a free NAME or
- * NAME.N.zip). name NULL or "" = a generated one. */
-int backup_import_fd(Instance *i, int fd, const char *name, char **ret_stored, sd_bus_error *error);
+ * NAME.N.zip; name NULL or "" = a generated one), in a worker, without blocking the daemon. done() gets
+ * the stored name, or the error; it must reply to m. Returns 1 when started, or an error (then done() is
+ * not called). */
+typedef void (*import_done_fn)(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
+                               void *userdata);
+int backup_import_start(Instance *i, sd_bus_message *m, int fd, const char *name, import_done_fn done,
+                        void *userdata, sd_bus_error *error);
 int method_import_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "folders.h"
 #include "log.h"
 #include "names.h"
 #include "pyjson.h"
@@ -154,6 +155,47 @@ static int parse_url(const char *value, void *field) {
         return free_and_strdup(field, *value ? value : NULL);
 }
 
+/* OctoPrint's own address: http(s) only; file:// would make the daemon read files for a caller. */
+static int parse_http_url(const char *value, void *field) {
+        if (*value && strncasecmp(value, "https://", 8) != 0 && strncasecmp(value, "http://", 7) != 0)
+                return -EINVAL;
+        return parse_url(value, field);
+}
+
+/* Folder ids a caller could exclude (as CreateBackup checks them), each once. */
+static int parse_excludes(const char *value, void *field) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = strv_split_words(value, &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(e, l) {
+                FolderId id = folder_id_from_string(*e);
+
+                if ((int) id < 0 || !folder_excludable(id))
+                        return -EINVAL;
+                for (char *const *f = l; f < e; f++)
+                        if (streq(*f, *e))
+                                return -EINVAL;
+        }
+        strv_free(*(char ***) field);
+        *(char ***) field = l && l[0] ? TAKE_PTR(l) : NULL;
+        return 0;
+}
+
+static int parse_print_action(const char *value, void *field) {
+        if (!*value)
+                *(PrintAction *) field = PRINT_ACTION_DEFAULT;
+        else if (strcasecmp(value, "skip") == 0)
+                *(PrintAction *) field = PRINT_ACTION_SKIP;
+        else if (strcasecmp(value, "backup") == 0)
+                *(PrintAction *) field = PRINT_ACTION_BACKUP;
+        else
+                return -EINVAL;
+        return 0;
+}
+
 static int parse_uint(const char *value, unsigned *ret) {
         unsigned long v;
         char *end;
@@ -174,6 +216,16 @@ static int parse_uint(const char *value, unsigned *ret) {
 
 static int parse_unsigned(const char *value, void *field) {
         return parse_uint(value, field);
+}
+
+/* Seconds, at most a week (more is a typo for a daily backup); 0 or empty: the default. */
+static int parse_seconds(const char *value, void *field) {
+        unsigned v;
+
+        if (parse_uint(value, &v) < 0 || v > 7U * 24U * 3600U)
+                return -EINVAL;
+        *(unsigned *) field = v;
+        return 0;
 }
 
 static int parse_level(const char *value, void *field) {
@@ -232,12 +284,22 @@ static const ConfigKey config_keys[] = {
         KEY("OctoPrint", "Python", parse_path, python, "an absolute path"),
         KEY("OctoPrint", "User", parse_user, user, "a user name"),
         KEY("OctoPrint", "Unit", parse_unit, unit, "a systemd unit name"),
+        KEY("OctoPrint", "ApiUrl", parse_http_url, api_url, "OctoPrint's http:// or https:// URL"),
+        KEY("OctoPrint", "ApiKeyFile", parse_path, api_key_file, "an absolute path"),
         KEY("Backup", "Folder", parse_path, backup_folder, "an absolute path"),
         KEY("Backup", "Keep", parse_unsigned, keep, "a number (0 keeps all)"),
         KEY("Backup", "CompressionLevel", parse_level, compression_level, "a number from 0 to 9"),
         KEY("Restore", "Unsupported", parse_bool, restore_unsupported, "yes or no"),
         KEY("Restore", "PluginRepository", parse_url, plugin_repository, "an http://, https:// or file:// URL"),
         KEY("Restore", "BundledPlugins", parse_plugin_keys, bundled_plugins, "plugin keys separated by spaces"),
+        KEY("Schedule", "Exclude", parse_excludes, schedule_excludes,
+            "folder ids separated by spaces, each once: uploads timelapse virtualSd plugins slicingProfiles "
+            "printerProfiles scripts translations data"),
+        KEY("Schedule", "PrintPollSec", parse_seconds, print_poll_sec, "a number of seconds (0: 60)"),
+        KEY("Schedule", "PrintWaitMaxSec", parse_seconds, print_wait_max_sec,
+            "a number of seconds up to a week (0: 6 hours)"),
+        KEY("Schedule", "OnStillPrinting", parse_print_action, on_still_printing, "skip or backup"),
+        KEY("Schedule", "OnPrinterUnknown", parse_print_action, on_printer_unknown, "backup or skip"),
 };
 
 static bool section_is_known(const char *section, bool daemon) {
@@ -405,9 +467,12 @@ static void instance_config_clear(InstanceConfig *ic) {
         free(ic->python);
         free(ic->user);
         free(ic->unit);
+        free(ic->api_url);
+        free(ic->api_key_file);
         free(ic->backup_folder);
         free(ic->plugin_repository);
         strv_free(ic->bundled_plugins);
+        strv_free(ic->schedule_excludes);
         free(ic->error);
         *ic = (InstanceConfig) {};
 }
@@ -445,11 +510,16 @@ static int instance_config_new(const char *name, const char *source, const Insta
         ic->keep = defaults->keep;
         ic->compression_level = defaults->compression_level;
         ic->restore_unsupported = defaults->restore_unsupported;
+        ic->print_poll_sec = defaults->print_poll_sec;
+        ic->print_wait_max_sec = defaults->print_wait_max_sec;
+        ic->on_still_printing = defaults->on_still_printing;
+        ic->on_printer_unknown = defaults->on_printer_unknown;
         if (dup_field(&ic->name, name) < 0 || dup_field(&ic->source, source) < 0 ||
             dup_field(&ic->basedir, defaults->basedir) < 0 ||
             dup_field(&ic->config_file, defaults->config_file) < 0 ||
             dup_field(&ic->python, defaults->python) < 0 || dup_field(&ic->user, defaults->user) < 0 ||
-            dup_field(&ic->unit, defaults->unit) < 0 ||
+            dup_field(&ic->unit, defaults->unit) < 0 || dup_field(&ic->api_url, defaults->api_url) < 0 ||
+            dup_field(&ic->api_key_file, defaults->api_key_file) < 0 ||
             dup_field(&ic->backup_folder, defaults->backup_folder) < 0 ||
             dup_field(&ic->plugin_repository, defaults->plugin_repository) < 0 ||
             dup_field(&ic->error, defaults->error) < 0)
@@ -457,6 +527,11 @@ static int instance_config_new(const char *name, const char *source, const Insta
         if (defaults->bundled_plugins) {
                 ic->bundled_plugins = strv_copy(defaults->bundled_plugins);
                 if (!ic->bundled_plugins)
+                        return -ENOMEM;
+        }
+        if (defaults->schedule_excludes) {
+                ic->schedule_excludes = strv_copy(defaults->schedule_excludes);
+                if (!ic->schedule_excludes)
                         return -ENOMEM;
         }
         *ret = TAKE_PTR(ic);
@@ -500,6 +575,19 @@ int instance_config_finish(InstanceConfig *ic) {
         }
         if (ic->compression_level < 0)
                 ic->compression_level = DEFAULT_COMPRESSION_LEVEL;
+        if (ic->print_poll_sec == 0)
+                ic->print_poll_sec = PRINT_POLL_SEC_DEFAULT;
+        if (ic->print_wait_max_sec == 0)
+                ic->print_wait_max_sec = PRINT_WAIT_MAX_SEC_DEFAULT;
+        if (ic->on_still_printing == PRINT_ACTION_DEFAULT)
+                ic->on_still_printing = PRINT_ACTION_SKIP;
+        if (ic->on_printer_unknown == PRINT_ACTION_DEFAULT)
+                ic->on_printer_unknown = PRINT_ACTION_BACKUP;
+        /* Half a configuration is a mistake worth pointing at, not a silent "never waits". */
+        if (!ic->api_url != !ic->api_key_file &&
+            set_error(ic, "%s: ApiUrl= and ApiKeyFile= go together: set both for print-aware backups, or "
+                      "neither", strempty(ic->source)) < 0)
+                return -ENOMEM;
         return 0;
 }
 

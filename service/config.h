@@ -4,6 +4,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What a print-aware backup does when it cannot wait any longer or cannot learn the printer's state. */
+typedef enum PrintAction {
+        PRINT_ACTION_DEFAULT,         /* not configured: instance_config_finish() picks */
+        PRINT_ACTION_BACKUP,
+        PRINT_ACTION_SKIP,
+} PrintAction;
+
+#define PRINT_POLL_SEC_DEFAULT 60U
+#define PRINT_WAIT_MAX_SEC_DEFAULT (6U * 3600U)
+
 /* The daemon's own configuration (SPEC §7): <dir>/opbackupd.conf holds defaults for every section,
  * <dir>/instances.d/<name>.conf one instance each (the file name without ".conf" is the instance name).
  * Parsed with inih. */
@@ -18,6 +28,8 @@ typedef struct InstanceConfig {
         char *python;                 /* the venv's python; the venv is dirname(dirname(python)) */
         char *user;                   /* default: owner of basedir */
         char *unit;
+        char *api_url;                /* OctoPrint's URL, for print-aware backups ("when-idle") */
+        char *api_key_file;           /* its API key, in a file only root may read */
 
         /* [Backup] */
         char *backup_folder;          /* default: plugins.backup.path, else basedir/data/backup */
@@ -28,6 +40,13 @@ typedef struct InstanceConfig {
         bool restore_unsupported;
         char *plugin_repository;
         char **bundled_plugins;       /* default: file_check firmware_check pi_support */
+
+        /* [Schedule]: scheduled backups, and every backup asked for "when-idle" */
+        char **schedule_excludes;     /* folder ids left out of scheduled backups */
+        unsigned print_poll_sec;      /* how often OctoPrint is asked while it prints; default 60 */
+        unsigned print_wait_max_sec;  /* how long to wait at most; default 6 h */
+        PrintAction on_still_printing;   /* after print_wait_max_sec; default skip */
+        PrintAction on_printer_unknown;  /* OctoPrint cannot be asked; default backup */
 
         /* Set when the file cannot be used: the reason, for the Instance's Usable/UnusableReason. */
         char *error;

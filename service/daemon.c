@@ -28,7 +28,8 @@ void daemon_note_activity(Daemon *d) {
 }
 
 bool daemon_is_idle(Daemon *d) {
-        return d->n_jobs == 0 && d->n_pending_checks == 0 && strv_length(d->subscribers) == 0;
+        return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 &&
+                strv_length(d->subscribers) == 0;
 }
 
 Instance *daemon_find_instance(Daemon *d, const char *name) {

@@ -36,6 +36,7 @@ typedef struct Daemon {
         sd_bus_slot *name_owner_slot;
 
         unsigned n_pending_checks;      /* polkit queries in flight */
+        unsigned n_pending_imports;     /* ImportBackup copies in flight */
 
         bool exit_on_idle;
         uint64_t idle_timeout_usec;

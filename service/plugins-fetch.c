@@ -3,6 +3,7 @@
  * resource the other side controls: size, time, redirects, protocols. */
 
 #include <curl/curl.h>
+#include <time.h>
 
 #include "build-config.h"
 #include "plugins.h"
@@ -16,7 +17,18 @@ typedef struct Fetch {
         int write_error;                /* negative errno from writing to fd */
         bool canceled;
         const BackupCallbacks *cb;
+        uint64_t last_progress_usec;
 } Fetch;
+
+/* curl calls back many times a second; the job hears about it at most this often. */
+#define FETCH_PROGRESS_USEC (200U * 1000U)
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
 
 static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata) {
         Fetch *f = userdata;
@@ -59,9 +71,13 @@ static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userdata)
 static int fetch_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                           curl_off_t ulnow) {
         Fetch *f = userdata;
+        uint64_t now = now_usec();
 
-        /* The worker's progress callback is rate-limited by the worker; here it is only asked whether
-         * to go on, so a canceled job does not wait for a slow download. */
+        /* Also asks whether to go on, so a canceled job does not wait for a slow download (curl calls at
+         * least once a second, also while nothing arrives). */
+        if (now < f->last_progress_usec + FETCH_PROGRESS_USEC)
+                return 0;
+        f->last_progress_usec = now;
         if (backup_progress(f->cb, "downloading", (uint64_t) dlnow, dltotal > 0 ? (uint64_t) dltotal : 0) < 0) {
                 f->canceled = true;
                 return 1;

@@ -4,11 +4,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "plugins.h"
+
+/* How often a running pip asks the job whether to go on (the answer is all the job gets: no progress
+ * to tell while pip runs). */
+#define PIP_CANCEL_CHECK_USEC (250U * 1000U)
 
 /* What is kept of pip's output: enough for the error it ends with, bounded whatever pip prints. */
 #define PIP_TAIL_MAX (8U * 1024U)
@@ -22,12 +28,15 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
-/* The worker's environment without what would make the venv's Python load something else, plus the
- * venv's bin first in PATH (pip may run build backends that call "python") and TMPDIR in the private
- * work folder (pip unpacks and builds there). Proxy settings and PIP_* configuration pass through. */
+/* The worker's environment without what would make the venv's Python load something else or read another
+ * user's configuration; plus the venv's bin first in PATH (pip may run build backends that call "python"),
+ * TMPDIR in the private work folder (pip unpacks and builds there) and the user's HOME. Proxy settings and
+ * PIP_* configuration pass through. */
 static char **pip_environment(const char *venv, const char *work_dir) {
         static const char *const drop[] = { "PATH=", "TMPDIR=", "VIRTUAL_ENV=", "PYTHONHOME=", "PYTHONPATH=",
-                                            "PYTHONSTARTUP=", "PYTHONUSERBASE=", "PYTHONNOUSERSITE=" };
+                                            "PYTHONSTARTUP=", "PYTHONUSERBASE=", "PYTHONNOUSERSITE=", "HOME=",
+                                            "XDG_CONFIG_HOME=", "XDG_CACHE_HOME=", "XDG_DATA_HOME=" };
+        struct passwd *pw = getpwuid(geteuid());
         _cleanup_strv_free_ char **env = NULL;
         char *s;
 
@@ -49,12 +58,15 @@ static char **pip_environment(const char *venv, const char *work_dir) {
         /* User site-packages would let pip consider the plugin installed when it is not in the venv. */
         if (strv_extend(&env, "PYTHONNOUSERSITE=1") < 0)
                 return NULL;
-        if (!getenv("HOME") && strv_extend(&env, "HOME=/") < 0)
+        /* The instance user's own pip configuration applies, not that of whoever started the daemon. */
+        if (asprintf(&s, "HOME=%s", pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/") < 0 ||
+            strv_consume(&env, s) < 0)
                 return NULL;
         return TAKE_PTR(env);
 }
 
-_Noreturn static void pip_child(int out, const char *python, const char *file, const char *work_dir, char **env) {
+_Noreturn static void pip_child(pid_t parent, int out, const char *python, const char *file, const char *work_dir,
+                                char **env) {
         char *argv[] = { (char *) python, (char *) "-m", (char *) "pip", (char *) "install", (char *) "--no-cache-dir",
                          (char *) "--disable-pip-version-check", (char *) "--no-input", (char *) file, NULL };
         sigset_t none;
@@ -70,6 +82,9 @@ _Noreturn static void pip_child(int out, const char *python, const char *file, c
         for (int sig = 1; sig < NSIG; sig++)
                 (void) signal(sig, SIG_DFL);
         (void) setpgid(0, 0);
+        /* pip must not outlive the worker that runs it (killed when its job is canceled hard). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127);
         if (close_range(3, ~0U, 0) < 0)
                 for (int fd = 3; fd < 65536; fd++)
                         (void) close(fd);
@@ -116,6 +131,7 @@ static bool pip_drain(int out, char *tail, size_t *tail_len) {
  * left of its process group (before reaping pip, so the group id cannot have been reused) and reaps it. */
 static int pip_wait(pid_t pid, int out, uint64_t deadline, const BackupCallbacks *cb, int *ret_status,
                     bool *ret_timed_out, char *tail, size_t *tail_len) {
+        uint64_t last_check = 0;
         int r = 0;
 
         for (;;) {
@@ -126,9 +142,12 @@ static int pip_wait(pid_t pid, int out, uint64_t deadline, const BackupCallbacks
                         *ret_timed_out = true;
                         break;
                 }
-                if (backup_progress(cb, "installing", 0, 0) < 0) {
-                        r = -ECANCELED;
-                        break;
+                if (now >= last_check + PIP_CANCEL_CHECK_USEC) {
+                        last_check = now;
+                        if (backup_progress(cb, "installing", 0, 0) < 0) {
+                                r = -ECANCELED;
+                                break;
+                        }
                 }
                 wait = deadline - now < 200000 ? deadline - now : 200000;
                 if (out >= 0) {
@@ -179,7 +198,7 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
         _cleanup_free_ char *python = NULL, *tail = NULL;
         int p[2] = { -1, -1 }, r;
         size_t tail_len = 0;
-        pid_t pid;
+        pid_t pid, parent;
 
         *ret_status = 0;
         *ret_timed_out = false;
@@ -194,6 +213,7 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
 
         /* pip's exit status must be ours to collect, whatever the worker does with SIGCHLD. */
         sigaction(SIGCHLD, &sa_dfl, &old_chld);
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 r = -errno;
@@ -203,7 +223,7 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
                 return r;
         }
         if (pid == 0)
-                pip_child(p[1], python, file, work_dir, env);
+                pip_child(parent, p[1], python, file, work_dir, env);
         (void) setpgid(pid, pid);     /* also here: a kill before the child got to it must reach the group */
         closep(&p[1]);
         (void) fcntl(p[0], F_SETFL, O_NONBLOCK);

@@ -63,7 +63,7 @@ static int outcome_add(PluginInfo **arr, size_t *n, const PluginInfo *p) {
 
 static bool plugin_list_has(const PluginInfo *p, size_t n, const char *key) {
         for (size_t i = 0; i < n; i++)
-                if (streq(p[i].key, key))
+                if (streq_ptr(p[i].key, key))
                         return true;
         return false;
 }
@@ -230,8 +230,8 @@ static int install_one(const PluginRequest *req, const BackupCallbacks *cb, int 
                 backup_log(cb, LOG_ERR, "Installing plugin %s failed: cannot run %s/bin/python: %s", key, req->venv,
                            strerror(-r));
         else if (timed_out)
-                backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip did not finish within %llu s and was "
-                           "stopped", key, (unsigned long long) ((req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC) / 1000000));
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip did not finish within %g s and was "
+                           "stopped", key, (double) (req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC) / 1e6);
         else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                 r = 1;
                 goto finish;
@@ -321,7 +321,7 @@ static int reinstall_one(Reinstall *s, size_t index, const PluginInfo *p) {
         if (r == -ENOMEM)
                 return r;
         if (r >= 0 && !plugin_list_has(s->installed_now, s->n_installed_now, p->key))
-                backup_log(s->cb, LOG_WARNING, "Installed plugin %s, but what pip installed does not provide a "
+                backup_log(s->cb, LOG_WARNING, "Installed plugin %s, but no *.dist-info of the venv declares a "
                            "plugin with this identifier", key);
         else
                 backup_log(s->cb, LOG_INFO, "Installed plugin %s", key);
@@ -333,7 +333,7 @@ static size_t count_missing(const Reinstall *s) {
         size_t n = 0;
 
         for (size_t i = 0; i < req->n_plugins; i++)
-                if (!plugin_list_has(s->installed_now, s->n_installed_now, req->plugins[i].key) &&
+                if (req->plugins[i].key && !plugin_list_has(s->installed_now, s->n_installed_now, req->plugins[i].key) &&
                     !plugin_list_has(req->plugins, i, req->plugins[i].key))
                         n++;
         return n;
@@ -435,9 +435,7 @@ int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_
         json = plugin_list_to_json(p, n);
         if (!json) {
                 r = errno > 0 ? -errno : -ENOMEM;
-                if (asprintf(ret_error, "Cannot write the list of unknown plugins: %s", strerror(-r)) < 0)
-                        *ret_error = NULL;
-                return r;
+                goto fail;
         }
         for (unsigned attempt = 0; fd < 0; attempt++) {
                 uint64_t rnd = 0;
@@ -463,7 +461,8 @@ int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_
         (void) fsync(dir_fd);
         return 0;
 fail:
-        if (asprintf(ret_error, "Cannot write %s in the backup folder: %s", UNKNOWN_PLUGINS_FILE, strerror(-r)) < 0)
+        if (ret_error &&
+            asprintf(ret_error, "Cannot write %s in the backup folder: %s", UNKNOWN_PLUGINS_FILE, strerror(-r)) < 0)
                 *ret_error = NULL;
         return r;
 }

@@ -96,7 +96,7 @@ void plugin_outcome_done(PluginOutcome *o);
 
 /* Writes UNKNOWN_PLUGINS_FILE into dir_fd (the backup folder): the JSON array OctoPrint writes
  * ([{"key": ..., "name": ..., "url": ...}, ...]), through a hidden temp file, fsync and rename. Like
- * OctoPrint, nothing is written (and an older file is left alone) when n is 0. */
+ * OctoPrint, nothing is written (and an older file is left alone) when n is 0. ret_error may be NULL. */
 int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_error);
 
 /* Internal to plugins*.c. */

@@ -225,28 +225,55 @@ int method_restore_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_e
         return r;
 }
 
+static void restore_after_import(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
+                                 void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        RestoreOptions *options = userdata;
+        int r;
+
+        if (error)
+                (void) sd_bus_reply_method_error(m, error);
+        else {
+                /* The situation may have changed during the copy. */
+                r = check_restore_possible(i, &e);
+                if (r >= 0)
+                        r = check_backup_listed(i, stored, &e);
+                if (r >= 0)
+                        r = create_restore_job(m, i, stored, options);
+                if (r < 0) {
+                        if (sd_bus_error_is_set(&e))
+                                (void) sd_bus_reply_method_error(m, &e);
+                        else
+                                (void) sd_bus_reply_method_errno(m, r, NULL);
+                }
+        }
+        free(options->name);
+        free(options);
+}
+
 int method_restore_backup_from_file_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *stored = NULL;
-        RestoreOptions options = {};
+        RestoreOptions *options;
         Instance *i = userdata;
         int fd, r;
 
         r = sd_bus_message_read(m, "h", &fd);
         if (r < 0)
                 return r;
-        r = read_restore_options(m, &options, error);
-        if (r >= 0 && options.name && !backup_name_is_valid(options.name))
-                r = check_backup_name(options.name, error);
+        options = calloc(1, sizeof(*options));
+        if (!options)
+                return -ENOMEM;
+        r = read_restore_options(m, options, error);
+        if (r >= 0 && options->name)
+                r = check_backup_name(options->name, error);
         if (r >= 0)
                 r = check_restore_possible(i, error);
         /* The file is copied into the backup folder first, so it cannot change under the restore. */
         if (r >= 0)
-                r = backup_import_fd(i, fd, options.name, &stored, error);
-        if (r >= 0)
-                r = check_backup_listed(i, stored, error);
-        if (r >= 0)
-                r = create_restore_job(m, i, stored, &options);
-        free(options.name);
+                r = backup_import_start(i, m, fd, options->name, restore_after_import, options, error);
+        if (r < 0) {
+                free(options->name);
+                free(options);
+        }
         return r;
 }
 
@@ -327,8 +354,14 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
         json_object_object_add(result, "installed", plugin_names(outcome.installed, outcome.n_installed));
         json_object_object_add(result, "failed", plugin_names(outcome.failed, outcome.n_failed));
         json_object_object_add(result, "unknown", plugin_triples(outcome.unknown, outcome.n_unknown));
-        if (outcome.n_unknown > 0 && backup_folder_open(i->backup_folder, &folder_fd) >= 0)
-                (void) plugins_write_unknown(folder_fd, outcome.unknown, outcome.n_unknown);
+        if (outcome.n_unknown > 0) {
+                _cleanup_free_ char *werr = NULL;
+
+                if (backup_folder_open(i->backup_folder, &folder_fd) < 0 ||
+                    plugins_write_unknown(folder_fd, outcome.unknown, outcome.n_unknown, &werr) < 0)
+                        backup_log(cb, LOG_WARNING, "Cannot record the unknown plugins in %s: %s", i->backup_folder,
+                                   werr ?: "cannot open the folder");
+        }
         if (outcome.n_failed > 0 && !d->options.ignore_plugin_errors)
                 return asprintf(ret_error, "%zu plugin(s) failed to install (see the log above); nothing was "
                                 "changed. Retry, or restore with ignore-plugin-errors (--ignore-plugin-errors) or "

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <syslog.h>
 
@@ -443,8 +444,7 @@ static int stream_error(char **ret_error, const ArchiveItem *it, zip_error_t *ze
         if (code == ZIP_ER_MEMORY)
                 return -ENOMEM;
         if (code == ZIP_ER_CRC)
-                return refuse_entry(ret_error, it->name, "fails its CRC check: the backup is damaged, refusing "
-                                    "to restore it");
+                return refuse_entry(ret_error, it->name, "fails its CRC check (the backup is damaged)");
         if (code == ZIP_ER_READ || code == ZIP_ER_SEEK) {
                 int r = refuse_entry(ret_error, it->name, "cannot be read from the backup file");
                 return r == -ENOMEM ? r : -EIO;
@@ -479,8 +479,8 @@ int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf
                 if ((uint64_t) k > it->size - done) {
                         char m[160];
 
-                        snprintf(m, sizeof(m), "inflates beyond its declared size of %llu bytes: the backup is "
-                                 "damaged or hostile", (unsigned long long) it->size);
+                        snprintf(m, sizeof(m), "inflates beyond its declared size of %llu bytes (the backup "
+                                 "is damaged or hostile)", (unsigned long long) it->size);
                         r = refuse_entry(ret_error, it->name, m);
                         break;
                 }
@@ -491,7 +491,7 @@ int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf
         }
         zip_fclose(f);
         if (r == 0 && done != it->size)
-                r = refuse_entry(ret_error, it->name, "is shorter than its declared size: the backup is damaged");
+                r = refuse_entry(ret_error, it->name, "is shorter than its declared size (the backup is damaged)");
         return r;
 }
 
@@ -755,9 +755,12 @@ int restore_archive_validate_full(int zip_fd, const char *installed_version, uin
         s.n_entries = p.n_items;
         s.n_files = p.n_files;
         s.total_size = p.total_size;
-        STRV_FOREACH(w, p.warnings)
-                if (strv_extend(&s.warnings, *w) < 0)
+        /* The entries' warnings first, then metadata.json's. */
+        STRV_FOREACH(w, s.warnings)
+                if (strv_extend(&p.warnings, *w) < 0)
                         return -ENOMEM;
+        strv_free(s.warnings);
+        s.warnings = TAKE_PTR(p.warnings);
         if (!s.warnings && !(s.warnings = calloc(1, sizeof(char *))))
                 return -ENOMEM;
         *ret = s;

@@ -24,6 +24,7 @@ import dbus
 import dbus.mainloop.glib
 from gi.repository import GLib
 
+sys.dont_write_bytecode = True         # run as root too: leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from busclient import from_dbus  # noqa: E402
 

@@ -68,6 +68,24 @@ def plugin_data_prepare(fx):
         bt.write_as_printer(os.path.join(d, "bar.txt"), "bar: kept\n")
 
 
+def entry_group(name):
+        """The rank of an entry's group in SPEC §2's order: metadata.json, config.yaml, each folder id in
+        order (the deepest default location holding it decides), the rest of basedir, plugin_list.json."""
+        if name == "metadata.json":
+                return 0
+        if name == "basedir/config.yaml":
+                return 1
+        if name == "plugin_list.json":
+                return len(bt.FOLDER_IDS) + 3
+        rel = name[len("basedir/"):]
+        best = None
+        for k, fid in enumerate(bt.FOLDER_IDS):
+                d = fid.replace("_", "/")
+                if rel.startswith(d + "/") and (best is None or len(d) > len(bt.FOLDER_IDS[best].replace("_", "/"))):
+                        best = k
+        return len(bt.FOLDER_IDS) + 2 if best is None else 2 + best
+
+
 def plugin_names(archive):
         return sorted(n for n in archive.names() if n.startswith(f"basedir/data/{PLUGIN}/"))
 
@@ -91,6 +109,10 @@ def test_backup_of_sample_instance():
                 expect_eq(z.names()[0], "metadata.json", "first entry")
                 expect_eq(z.names()[1], "basedir/config.yaml", "second entry")
                 expect_eq(z.names()[-1], "plugin_list.json", "last entry")
+                groups = [entry_group(n) for n in z.names()]
+                out_of_order = [(a, b) for a, b, ga, gb in zip(z.names(), z.names()[1:], groups, groups[1:]) if ga > gb]
+                expect_eq(out_of_order[:3], [], "entries out of SPEC order (metadata, config.yaml, folder ids in "
+                          "order, the rest of basedir, plugin_list.json)")
                 expect_eq(z.data("metadata.json"), bt.metadata_json([]), "metadata.json")
                 expect_eq(z.data("metadata.json"), exp["metadata_json"].encode(), "metadata.json (expected.json)")
                 expect_eq(z.data("plugin_list.json").decode(), exp["plugin_list_json"], "plugin_list.json")

@@ -209,4 +209,34 @@ def test_backup_folder_fills_up_while_writing():
                 check_space_failure(fx, res, folder)
 
 
+def test_memory_of_a_big_backup():
+        # SPEC §6: memory stays bounded whatever the size of the data. Figures are printed for the record;
+        # the bounds asserted are generous (a worker holding the data in memory would break them).
+        with Fixture(instances={"inst1": {"size": "300M"}}) as fx:
+                exp = fx.expected()
+                data_mb = exp["total_bytes"] / MB
+                with bt.Listener(fx) as lis:
+                        start = time.monotonic()
+                        jid, _ = bt.create_backup(fx, name="big.zip")
+                        pid = bt.wait_until(lambda: bt.worker_pids(fx), "the backup worker", timeout=60)[0]
+                        hwm = 0
+                        while True:     # VmHWM only grows: the last value read is the peak (to ~50 ms)
+                                v = bt.status_field(pid, "VmHWM")
+                                if v is None or not bt.pid_alive(pid):
+                                        break
+                                hwm = max(hwm, v)
+                                time.sleep(0.05)
+                        removed = bt.job_removed(lis, jid)
+                        took = time.monotonic() - start
+                expect_eq(removed["args"][2:4], ["done", ""], "result of the big backup")
+                details = removed["args"][4]
+                bt.unzip_test(details["path"])
+                daemon_hwm = bt.status_field(fx.daemon_proc.pid, "VmHWM")
+                print(f"# backup of {data_mb:.0f} MB ({exp['files']} files) took {took:.1f} s, zip {details['size'] / MB:.0f} MB")
+                print(f"# peak RSS (VmHWM): backup worker {hwm / 1024:.1f} MiB, daemon {daemon_hwm / 1024:.1f} MiB")
+                expect(hwm > 0, "the worker's VmHWM was never read")
+                expect(hwm * 1024 < 128 * 1024 * 1024, f"the backup worker peaked at {hwm} kB for {data_mb:.0f} MB of data")
+                expect(daemon_hwm * 1024 < 256 * 1024 * 1024, f"the daemon peaked at {daemon_hwm} kB")
+
+
 fixture.main(globals())

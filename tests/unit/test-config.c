@@ -286,6 +286,72 @@ static void test_autodetect(void) {
         rm_rf(dir);
 }
 
+/* [Schedule] and the OctoPrint API of print-aware backups (SPEC §9): defaults, values from
+ * opbackupd.conf for every instance, overrides, and the values that make an instance unusable. */
+static void test_schedule(void) {
+        _cleanup_free_ char *dir = make_tempdir();
+        DaemonConfig c = {};
+        const InstanceConfig *a, *b;
+
+        write_file(dir, "opbackupd.conf",
+                   "[Schedule]\n"
+                   "Exclude=timelapse uploads\n"
+                   "PrintPollSec=30\n");
+        write_file(dir, "instances.d/a.conf",
+                   "[OctoPrint]\n"
+                   "Basedir=/home/a/.octoprint\n");
+        write_file(dir, "instances.d/b.conf",
+                   "[OctoPrint]\n"
+                   "Basedir=/home/b/.octoprint\n"
+                   "ApiUrl=http://127.0.0.1:5000/\n"
+                   "ApiKeyFile=/etc/opbackup/keys//b.key\n"
+                   "[Schedule]\n"
+                   "Exclude=                 # none, whatever opbackupd.conf says\n"
+                   "PrintPollSec=\n"
+                   "PrintWaitMaxSec=600\n"
+                   "OnStillPrinting=Backup\n"
+                   "OnPrinterUnknown=skip\n");
+        load(dir, &c);
+        ASSERT_EQ(c.n_instances, 2);
+
+        a = find(&c, "a");
+        ASSERT_NULL(a->error);
+        ASSERT_NULL(a->api_url);
+        ASSERT_NULL(a->api_key_file);
+        ASSERT_EQ(strv_length(a->schedule_excludes), 2);
+        ASSERT_STREQ(a->schedule_excludes[0], "timelapse");
+        ASSERT_STREQ(a->schedule_excludes[1], "uploads");
+        ASSERT_EQ(a->print_poll_sec, 30);
+        ASSERT_EQ(a->print_wait_max_sec, 6 * 3600);
+        ASSERT_EQ(a->on_still_printing, PRINT_ACTION_SKIP);
+        ASSERT_EQ(a->on_printer_unknown, PRINT_ACTION_BACKUP);
+
+        b = find(&c, "b");
+        ASSERT_NULL(b->error);
+        ASSERT_STREQ(b->api_url, "http://127.0.0.1:5000/");
+        ASSERT_STREQ(b->api_key_file, "/etc/opbackup/keys/b.key");
+        ASSERT_NULL(b->schedule_excludes);
+        ASSERT_EQ(b->print_poll_sec, 60);
+        ASSERT_EQ(b->print_wait_max_sec, 600);
+        ASSERT_EQ(b->on_still_printing, PRINT_ACTION_BACKUP);
+        ASSERT_EQ(b->on_printer_unknown, PRINT_ACTION_SKIP);
+        daemon_config_done(&c);
+        rm_rf(dir);
+
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nExclude=uploads logs\n",
+                    "x.conf:4: Exclude=uploads logs: expected folder ids");
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nExclude=uploads nosuch\n", "x.conf:4: Exclude=");
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nExclude=data data\n", "x.conf:4: Exclude=data data");
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nPrintWaitMaxSec=1h\n", "x.conf:4: PrintWaitMaxSec=1h");
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nPrintPollSec=99999999\n", "x.conf:4: PrintPollSec=");
+        check_error("[OctoPrint]\nBasedir=/b\n[Schedule]\nOnStillPrinting=wait\n",
+                    "x.conf:4: OnStillPrinting=wait: expected skip or backup");
+        check_error("[OctoPrint]\nBasedir=/b\nApiUrl=file:///etc/shadow\n", "x.conf:3: ApiUrl=file:///etc/shadow");
+        check_error("[OctoPrint]\nBasedir=/b\nApiKeyFile=key\n", "x.conf:3: ApiKeyFile=key: expected an absolute");
+        check_error("[OctoPrint]\nBasedir=/b\nApiUrl=http://localhost\n", "ApiUrl= and ApiKeyFile= go together");
+        check_error("[OctoPrint]\nBasedir=/b\nApiKeyFile=/k\n", "ApiUrl= and ApiKeyFile= go together");
+}
+
 int main(void) {
         RUN(test_good);
         RUN(test_bad_values);
@@ -297,5 +363,6 @@ int main(void) {
         RUN(test_broken_main_config);
         RUN(test_missing_dir);
         RUN(test_autodetect);
+        RUN(test_schedule);
         return 0;
 }
