@@ -187,6 +187,13 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
+        /* Names already in the folder count as taken: look before answering. */
+        {
+                _cleanup_free_ char *err = NULL;
+                r = backup_list_refresh(i, &err);
+                if (r < 0)
+                        return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
+        }
         if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
                 return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%u backups of %s are queued already; try again "
                                          "when they are done.", BACKUP_QUEUE_MAX, i->name);

@@ -66,6 +66,19 @@ static int property_get_excludable(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_close_container(reply);
 }
 
+static int property_get_keep(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) i->config->keep);
+}
+
+static int property_get_schedule_excludes(sd_bus *bus, const char *path, const char *interface,
+                                          const char *property, sd_bus_message *reply, void *userdata,
+                                          sd_bus_error *error) {
+        Instance *i = userdata;
+        return sd_bus_message_append_strv(reply, i->config->schedule_excludes);
+}
+
 static int property_get_free_space(sd_bus *bus, const char *path, const char *interface,
                                    const char *property, sd_bus_message *reply, void *userdata,
                                    sd_bus_error *error) {
@@ -138,6 +151,8 @@ static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_PROPERTY("RestoreUnsupportedReason", "s", property_get_string, 0, 0),
         SD_BUS_PROPERTY("Excludable", "as", property_get_excludable, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("FreeSpace", "t", property_get_free_space, 0, 0),
+        SD_BUS_PROPERTY("Keep", "u", property_get_keep, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ScheduleExcludes", "as", property_get_schedule_excludes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };
 

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* One HTTP GET with libcurl (fetch_perform), and the helper's loop that does them for the daemon's
+ * workers (fetch_serve). Every resource the other side controls is limited: size, time, redirects,
+ * protocols. See fetch.h. */
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <json-c/json.h>
+#include <strings.h>
+
+#include "build-config.h"
+#include "fetch.h"
+#include "util.h"
+
+#define FETCH_CHUNK_MAX (64U * 1024U)
+/* A request frame is small; a client sending more is broken. */
+#define FETCH_REQUEST_MAX (64U * 1024U)
+/* How long the helper waits for the next request before it gives up on an idle client. */
+#define FETCH_IDLE_MS (10 * 60 * 1000)
+
+typedef int (*fetch_body_fn)(long status, const char *data, size_t size, void *userdata);
+
+typedef struct Transfer {
+        CURL *curl;
+        uint64_t max_size, size;
+        bool too_large;
+        int body_error;                 /* negative errno from on_body */
+        fetch_body_fn on_body;
+        void *userdata;
+} Transfer;
+
+void fetch_response_done(FetchResponse *r) {
+        free(r->body);
+        free(r->error);
+        *r = (FetchResponse) {};
+}
+
+static bool is_http_url(const char *url) {
+        return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
+static bool has_control_chars(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+int fetch_request_check(const FetchRequest *req, char **ret_error) {
+        const char *why = NULL;
+
+        *ret_error = NULL;
+        if (!req->url || !is_http_url(req->url))
+                why = "only http:// and https:// URLs can be fetched";
+        else if (strlen(req->url) > FETCH_URL_MAX || has_control_chars(req->url) || strchr(req->url, ' '))
+                why = "the URL is too long or contains spaces or control characters";
+        else if (strv_length(req->headers) > FETCH_HEADERS_MAX)
+                why = "too many headers";
+        else if (req->max_size == 0 || req->max_size > FETCH_SIZE_MAX)
+                why = "the size limit is out of range";
+        else if (req->timeout_sec == 0 || req->timeout_sec > FETCH_TIMEOUT_SEC_MAX)
+                why = "the time limit is out of range";
+        STRV_FOREACH(h, req->headers) {
+                const char *colon = strchr(*h, ':');
+
+                /* A CR or LF would let a header smuggle in more of the request. */
+                if (!why && (strlen(*h) > FETCH_HEADER_MAX || has_control_chars(*h) || !colon || colon == *h))
+                        why = "a header is not \"Name: value\" on one line";
+        }
+        if (!why)
+                return 0;
+        *ret_error = strdup(why);
+        return -EINVAL;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+        long status = 0;
+        int r;
+
+        /* Content-Length is checked by CURLOPT_MAXFILESIZE before the body starts; a body without one
+         * is stopped here. */
+        if (n > t->max_size - t->size) {
+                t->too_large = true;
+                return 0;
+        }
+        (void) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        r = t->on_body(status, data, n, t->userdata);
+        if (r < 0) {
+                t->body_error = r;
+                return 0;
+        }
+        t->size += n;
+        return n;
+}
+
+static int transfer_setup(Transfer *t, const FetchRequest *req, struct curl_slist *headers, char *errbuf) {
+#define SET(opt, val)                                                           \
+        do {                                                                    \
+                if (curl_easy_setopt(t->curl, opt, val) != CURLE_OK)            \
+                        return -EIO;                                            \
+        } while (0)
+
+        SET(CURLOPT_URL, req->url);
+        SET(CURLOPT_ERRORBUFFER, errbuf);
+        SET(CURLOPT_NOSIGNAL, 1L);
+        SET(CURLOPT_USERAGENT, "opbackup/" PACKAGE_VERSION);
+        SET(CURLOPT_PROTOCOLS_STR, "http,https");
+        SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        /* curl sends custom headers to wherever a redirect leads: a request carrying an API key follows
+         * none, so the key only ever goes to the URL it was configured for. */
+        SET(CURLOPT_FOLLOWLOCATION, headers ? 0L : 1L);
+        SET(CURLOPT_MAXREDIRS, 5L);
+        SET(CURLOPT_SSL_VERIFYPEER, 1L);
+        SET(CURLOPT_SSL_VERIFYHOST, 2L);
+        SET(CURLOPT_CONNECTTIMEOUT, (long) (req->timeout_sec < 10 ? req->timeout_sec : 10));
+        SET(CURLOPT_TIMEOUT, (long) req->timeout_sec);
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_size);
+        SET(CURLOPT_HTTPHEADER, headers);
+        SET(CURLOPT_WRITEFUNCTION, on_write);
+        SET(CURLOPT_WRITEDATA, t);
+#undef SET
+        return 0;
+}
+
+static int set_error(char **ret_error, const char *format, ...) _printf_(2, 3);
+static int set_error(char **ret_error, const char *format, ...) {
+        va_list ap;
+
+        free(*ret_error);
+        va_start(ap, format);
+        if (vasprintf(ret_error, format, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return 0;
+}
+
+/* Runs the request, handing the body to on_body piece by piece. 0 and *ret_status when an answer came. */
+static int fetch_run(const FetchRequest *req, fetch_body_fn on_body, void *userdata, long *ret_status,
+                     char **ret_error) {
+        char errbuf[CURL_ERROR_SIZE] = "";
+        struct curl_slist *headers = NULL;
+        Transfer t = { .max_size = req->max_size, .on_body = on_body, .userdata = userdata };
+        CURLcode code;
+        int r;
+
+        *ret_status = 0;
+        r = fetch_request_check(req, ret_error);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(h, req->headers) {
+                struct curl_slist *l = curl_slist_append(headers, *h);
+                if (!l) {
+                        curl_slist_free_all(headers);
+                        return -ENOMEM;
+                }
+                headers = l;
+        }
+        t.curl = curl_easy_init();
+        if (!t.curl) {
+                curl_slist_free_all(headers);
+                set_error(ret_error, "Cannot initialize libcurl");
+                return -ENOMEM;
+        }
+        r = transfer_setup(&t, req, headers, errbuf);
+        if (r < 0)
+                set_error(ret_error, "Cannot set up the request to %s (libcurl too old?)", req->url);
+        else {
+                code = curl_easy_perform(t.curl);
+                if (t.body_error < 0)
+                        r = t.body_error;
+                else if (t.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                        set_error(ret_error, "The answer of %s is larger than %llu bytes", req->url,
+                                  (unsigned long long) req->max_size);
+                        r = -EFBIG;
+                } else if (code != CURLE_OK) {
+                        set_error(ret_error, "%s", !isempty(errbuf) ? errbuf : curl_easy_strerror(code));
+                        r = code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+                } else
+                        (void) curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, ret_status);
+        }
+        curl_easy_cleanup(t.curl);
+        curl_slist_free_all(headers);
+        return r;
+}
+
+/* ---- In this process ---- */
+
+static int collect_body(long status, const char *data, size_t size, void *userdata) {
+        FetchResponse *resp = userdata;
+        char *b;
+
+        b = realloc(resp->body, resp->size + size + 1);
+        if (!b)
+                return -ENOMEM;
+        memcpy(b + resp->size, data, size);
+        resp->size += size;
+        b[resp->size] = 0;
+        resp->body = b;
+        return 0;
+}
+
+int fetch_perform(const FetchRequest *req, FetchResponse *ret) {
+        int r;
+
+        *ret = (FetchResponse) {};
+        r = fetch_run(req, collect_body, ret, &ret->status, &ret->error);
+        if (r < 0) {
+                free(ret->body);
+                ret->body = NULL;
+                ret->size = 0;
+                if (!ret->error)
+                        set_error(&ret->error, "%s", strerror(-r));
+                return r;
+        }
+        if (!ret->body)
+                ret->body = strdup("");
+        return ret->body ? 0 : -ENOMEM;
+}
+
+/* ---- The helper: requests from a connection ---- */
+
+typedef struct Served {
+        int fd;
+        bool head_sent;
+        uint64_t size;
+} Served;
+
+static int send_json(int fd, char type, json_object *o) {
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        int r = fetch_frame_write(fd, type, s, strlen(s));
+
+        json_object_put(o);
+        return r;
+}
+
+static int send_head(Served *s, long status) {
+        json_object *o = json_object_new_object();
+
+        s->head_sent = true;
+        json_object_object_add(o, "status", json_object_new_int64(status));
+        return send_json(s->fd, 'H', o);
+}
+
+static int forward_body(long status, const char *data, size_t size, void *userdata) {
+        Served *s = userdata;
+        int r;
+
+        if (!s->head_sent) {
+                r = send_head(s, status);
+                if (r < 0)
+                        return r;
+        }
+        while (size > 0) {
+                size_t n = size < FETCH_CHUNK_MAX ? size : FETCH_CHUNK_MAX;
+
+                r = fetch_frame_write(s->fd, 'D', data, n);
+                if (r < 0)
+                        return r;
+                data += n;
+                size -= n;
+                s->size += n;
+        }
+        return 0;
+}
+
+static char **json_strv(json_object *a) {
+        char **l = calloc(1, sizeof(char *));
+
+        if (!l || !json_object_is_type(a, json_type_array))
+                return l;
+        for (size_t k = 0; k < json_object_array_length(a) && k <= FETCH_HEADERS_MAX; k++) {
+                json_object *e = json_object_array_get_idx(a, k);
+                if (!json_object_is_type(e, json_type_string) || strv_extend(&l, json_object_get_string(e)) < 0)
+                        return strv_free(l);
+        }
+        return l;
+}
+
+static int serve_one(int fd, const char *text) {
+        _cleanup_strv_free_ char **headers = NULL;
+        _cleanup_free_ char *error = NULL;
+        json_object *q = json_tokener_parse(text), *v, *end;
+        FetchRequest req = {};
+        Served s = { .fd = fd };
+        long status = 0;
+        int r;
+
+        if (!q || !json_object_is_type(q, json_type_object)) {
+                json_object_put(q);
+                return -EPROTO;
+        }
+        if (json_object_object_get_ex(q, "url", &v))
+                req.url = json_object_get_string(v);
+        if (json_object_object_get_ex(q, "headers", &v))
+                headers = json_strv(v);
+        if (json_object_object_get_ex(q, "max_size", &v))
+                req.max_size = json_object_get_uint64(v);
+        if (json_object_object_get_ex(q, "timeout_sec", &v))
+                req.timeout_sec = (unsigned) json_object_get_uint64(v);
+        req.headers = headers;
+
+        r = fetch_run(&req, forward_body, &s, &status, &error);
+        json_object_put(q);
+        if (r >= 0 && !s.head_sent)
+                r = send_head(&s, status);
+        if (r == -EPIPE || r == -ECONNRESET)
+                return r;       /* the client is gone: nobody to tell */
+        end = json_object_new_object();
+        if (r < 0)
+                json_object_object_add(end, "error", json_object_new_string(error ?: strerror(-r)));
+        else
+                json_object_object_add(end, "size", json_object_new_uint64(s.size));
+        return send_json(fd, 'E', end);
+}
+
+int fetch_serve(int fd) {
+        for (;;) {
+                _cleanup_free_ char *data = NULL;
+                size_t size;
+                char type;
+                int r;
+
+                r = fetch_frame_read(fd, FETCH_IDLE_MS, &type, &data, &size);
+                if (r == -EPIPE)
+                        return 0;
+                if (r < 0)
+                        return r;
+                if (type != 'Q' || size > FETCH_REQUEST_MAX || strlen(data) != size)
+                        return -EPROTO;
+                r = serve_one(fd, data);
+                if (r < 0)
+                        return r;
+        }
+}

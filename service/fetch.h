@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* HTTP GETs where the privilege is lowest.
+ *
+ * opbackupd.service has no network of its own (PrivateNetwork=yes): what needs one (asking OctoPrint whether
+ * it prints) is done by opbackup-fetch, a helper started by systemd for each connection to its socket
+ * (opbackup-fetch.socket, root only) as a dynamic user that can do nothing but talk HTTP. The daemon
+ * connects before it forks a worker and hands the connection down; the worker, already the instance user,
+ * sends requests over it. Without the helper (no systemd, a daemon started by hand, tests) the worker does
+ * the request itself, as the instance user.
+ *
+ * Over the connection: frames of one type byte, a 32-bit big-endian length and that many bytes.
+ *   'Q' {"url": s, "headers": [s], "max_size": n, "timeout_sec": n}     request (client → helper)
+ *   'H' {"status": n}                                                   response head
+ *   'D' <bytes>                                                         body, in pieces
+ *   'E' {"size": n} or {"error": s}                                     end of the response
+ * Several requests may follow each other on one connection. */
+
+#define FETCH_HELPER_SOCKET "/run/opbackup/fetch.socket"
+#define FETCH_URL_MAX 4096U
+#define FETCH_HEADERS_MAX 16U
+#define FETCH_HEADER_MAX 1024U
+#define FETCH_SIZE_MAX (1024ULL * 1024ULL * 1024ULL)
+#define FETCH_TIMEOUT_SEC_MAX 3600U
+
+typedef struct FetchRequest {
+        const char *url;                /* http:// or https:// only, also after redirects */
+        char *const *headers;           /* "Name: value", or NULL */
+        uint64_t max_size;              /* of the body; larger is an error */
+        unsigned timeout_sec;           /* of the whole transfer */
+} FetchRequest;
+
+typedef struct FetchResponse {
+        long status;                    /* HTTP status; 0 if there was no answer */
+        char *body;                     /* NUL-terminated (the body may contain NULs: use size) */
+        size_t size;
+        char *error;                    /* set when there is no complete answer: why, for a person */
+} FetchResponse;
+
+void fetch_response_done(FetchResponse *r);
+
+/* Checks a request the way the helper does: 0, or -EINVAL with *ret_error saying what is wrong. */
+int fetch_request_check(const FetchRequest *req, char **ret_error);
+
+/* Does the request in this process, with libcurl. Returns 0 when there is an answer (any status) and
+ * fills *ret; on failure a negative errno and ret->error. */
+int fetch_perform(const FetchRequest *req, FetchResponse *ret);
+
+/* Does the request through the helper connected to helper_fd, or in this process (fetch_perform) when
+ * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. */
+int fetch_get(int helper_fd, const FetchRequest *req, FetchResponse *ret);
+
+/* The helper's side: answers requests on fd until the other side closes it. 0 at a clean end. */
+int fetch_serve(int fd);
+
+/* Connects to the helper's socket (socket_path NULL: $OPBACKUP_FETCH_SOCKET, else FETCH_HELPER_SOCKET).
+ * -ENOENT/-ECONNREFUSED when no helper listens there: then the caller fetches itself. */
+int fetch_helper_connect(const char *socket_path, int *ret_fd);
+const char *fetch_helper_socket_path(void);
+
+/* Frames (fetch-frame.c). Reading waits at most timeout_ms for each frame (-ETIMEDOUT), returns -EPIPE
+ * at a clean end of the stream before a frame, -EPROTO for a broken one; *ret_data is NUL-terminated. */
+#define FETCH_FRAME_MAX (1024U * 1024U)
+int fetch_frame_write(int fd, char type, const void *data, size_t size);
+int fetch_frame_read(int fd, int timeout_ms, char *ret_type, char **ret_data, size_t *ret_size);
