@@ -202,7 +202,9 @@ int daemon_new(const char *config_dir, bool exit_on_idle, Daemon **ret) {
         d->idle_timeout_usec = (uint64_t) d->config.idle_timeout_sec * 1000000ULL;
 
         /* A restore a killed daemon left half done first: it may move the backup folder back. */
-        /* RESTORE-WIRING r = restores_recover(d); */
+        r = restores_recover(d);
+        if (r < 0)
+                return r;
         r = jobs_recover(d);
         if (r < 0)
                 return r;

@@ -104,12 +104,8 @@ GATED_METHOD(create_backup, ACTION_CREATE, method_create_backup_authorized)
 GATED_METHOD(delete_backup, ACTION_DELETE, method_delete_backup_authorized)
 GATED_METHOD(open_backup, ACTION_ACCESS, method_open_backup_authorized)
 GATED_METHOD(import_backup, ACTION_CREATE, method_import_backup_authorized)
-/* RESTORE-WIRING: restore-job.c is added to the build once the restore engine lands. */
-static int restore_pending(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED, "Restore is not available in this build yet.");
-}
-GATED_METHOD(restore_backup, ACTION_RESTORE, restore_pending)
-GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, restore_pending)
+GATED_METHOD(restore_backup, ACTION_RESTORE, method_restore_backup_authorized)
+GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, method_restore_backup_from_file_authorized)
 GATED_METHOD(prune_backups, ACTION_DELETE, method_prune_backups_authorized)
 GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, method_get_unknown_plugins_authorized)
 GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, method_clear_unknown_plugins_authorized)

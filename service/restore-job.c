@@ -653,9 +653,18 @@ static void restore_swap_phase(Job *j) {
         d->prepared = false;
         if (r < 0)
                 job_log(j, LOG_ERR, err);
-        STRV_FOREACH(c, d->plan.carry) {
-                snprintf(line, sizeof(line), "Kept %s from before the restore", *c);
-                job_log(j, LOG_INFO, line);
+        {
+                _cleanup_free_ char *list = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&list, &len);
+
+                if (f) {
+                        STRV_FOREACH(c, d->plan.carry)
+                                fprintf(f, "%s%s", c == d->plan.carry ? "" : ", ", *c);
+                        fclose(f);
+                        snprintf(line, sizeof(line), "Kept from before the restore, where present: %s", list);
+                        job_log(j, LOG_INFO, line);
+                }
         }
         restart_instance(j);
 
