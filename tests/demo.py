@@ -10,10 +10,12 @@ import fixture  # noqa: E402
 
 
 def run(fx, user, *args):
-        print(f"\n{user}$ opbackupctl {' '.join(shlex.quote(a) for a in args)}", flush=True)
+        prompt = "#" if user == "root" else "$"
+        print(f"\n{user}{prompt} opbackupctl {' '.join(shlex.quote(a) for a in args)}", flush=True)
         r = fx.ctl(user, *args)
-        sys.stdout.write(r.stdout)
+        # The job log comes on stderr while the job runs, the result on stdout at the end.
         sys.stdout.write(r.stderr)
+        sys.stdout.write(r.stdout)
         if r.returncode != 0:
                 print(f"(exit code {r.returncode})")
         return r
@@ -23,7 +25,7 @@ def main():
         if os.geteuid() != 0:
                 print("The demo needs root (a private bus, polkitd, test users).")
                 sys.exit(1)
-        with fixture.Fixture(instances={"printer1": {"size": "small"}}) as fx:
+        with fixture.Fixture(instances={"printer1": {"size": "small", "gen_args": ["--restart-command", "true"]}}) as fx:
                 user = fixture.USER_ALLOWED
                 print(f"Sample OctoPrint instance: {fx.basedir('printer1')} (owned by {fixture.USER_PRINTER})")
                 print(f"Private system bus: {fx.address}; polkitd and opbackupd are running on it.")
@@ -37,9 +39,24 @@ def main():
                 name = fx.ctl(user, "--json", "list").stdout
                 import json
                 backups = json.loads(name)
-                if backups:
-                        run(fx, user, "inspect", backups[0]["name"])
+                if not backups:
+                        sys.exit(1)
+                name = backups[0]["name"]
+                run(fx, user, "inspect", name)
                 run(fx, fixture.USER_DENIED, "list")
+
+                config = os.path.join(fx.basedir("printer1"), "config.yaml")
+                with open(config, "a") as f:
+                        f.write("# an edit made after the backup\n")
+                print(f"\n(The demo appends a line to {config}; the restore will take it back.)")
+                run(fx, user, "restore", "--yes", name)
+                r = run(fx, "root", "restore", "--yes", name)
+                if r.returncode != 0:
+                        sys.exit(1)
+                with open(config) as f:
+                        edited = "an edit made after the backup" in f.read()
+                print(f"\nconfig.yaml after the restore: {'still edited (unexpected!)' if edited else 'as it was in the backup'}")
+                run(fx, user, "list")
                 print("\nThe demo is done; everything it started is stopped again.")
 
 
