@@ -344,7 +344,7 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
                         char *base = strrchr(work, '/') + 1;
                         _cleanup_close_ int tfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (tfd >= 0)
-                                (void) rm_tree_at(tfd, base);
+                                (void) rm_rf_at(tfd, base);
                 }
         }
         if (r < 0) {
@@ -395,10 +395,13 @@ static int restore_worker_main(int fd, void *userdata) {
         r = restore_archive_validate(zip_fd, i->octoprint_version, (uint64_t) sv.f_bavail * sv.f_frsize, &summary, &err);
         if (r < 0)
                 return rw_fail(fd, r == -EPROTONOSUPPORT ? BUS_ERROR_INCOMPATIBLE_VERSION :
-                                   r == -ENOSPC ? BUS_ERROR_NOT_ENOUGH_SPACE : BUS_ERROR_INVALID_BACKUP,
+                                   r == -ENOSPC ? BUS_ERROR_NOT_ENOUGH_SPACE :
+                                   r == -EINVAL ? NULL /* our own version unknown */ : BUS_ERROR_INVALID_BACKUP,
                                err ?: strerror(-r));
         backup_log(&cb, LOG_INFO, "Backup of OctoPrint %s with %" PRIu64 " entries, %" PRIu64 " bytes to unpack",
                    summary.version, summary.n_entries, summary.total_size);
+        STRV_FOREACH(w, summary.warnings)
+                backup_log(&cb, LOG_WARNING, "%s", *w);
 
         backup_log(&cb, LOG_INFO, "Unpacking the backup into %s", d->plan.staging);
         r = restore_archive_extract(zip_fd, d->staging_fd, &cb, &err);
@@ -739,7 +742,7 @@ static int prepare_staging(Job *j, char **ret_error) {
                 pfd = open(isempty(parent) ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (pfd < 0)
                         return -errno;
-                (void) rm_tree_at(pfd, name);
+                (void) rm_rf_at(pfd, name);
                 if (mkdirat(pfd, name, 0700) < 0)
                         return asprintf(ret_error, "Cannot create the staging folder %s: %s", d->plan.staging,
                                         strerror(errno)) < 0 ? -ENOMEM : -errno;

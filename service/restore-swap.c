@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "restore-archive.h"
 #include "restore-swap.h"
 #include "util.h"
 
@@ -121,37 +122,6 @@ static int rename_nofollow(const char *from, const char *to) {
         return 0;
 }
 
-int rm_tree_at(int dir_fd, const char *name) {
-        struct stat st;
-        int fd, r = 0;
-        DIR *d;
-        struct dirent *de;
-
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISDIR(st.st_mode))
-                return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
-        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        while ((de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                int k = rm_tree_at(dirfd(d), de->d_name);
-                if (k < 0 && r == 0)
-                        r = k;
-        }
-        closedir(d);
-        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && r == 0)
-                r = -errno;
-        return r;
-}
-
 static int rm_tree(const char *path) {
         _cleanup_free_ char *name = NULL;
         _cleanup_close_ int fd = -1;
@@ -162,7 +132,7 @@ static int rm_tree(const char *path) {
                 return 0;
         if (r < 0)
                 return r;
-        return rm_tree_at(fd, name);
+        return rm_rf_at(fd, name);
 }
 
 /* ---- The journal ---- */
@@ -312,7 +282,7 @@ static int carry_one(int old_fd, int new_fd, const char *rel) {
         if (r < 0)
                 return r;
         /* The backup should not contain what it excluded; if it does, what was on disk wins. */
-        r = rm_tree_at(to_fd, last_to);
+        r = rm_rf_at(to_fd, last_to);
         if (r < 0)
                 return r;
         if (renameat(from_fd, last_from, to_fd, last_to) < 0)

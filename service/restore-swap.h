@@ -47,9 +47,6 @@ int swap_abort(const SwapPlan *p);
  * 1 if something was done (*ret_message says what), negative on failure. */
 int swap_recover(const char *basedir, char **ret_message);
 
-/* rm -rf relative to a directory fd, never following symlinks. */
-int rm_tree_at(int dir_fd, const char *name);
-
 /* Tests stop the daemon at named points of a restore to prove crash safety: with
  * OPBACKUP_TEST_PAUSE=<point>, the daemon (or worker) sleeps there for a minute. Never set in production. */
 void test_pause_point(const char *point);

@@ -510,7 +510,8 @@ static int bounded_sink(const void *data, size_t n, void *userdata) {
 }
 
 static int read_small(zip_t *z, const ArchiveItem *it, size_t max, Bounded *ret, char **ret_error) {
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *chunk = NULL;
+        size_t chunk_size = (size_t) it->size + 1 < 64U * 1024U ? (size_t) it->size + 1 : 64U * 1024U;
         Bounded b = {};
         int r;
 
@@ -518,10 +519,11 @@ static int read_small(zip_t *z, const ArchiveItem *it, size_t max, Bounded *ret,
                 return refuse(ret_error, -EBADMSG, "%s is larger than %zu KiB: not an OctoPrint backup", it->name,
                               max / 1024);
         buf = malloc((size_t) it->size + 1);
-        if (!buf)
+        chunk = malloc(chunk_size);
+        if (!buf || !chunk)
                 return -ENOMEM;
         b.buf = buf;
-        r = archive_item_stream(z, it, buf, (size_t) it->size + 1, bounded_sink, &b, ret_error);
+        r = archive_item_stream(z, it, chunk, chunk_size, bounded_sink, &b, ret_error);
         if (r < 0)
                 return r;
         buf[b.len] = 0;
@@ -584,12 +586,13 @@ static int parse_excludes(json_object *o, ArchiveSummary *s) {
         n = json_object_array_length(v);
         for (size_t k = 0; k < n && k < METADATA_EXCLUDES_MAX; k++) {
                 json_object *e = json_object_array_get_idx(v, k);
-                const char *id = json_object_get_string(e);
                 _cleanup_free_ char *shown = NULL;
+                const char *id;
                 char *w;
 
                 if (!json_object_is_type(e, json_type_string))
                         continue;
+                id = json_object_get_string(e);
                 /* Only ids the restore can act on: the carry-over of excluded folders maps them to paths. */
                 if ((int) folder_id_from_string(id) >= 0) {
                         if (!strv_contains(s->excludes, id) && strv_extend(&s->excludes, id) < 0)

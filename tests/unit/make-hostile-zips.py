@@ -118,6 +118,10 @@ def hostile():
     write("empty", b"")
     good = build(base() + [("basedir/uploads/a.gcode", b"G28\n" * 1000)])
     write("truncated", good[: len(good) // 2])
+    d = bytearray(good)
+    eocd = d.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", d, eocd + 8, 65535, 65535)     # the end record lies about the entry count
+    write("entry-count-lies", d)
 
     # Names.
     make("slip-dotdot", base() + [("../evil.txt", b"evil")])
@@ -199,6 +203,13 @@ def hostile():
                        ("plugins-bad-url", b'[{"key": "a", "name": "A", "url": 5}]'),
                        ("plugins-not-object", b'["a"]')):
         make(case, base() + [("plugin_list.json", text)])
+
+    # Read in several chunks; and one over the 1 MiB bound.
+    many = [{"key": "plugin%05d" % i, "name": "Plugin \u00e9 %d" % i, "url": None if i % 2 else "https://x/%d" % i}
+            for i in range(3000)]
+    make("many-plugins", base() + [("plugin_list.json", json.dumps(many).encode())])
+    huge = [{"key": "p%06d" % i, "name": "n" * 100, "url": None} for i in range(12000)]
+    make("plugins-too-large", base() + [("plugin_list.json", json.dumps(huge).encode())])
 
     # Sizes.
     make("too-many-entries", base() + [("basedir/f%02d" % i, b"x") for i in range(20)])

@@ -188,6 +188,7 @@ static const Case cases[] = {
         ENTRY("not-a-zip", "The backup is not a readable zip archive (Not a zip archive): it is truncated, damaged"),
         ENTRY("empty", "The backup file is empty: it is not a zip archive"),
         ENTRY("truncated", "The backup is not a readable zip archive (Not a zip archive): it is truncated"),
+        ENTRY("entry-count-lies", "The backup is not a readable zip archive (Zip archive inconsistent)"),
         ENTRY("slip-dotdot", "Backup entry '../evil.txt' leaves basedir" REFUSING),
         ENTRY("slip-basedir-dotdot", "Backup entry 'basedir/../../evil.txt' leaves basedir" REFUSING),
         ENTRY("slip-basedir-only", "Backup entry 'basedir/..' leaves basedir" REFUSING),
@@ -250,6 +251,7 @@ static const Case cases[] = {
         CONTENT("plugins-key-number", "plugin_list.json is malformed (entry 1 has no \"key\" string)"),
         CONTENT("plugins-bad-url", "plugin_list.json is malformed (entry 1 has a \"url\" that is neither a string "
                 "nor null)"),
+        CONTENT("plugins-too-large", "plugin_list.json is larger than 1024 KiB"),
         { "newer-version", -EPROTONOSUPPORT, NEWER "1.12.0 to restore this backup", false, 0, 0 },
         { "newer-major", -EPROTONOSUPPORT, NEWER "2.0.0 to restore this backup", false, 0, 0 },
         { "duplicate-metadata-newer", -EPROTONOSUPPORT, NEWER "1.99.0 to restore this backup", false, 0, 0 },
@@ -423,6 +425,20 @@ static void test_nul_in_name(void) {
         staging_done(&st);
 }
 
+static void test_many_plugins(void) {
+        _cleanup_(archive_summary_done) ArchiveSummary s = {};
+        _cleanup_free_ char *error = NULL;
+        int fd = open_zip("many-plugins");
+
+        ASSERT_EQ(restore_archive_validate(fd, INSTALLED, PLENTY, &s, &error), 0);
+        ASSERT_EQ(s.n_plugins, 3000);
+        ASSERT_STREQ(s.plugins[2999].key, "plugin02999");
+        ASSERT_STREQ(s.plugins[2999].name, "Plugin \xc3\xa9 2999");
+        ASSERT_NULL(s.plugins[2999].url);
+        ASSERT_STREQ(s.plugins[2998].url, "https://x/2998");
+        close(fd);
+}
+
 static void test_installed_version(void) {
         static const struct {
                 const char *installed;
@@ -568,11 +584,35 @@ static void test_good_octoprint(void) {
         ASSERT_EQ(sb.st_mode & 07777, 0755);
         /* Nothing else: no metadata.json, plugin_list.json or extra.json in basedir. */
         ASSERT_EQ(count_files(st.fd, &n_dirs), (int) json_object_object_length(files));
-        ASSERT_EQ(n_dirs, 8);   /* data data/plugin printerProfiles scripts timelapse timelapse/tmp uploads uploads/sub */
+        /* data data/plugin printerProfiles scripts timelapse timelapse/tmp uploads uploads/sub */
+        ASSERT_EQ(n_dirs, 8);
 
         json_object_put(expect);
         close(fd);
         staging_done(&st);
+}
+
+/* Another process of the instance user could plant symlinks in staging while we extract: they are
+ * never followed, for folders or files. */
+static void test_planted_symlinks(void) {
+        static const char *const plant[] = { "uploads", "config.yaml" };
+
+        for (size_t i = 0; i < ELEMENTSOF(plant); i++) {
+                _cleanup_free_ char *error = NULL, *before = NULL, *after = NULL, *target = NULL;
+                Staging st = staging_new();
+                int fd = open_zip("good-octoprint");
+
+                target = path_join(root, "outer");
+                ASSERT_EQ(symlinkat(target, st.fd, plant[i]), 0);
+                before = snapshot(st.path);
+                ASSERT_TRUE(restore_archive_extract(fd, st.fd, NULL, &error) < 0);
+                fprintf(stderr, "  %s: %s\n", plant[i], error);
+                ASSERT_CONTAINS(error, "in the staging directory");
+                after = snapshot(st.path);
+                ASSERT_STREQ(after, before);
+                close(fd);
+                staging_done(&st);
+        }
 }
 
 static void test_cancel(void) {
@@ -683,10 +723,6 @@ static void test_engine_backup(void) {
 
 /* ---- rm_rf_at ---- */
 
-static char *joinf(const char *a, const char *b) {
-        return path_join(a, b);
-}
-
 static void test_rm_rf(void) {
         _cleanup_free_ char *tree = path_join(root, "rmrf"), *victim = path_join(root, "rmrf/victim"),
                 *outside = path_join(root, "rmrf/outside"), *l1 = NULL, *l2 = NULL, *target = NULL,
@@ -699,12 +735,12 @@ static void test_rm_rf(void) {
         write_file(victim, "a/b/c.txt", "c");
         write_file(victim, "locked/inner/x.txt", "x");
         write_file(victim, "noperm/y.txt", "y");
-        l1 = joinf(victim, "a/link-to-outside");
+        l1 = path_join(victim, "a/link-to-outside");
         ASSERT_EQ(symlink(outside, l1), 0);
-        l2 = joinf(victim, "a/link-to-file");
-        target = joinf(outside, "keep.txt");
+        l2 = path_join(victim, "a/link-to-file");
+        target = path_join(outside, "keep.txt");
         ASSERT_EQ(symlink(target, l2), 0);
-        fifo = joinf(victim, "fifo");
+        fifo = path_join(victim, "fifo");
         ASSERT_EQ(mkfifo(fifo, 0600), 0);
         /* Deeper than the descriptors rm_rf_at keeps open. */
         for (int i = 0; i < 100; i++) {
@@ -713,12 +749,12 @@ static void test_rm_rf(void) {
                 free(deep);
                 deep = t;
         }
-        leaf = joinf(deep, "leaf.txt");
+        leaf = path_join(deep, "leaf.txt");
         write_file(victim, leaf, "leaf");
         /* Folders the owner cannot write or even read (only matters when not run as root). */
-        locked = joinf(victim, "locked/inner");
+        locked = path_join(victim, "locked/inner");
         ASSERT_EQ(chmod(locked, 0500), 0);
-        noperm = joinf(victim, "noperm");
+        noperm = path_join(victim, "noperm");
         ASSERT_EQ(chmod(noperm, 0), 0);
 
         dfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -740,7 +776,20 @@ static void test_rm_rf(void) {
         close(dfd);
 }
 
+static int count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        ASSERT_NOT_NULL(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
 int main(void) {
+        int fds = count_fds();
+
         root = make_tempdir();
         corpus = path_join(root, "corpus");
         inner = path_join(root, "outer/inner");
@@ -754,12 +803,16 @@ int main(void) {
         RUN(test_entry_limit);
         RUN(test_space_boundary);
         RUN(test_nul_in_name);
+        RUN(test_many_plugins);
         RUN(test_installed_version);
         RUN(test_good_octoprint);
+        RUN(test_planted_symlinks);
         RUN(test_cancel);
         RUN(test_engine_backup);
         RUN(test_rm_rf);
 
+        /* Nothing leaked a descriptor (libzip's, the extractor's, rm_rf_at's). */
+        ASSERT_EQ(count_fds(), fds);
         rm_rf(root);
         free(root);
         free(corpus);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "restore-archive.h"
 #include "restore-swap.h"
 #include "test-util.h"
 
@@ -61,9 +62,9 @@ static void setup(SwapPlan *plan) {
         int dfd;
 
         dfd = open(root, O_RDONLY | O_DIRECTORY);
-        (void) rm_tree_at(dfd, "octo");
-        (void) rm_tree_at(dfd, ".octo.opbackup-staging");
-        (void) rm_tree_at(dfd, "octo.opbackup-old");
+        (void) rm_rf_at(dfd, "octo");
+        (void) rm_rf_at(dfd, ".octo.opbackup-staging");
+        (void) rm_rf_at(dfd, "octo.opbackup-old");
         (void) unlinkat(dfd, ".octo.opbackup-journal", 0);
         close(dfd);
 
@@ -257,7 +258,7 @@ static void test_rm_tree_symlink(void) {
         mk("tree");
         ASSERT_EQ(symlink(victim, link), 0);
         dfd = open(root, O_RDONLY | O_DIRECTORY);
-        ASSERT_EQ(rm_tree_at(dfd, "tree"), 0);
+        ASSERT_EQ(rm_rf_at(dfd, "tree"), 0);
         close(dfd);
         ASSERT_FALSE(exists("tree"));
         expect_content("victim/keep", "keep me");
@@ -278,7 +279,7 @@ int main(void) {
         test_rm_tree_symlink();
 
         dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
-        ASSERT_EQ(rm_tree_at(dfd, root + 5), 0);
+        ASSERT_EQ(rm_rf_at(dfd, root + 5), 0);
         close(dfd);
         return 0;
 }
