@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* opbackupctl backup [--exclude ID]... [--name NAME] [--no-wait]: Instance.CreateBackup, then (unless
- * --no-wait) wait for the job, like OctoPrint's `octoprint plugins backup:backup`. */
+/* opbackupctl backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]: Instance.CreateBackup, then
+ * (unless --no-wait) wait for the job, like OctoPrint's `octoprint plugins backup:backup`. */
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -11,12 +11,6 @@
 
 #define EXCLUDES_MAX 64
 
-typedef struct BackupArgs {
-        char **excludes;
-        const char *name;
-        bool no_wait;
-} BackupArgs;
-
 /* The last BackupCreated the service sent: the one for our job comes right before its JobRemoved. */
 typedef struct Created {
         JobWatch *watch;
@@ -25,24 +19,27 @@ typedef struct Created {
 } Created;
 
 static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] backup [--exclude ID]... [--name NAME] [--no-wait]\n\n"
+        printf("Usage: opbackupctl [OPTIONS] backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]\n\n"
                "Back up the instance into its backup folder, as OctoPrint's backup plugin does.\n\n"
                "  -e --exclude ID   Leave out a folder: uploads, timelapse, plugins, ... (repeatable)\n"
                "  -n --name NAME    The file name (NAME.zip), instead of PREFIX-backup-DATE-TIME.zip\n"
+               "     --when-idle    Wait while the printer prints (needs the instance's OctoPrint API)\n"
                "     --no-wait      Print the job and return at once\n"
                "     --json         Machine-readable output\n"
                "  -h --help         Show this help\n\n"
                "On a terminal a progress bar is shown; Ctrl-C asks whether to cancel the backup or leave\n"
-               "it running. Without a terminal, SIGINT and SIGTERM cancel it.\n");
+               "it running. Without a terminal, SIGINT and SIGTERM cancel it. A --when-idle backup that is\n"
+               "skipped (still printing) exits with 5.\n");
 }
 
 static int parse_args(Ctl *ctl, int argc, char *argv[], BackupArgs *a) {
-        enum { ARG_NO_WAIT = 0x100, ARG_JSON };
+        enum { ARG_NO_WAIT = 0x100, ARG_JSON, ARG_WHEN_IDLE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "exclude", required_argument, NULL, 'e' },
                 { "name", required_argument, NULL, 'n' },
                 { "no-wait", no_argument, NULL, ARG_NO_WAIT },
+                { "when-idle", no_argument, NULL, ARG_WHEN_IDLE },
                 { "json", no_argument, NULL, ARG_JSON },
                 {}
         };
@@ -69,6 +66,9 @@ static int parse_args(Ctl *ctl, int argc, char *argv[], BackupArgs *a) {
                         break;
                 case ARG_NO_WAIT:
                         a->no_wait = true;
+                        break;
+                case ARG_WHEN_IDLE:
+                        a->when_idle = true;
                         break;
                 case ARG_JSON:
                         ctl->json = true;
@@ -98,6 +98,8 @@ static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0 && a->name)
                 r = sd_bus_message_append(m, "{sv}", "name", "s", a->name);
+        if (r >= 0 && a->when_idle)
+                r = sd_bus_message_append(m, "{sv}", "when-idle", "b", 1);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
@@ -202,24 +204,15 @@ static int report_done(Ctl *ctl, sd_bus_message *removed, const Created *created
         return 0;
 }
 
-int cmd_backup(Ctl *ctl, int argc, char *argv[]) {
+int backup_instance(Ctl *ctl, const char *instance_path, const BackupArgs *args) {
         _cleanup_(job_watch_freep) JobWatch *watch = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        _cleanup_free_ char *instance_path = NULL, *job = NULL;
-        _cleanup_(strv_freep) char **excludes_storage = NULL;
-        BackupArgs a = {};
+        _cleanup_free_ char *job = NULL;
+        const BackupArgs a = *args;
         Created created = {};
         uint32_t id;
         int r;
-
-        r = parse_args(ctl, argc, argv, &a);
-        excludes_storage = a.excludes;
-        if (r <= 0)
-                return -r;
-        r = ctl_instance_path(ctl, &instance_path);
-        if (r != 0)
-                return r;
 
         if (!a.no_wait) {
                 r = job_watch_new(ctl, "backup", false, &watch);
@@ -260,4 +253,20 @@ finish:
         free(created.path);
         strv_free(created.excludes);
         return r;
+}
+
+int cmd_backup(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_free_ char *instance_path = NULL;
+        _cleanup_(strv_freep) char **excludes_storage = NULL;
+        BackupArgs a = {};
+        int r;
+
+        r = parse_args(ctl, argc, argv, &a);
+        excludes_storage = a.excludes;
+        if (r <= 0)
+                return -r;
+        r = ctl_instance_path(ctl, &instance_path);
+        if (r != 0)
+                return r;
+        return backup_instance(ctl, instance_path, &a);
 }

@@ -69,7 +69,8 @@ bool ctl_show_progress(const Ctl *ctl);
  * lines (warnings and errors; info lines too with log_info), handles Ctrl-C (ask, or cancel) and the
  * service going away. It returns an exit code; on success *ret_removed is the JobRemoved message, read up
  * to its details a{sv} — or NULL if the user chose to leave the job running. Failed and canceled jobs are
- * reported as "<What> failed: ..." / "<What> canceled." (what: "backup", "restore"). */
+ * reported as "<What> failed: ..." / "<What> canceled." (what: "backup", "restore"); a backup
+ * skipped by its "when-idle" check is reported as "Backup skipped: ..." with EXIT_BUSY. */
 typedef struct JobWatch JobWatch;
 int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret);
 int job_watch_wait(JobWatch *w, uint32_t id, const char *path, sd_bus_message **ret_removed);
@@ -79,6 +80,16 @@ JobWatch *job_watch_free(JobWatch *w);
 static inline void job_watch_freep(JobWatch **w) {
         job_watch_free(*w);
 }
+
+/* Instance.CreateBackup and, unless no_wait, waiting for the job, printing what `backup` prints
+ * (cmd-backup.c). Returns an exit code: EXIT_BUSY also for a when-idle backup skipped while printing. */
+typedef struct BackupArgs {
+        char **excludes;
+        const char *name;
+        bool no_wait;
+        bool when_idle;
+} BackupArgs;
+int backup_instance(Ctl *ctl, const char *instance_path, const BackupArgs *args);
 
 int cmd_status(Ctl *ctl, int argc, char *argv[]);
 int cmd_list(Ctl *ctl, int argc, char *argv[]);
@@ -93,3 +104,4 @@ int cmd_cancel(Ctl *ctl, int argc, char *argv[]);
 int cmd_monitor(Ctl *ctl, int argc, char *argv[]);
 int cmd_restore(Ctl *ctl, int argc, char *argv[]);
 int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]);
+int cmd_scheduled_backup(Ctl *ctl, int argc, char *argv[]);

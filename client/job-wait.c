@@ -183,6 +183,28 @@ static int on_log(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         return 0;
 }
 
+/* Whether the details a{sv} of a JobRemoved say "skipped": a print-aware backup that did not run because
+ * the printer was busy (or could not be asked), by configuration rather than by anyone's Cancel. */
+static bool details_say_skipped(sd_bus_message *m) {
+        const char *key, *contents;
+        int skipped = 0;
+
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return false;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                if (sd_bus_message_read(m, "s", &key) < 0 || sd_bus_message_peek_type(m, NULL, &contents) < 0)
+                        return false;
+                if (streq(key, "skipped") && streq(contents, "b")) {
+                        if (sd_bus_message_read(m, "v", "b", &skipped) < 0)
+                                return false;
+                } else if (sd_bus_message_skip(m, "v") < 0)
+                        return false;
+                if (sd_bus_message_exit_container(m) < 0)
+                        return false;
+        }
+        return skipped;
+}
+
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         JobWatch *w = userdata;
         const char *path, *result, *error;
@@ -196,7 +218,13 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         w->removed = sd_bus_message_ref(m);
         if (streq(result, "done"))
                 finish(w, EXIT_OK);
-        else if (streq(result, "canceled")) {
+        else if (streq(result, "canceled") && details_say_skipped(m)) {
+                const char *why = startswith(strempty(error), "Skipped: ") ?: strempty(error);
+
+                fprintf(stderr, "%c%s skipped: %s\n", toupper(w->what[0]), w->what + 1,
+                        isempty(why) ? "(no reason given)" : why);
+                finish(w, EXIT_BUSY);
+        } else if (streq(result, "canceled")) {
                 /* "Backup canceled.", or with the service's words if they add something. */
                 bool plain = isempty(error) || strcasecmp(error, "canceled") == 0 || strcasecmp(error, "canceled.") == 0;
                 fprintf(stderr, "%c%s canceled%s%s\n", toupper(w->what[0]), w->what + 1, plain ? "." : ": ",
@@ -469,6 +497,10 @@ int job_watch_wait(JobWatch *w, uint32_t id, const char *path, sd_bus_message **
                 r = sd_event_add_signal(w->event, NULL, SIGTERM, on_signal, w);
         if (r >= 0)
                 r = sd_bus_attach_event(w->ctl->bus, w->event, SD_EVENT_PRIORITY_NORMAL);
+        /* The connection outlives this wait (scheduled-backup prunes after it): the end of our event loop
+         * must not close it, as sd-bus does by default. */
+        if (r >= 0)
+                r = sd_bus_set_close_on_exit(w->ctl->bus, false);
         if (r < 0) {
                 fprintf(stderr, "Cannot wait for job %u: %s\n", id, strerror(-r));
                 return EXIT_FAIL;

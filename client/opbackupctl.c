@@ -17,7 +17,7 @@ typedef struct Command {
 static const Command commands[] = {
         { "status", cmd_status, "status                         instances, versions, restore support, jobs" },
         { "list", cmd_list, "list                           backups: name, date, size, version, excludes" },
-        { "backup", cmd_backup, "backup [--exclude ID]... [--name NAME] [--no-wait]" },
+        { "backup", cmd_backup, "backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]" },
         { "restore", cmd_restore, "restore NAME|FILE [--skip-plugins] [--ignore-plugin-errors] [--keep-previous] [--no-restart] [-y]" },
         { "delete", cmd_delete, "delete NAME...                 delete backups" },
         { "export", cmd_export, "export NAME [-o FILE|-]        copy a backup out (stdout with -o -)" },
@@ -28,6 +28,7 @@ static const Command commands[] = {
         { "jobs", cmd_jobs, "jobs                           running and queued jobs" },
         { "cancel", cmd_cancel, "cancel ID                      cancel a job" },
         { "monitor", cmd_monitor, "monitor                        print the service's signals as they come" },
+        { "scheduled-backup", cmd_scheduled_backup, "scheduled-backup               back up and prune as the timer does" },
 };
 
 static void help(void) {

@@ -2,17 +2,22 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <zip.h>
+#include <zlib.h>
 
 #include "archive-write.h"
+#include "deflate-pool.h"
 #include "log.h"
 
 #define OUT_BUFFER_SIZE (256U * 1024U)
+#define WRITEBACK_INTERVAL (8U * 1024U * 1024U)
 #define PROGRESS_INTERVAL_USEC 100000ULL
-#define FADVISE_MIN_SIZE (256U * 1024U)      /* below, the hints cost more system calls than they save */
+#define TRIAL_MIN_SIZE (64U * 1024U)         /* smaller files: stored or not by their name alone */
+#define TRIAL_SIZE (32U * 1024U)
 
 struct ArchiveWriter {
         zip_t *zip;
@@ -20,6 +25,12 @@ struct ArchiveWriter {
         char *dir_path, *name, *temp_name;
         int level;
         const BackupCallbacks *cb;
+
+        /* File entries are read and deflated by the pool, in the order libzip writes them. */
+        DeflatePool *pool;
+        PoolFile *files;
+        size_t n_files, n_files_allocated;
+        uint8_t *trial_buf;
 
         uint64_t done, total, last_progress;
         int64_t mtime_min, mtime_max;
@@ -31,6 +42,7 @@ struct ArchiveWriter {
         uint8_t *buf;
         size_t buf_len;
         uint64_t buf_off;                /* file offset of buf[0] */
+        uint64_t writeback;              /* written back (asked to be) up to here */
         zip_error_t out_error;
 
         /* Errors of the file sources (one is open at a time). */
@@ -42,9 +54,14 @@ struct ArchiveWriter {
 typedef struct FileSource {
         ArchiveWriter *w;
         const PlanEntry *e;
-        int fd;
-        uint64_t pos;
-        bool empty;                      /* gone or replaced since the scan: stored empty */
+        size_t index;                    /* in w->files */
+        bool deflated;                   /* the pool deflates it (else: stored, libzip adds the CRC) */
+
+        const PoolChunk *chunk;          /* being copied out, or NULL */
+        size_t chunk_pos;
+        bool eof;
+        uint64_t size, comp_size;        /* what was read, what it became */
+        uint32_t crc;
 } FileSource;
 
 static uint64_t now_usec(void) {
@@ -98,6 +115,12 @@ static int out_flush(ArchiveWriter *w) {
                 done += (size_t) k;
         }
         w->buf_len = 0;
+        /* Start writing back now, so that the fsync at the end does not wait for the whole archive. */
+        if (w->end >= w->writeback + WRITEBACK_INTERVAL) {
+                (void) sync_file_range(w->fd, (off_t) w->writeback, (off_t) (w->end - w->writeback),
+                                       SYNC_FILE_RANGE_WRITE);
+                w->writeback = w->end;
+        }
         return 0;
 }
 
@@ -118,7 +141,7 @@ static zip_int64_t out_begin(ArchiveWriter *w) {
                         return out_fail(w, ZIP_ER_TMPOPEN, errno);
         }
         w->temp_exists = true;
-        w->pos = w->end = w->buf_off = 0;
+        w->pos = w->end = w->buf_off = w->writeback = 0;
         w->buf_len = 0;
         return 0;
 }
@@ -254,57 +277,93 @@ static zip_int64_t in_fail(FileSource *s, int ze, int error) {
         return -1;
 }
 
-static zip_int64_t in_open(FileSource *s) {
-        struct stat st;
-        int fd;
+static void in_release(FileSource *s) {
+        if (!s->chunk)
+                return;
+        deflate_pool_release(s->w->pool);
+        s->chunk = NULL;
+}
 
-        s->pos = 0;
-        s->empty = false;
-        fd = open_no_symlinks(s->e->path, 0);
-        if (fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
-                return in_fail(s, ZIP_ER_OPEN, -fd);
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+/* The next chunk of this file from the pool, with what happened to the file said once. */
+static zip_int64_t in_next_chunk(FileSource *s) {
+        ArchiveWriter *w = s->w;
+        const PoolChunk *c;
+        int k;
+
+        k = deflate_pool_next(w->pool, &c);
+        if (k < 0 || c->file != s->index)      /* libzip asks for the entries in the order they were added */
+                return in_fail(s, ZIP_ER_INTERNAL, k < 0 ? -k : EIO);
+        s->chunk = c;
+        s->chunk_pos = 0;
+        if (c->status == POOL_FAILED)
+                return in_fail(s, ZIP_ER_READ, -c->error);
+        if (c->status == POOL_VANISHED)
                 /* libzip cannot drop an entry any more: keep the archive valid and say what happened. */
-                backup_log(s->w->cb, LOG_WARNING, "%s changed or disappeared while the backup was written: "
+                backup_log(w->cb, LOG_WARNING, "%s changed or disappeared while the backup was written: "
                            "stored as an empty file", s->e->path);
-                if (fd >= 0)
-                        close(fd);
-                s->empty = true;
-                return 0;
-        }
-        if (s->e->size >= FADVISE_MIN_SIZE)
-                (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        s->fd = fd;
+        else if (c->status == POOL_SHRANK)
+                backup_log(w->cb, LOG_WARNING, "%s shrank while the backup was written: stored what was left",
+                           s->e->path);
         return 0;
 }
 
-static zip_int64_t in_read(FileSource *s, void *data, zip_uint64_t len) {
+static zip_int64_t in_read(FileSource *s, uint8_t *data, zip_uint64_t len) {
         ArchiveWriter *w = s->w;
-        ssize_t k;
+        zip_uint64_t done = 0;
 
-        /* Never more than the scan saw: the total and the ZIP64 decision depend on it. */
-        if (s->empty || s->pos >= s->e->size)
-                return 0;
-        if (len > s->e->size - s->pos)
-                len = s->e->size - s->pos;
-        do
-                k = read(s->fd, data, (size_t) len);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return in_fail(s, ZIP_ER_READ, errno);
-        if (k == 0)
-                backup_log(w->cb, LOG_WARNING, "%s shrank while the backup was written: stored what was left",
-                           s->e->path);
-        s->pos += (uint64_t) k;
-        w->done += (uint64_t) k;
-        if (report(w, false) < 0)
-                return in_fail(s, ZIP_ER_CANCELLED, ECANCELED);
-        return k;
+        while (done < len && !s->eof) {
+                const PoolChunk *c;
+                size_t n;
+
+                if (!s->chunk && in_next_chunk(s) < 0)
+                        return -1;
+                c = s->chunk;
+                n = (size_t) MIN((zip_uint64_t) (c->size - s->chunk_pos), len - done);
+                memcpy(data + done, c->data + s->chunk_pos, n);
+                s->chunk_pos += n;
+                done += n;
+                if (s->chunk_pos < c->size)
+                        continue;
+
+                s->crc = (uint32_t) crc32_combine(s->crc, c->crc, (z_off_t) c->in_size);
+                s->size += c->in_size;
+                s->comp_size += c->size;
+                s->eof = c->last;
+                w->done += c->in_size;
+                in_release(s);
+                if (report(w, false) < 0)
+                        return in_fail(s, ZIP_ER_CANCELLED, ECANCELED);
+        }
+        return (zip_int64_t) done;
+}
+
+static zip_int64_t in_stat(FileSource *s, void *data, zip_uint64_t len) {
+        zip_stat_t *st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &s->w->in_error);
+
+        if (!st)
+                return -1;
+        zip_stat_init(st);
+        /* Known sizes keep libzip from adding ZIP64 extras to small entries. */
+        st->valid = ZIP_STAT_SIZE | ZIP_STAT_MTIME;
+        st->size = s->e->size;
+        st->mtime = (time_t) clamp(s->e->mtime, s->w->mtime_min, s->w->mtime_max);
+        if (s->deflated) {
+                /* Deflated already: libzip copies the data as it is. Once it is read, the CRC and the
+                 * sizes are known too. */
+                st->valid |= ZIP_STAT_COMP_METHOD;
+                st->comp_method = ZIP_CM_DEFLATE;
+                if (s->eof) {
+                        st->valid |= ZIP_STAT_CRC | ZIP_STAT_COMP_SIZE;
+                        st->size = s->size;
+                        st->comp_size = s->comp_size;
+                        st->crc = s->crc;
+                }
+        }
+        return sizeof(*st);
 }
 
 static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
         FileSource *s = userdata;
-        zip_stat_t *st;
 
         switch (cmd) {
         case ZIP_SOURCE_SUPPORTS:
@@ -312,34 +371,21 @@ static zip_int64_t in_callback(void *userdata, void *data, zip_uint64_t len, zip
                                                       ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
                                                       ZIP_SOURCE_SUPPORTS, -1);
         case ZIP_SOURCE_STAT:
-                st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &s->w->in_error);
-                if (!st)
-                        return -1;
-                zip_stat_init(st);
-                /* Known sizes keep libzip from adding ZIP64 extras to small entries. */
-                st->valid = ZIP_STAT_SIZE | ZIP_STAT_MTIME;
-                st->size = s->e->size;
-                st->mtime = (time_t) clamp(s->e->mtime, s->w->mtime_min, s->w->mtime_max);
-                return sizeof(*st);
+                return in_stat(s, data, len);
         case ZIP_SOURCE_OPEN:
-                return in_open(s);
+                if (s->eof || s->size > 0)
+                        return in_fail(s, ZIP_ER_INTERNAL, EIO);     /* the pool hands each file out once */
+                s->crc = 0;
+                return 0;
         case ZIP_SOURCE_READ:
                 return in_read(s, data, len);
         case ZIP_SOURCE_CLOSE:
-                if (s->fd >= 0) {
-                        /* Backups run beside a print: leave the page cache to OctoPrint. */
-                        if (s->e->size >= FADVISE_MIN_SIZE)
-                                (void) posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
-                        close(s->fd);
-                        s->fd = -1;
-                }
+                in_release(s);
                 return 0;
         case ZIP_SOURCE_ERROR:
                 return zip_error_to_data(&s->w->in_error, data, len);
         case ZIP_SOURCE_FREE:
-                if (s->fd >= 0)
-                        close(s->fd);
-                free(s);
+                free(s);        /* a chunk still held goes with the pool */
                 return 0;
         default:
                 zip_error_set(&s->w->in_error, ZIP_ER_OPNOTSUPP, 0);
@@ -365,11 +411,8 @@ bool archive_name_is_compressed(const char *name) {
         return false;
 }
 
-static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, const char *name, int64_t mtime, mode_t mode) {
+static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, int64_t mtime, mode_t mode, bool store) {
         zip_uint64_t i = (zip_uint64_t) idx;
-        /* Deflating what is compressed already costs most of the time and saves nothing: store it, as the
-         * zip format (and OctoPrint's reader) allows. */
-        bool store = w->level == 0 || archive_name_is_compressed(name);
 
         if (zip_file_set_external_attributes(w->zip, i, 0, ZIP_OPSYS_UNIX, ((zip_uint32_t) mode & 0xffffU) << 16) < 0 ||
             zip_file_set_mtime(w->zip, i, (time_t) clamp(mtime, w->mtime_min, w->mtime_max), 0) < 0 ||
@@ -377,6 +420,28 @@ static int set_entry_attributes(ArchiveWriter *w, zip_int64_t idx, const char *n
                                      (zip_uint32_t) (store ? 0 : w->level)) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* Deflating what is compressed already costs most of the time and saves nothing: such data is stored, as
+ * the zip format (and OctoPrint's reader) allows. Small files are judged by their name; larger ones by
+ * deflating their first block, whatever their name says. */
+static bool should_store(ArchiveWriter *w, const PlanEntry *e) {
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        if (w->level == 0)
+                return true;
+        if (e->size < TRIAL_MIN_SIZE)
+                return archive_name_is_compressed(e->name);
+        fd = open_no_symlinks(e->path, 0);
+        if (fd < 0)
+                return false;           /* what is wrong with it is found (and said) when it is read */
+        do
+                n = pread(fd, w->trial_buf, TRIAL_SIZE, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return false;
+        return deflate_pool_sample_incompressible(w->pool, w->trial_buf, (size_t) n) > 0;
 }
 
 int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *data, size_t size, int64_t mtime,
@@ -399,18 +464,29 @@ int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *da
                 zip_source_free(src);
                 return -EEXIST;
         }
-        return set_entry_attributes(w, idx, name, mtime, mode);
+        /* libzip deflates these itself: they are small. */
+        return set_entry_attributes(w, idx, mtime, mode, w->level == 0);
 }
 
 int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
+        bool store = should_store(w, e);
         zip_source_t *src;
         zip_int64_t idx;
         FileSource *s;
 
+        if (w->n_files == w->n_files_allocated) {
+                size_t n = MAX(w->n_files_allocated * 2, (size_t) 64);
+                PoolFile *f = reallocarray(w->files, n, sizeof(PoolFile));
+
+                if (!f)
+                        return -ENOMEM;
+                w->files = f;
+                w->n_files_allocated = n;
+        }
         s = calloc(1, sizeof(FileSource));
         if (!s)
                 return -ENOMEM;
-        *s = (FileSource) { .w = w, .e = e, .fd = -1 };
+        *s = (FileSource) { .w = w, .e = e, .index = w->n_files, .deflated = !store };
         src = zip_source_function(w->zip, in_callback, s);
         if (!src) {
                 free(s);
@@ -427,7 +503,8 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
                 }
                 return -ENOMEM;
         }
-        return set_entry_attributes(w, idx, e->name, e->mtime, e->mode);
+        w->files[w->n_files++] = (PoolFile) { .path = e->path, .size = e->size, .store = store };
+        return set_entry_attributes(w, idx, e->mtime, e->mode, store);
 }
 
 int archive_writer_new(int dirfd, const char *dir_path, const char *name, int level, uint64_t total,
@@ -455,11 +532,13 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
                 .dir_path = strdup(dir_path),
                 .name = strdup(name),
                 .buf = malloc(OUT_BUFFER_SIZE),
+                .trial_buf = malloc(TRIAL_SIZE),
         };
         zip_error_init(&w->out_error);
         zip_error_init(&w->in_error);
         dos_time_bounds(&w->mtime_min, &w->mtime_max);
-        if (!w->dir_path || !w->name || !w->buf || asprintf(&w->temp_name, ".%s", name) < 0) {
+        if (!w->dir_path || !w->name || !w->buf || !w->trial_buf || asprintf(&w->temp_name, ".%s", name) < 0 ||
+            deflate_pool_new(w->level > 0 ? w->level : 1, w->level > 0 ? 0 : 1, &w->pool) < 0) {
                 archive_writer_free(w);
                 return -ENOMEM;
         }
@@ -488,6 +567,9 @@ ArchiveWriter *archive_writer_free(ArchiveWriter *w) {
                 return NULL;
         if (w->zip)
                 zip_discard(w->zip);
+        deflate_pool_free(w->pool);      /* after the sources that take chunks from it */
+        free(w->files);
+        free(w->trial_buf);
         out_remove(w);
         zip_error_fini(&w->out_error);
         zip_error_fini(&w->in_error);
@@ -563,6 +645,13 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
                         *ret_error = strdup("Canceled");
                 return -ECANCELED;
         }
+        k = deflate_pool_start(w->pool, w->files, w->n_files);
+        if (k < 0) {
+                if (ret_error)
+                        (void) asprintf(ret_error, "Cannot start the threads that compress the backup: %s",
+                                        strerror(-k));
+                return k;
+        }
         if (zip_close(w->zip) < 0) {
                 zip_error_t *ze = zip_get_error(w->zip);
                 _cleanup_free_ char *message = strdup(zip_error_strerror(ze));
@@ -582,6 +671,10 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
                 return failure;
         }
         w->zip = NULL;     /* zip_close() freed it */
+        if (deflate_pool_join_fallbacks(w->pool) > 0)
+                log_debug("%u chunks of %s could not be joined after deflating: stored instead",
+                          deflate_pool_join_fallbacks(w->pool), w->name);
+        w->pool = deflate_pool_free(w->pool);
 
         if (fstat(w->fd, &st) < 0) {
                 k = -errno;

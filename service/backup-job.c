@@ -22,6 +22,7 @@
 #include "log.h"
 #include "names.h"
 #include "polkit.h"
+#include "printer-wait.h"
 #include "privs.h"
 #include "util.h"
 #include "worker-pipe.h"
@@ -32,6 +33,8 @@
 typedef struct BackupJobData {
         char **excludes;                /* as the caller gave them, validated */
         bool name_generated;
+        bool when_idle;                 /* wait while the printer prints (printer-wait.c) */
+        PrinterWait *waiter;
         WorkerPipe *worker;
         /* what the worker reported */
         char *path;
@@ -47,6 +50,7 @@ static void backup_job_data_free(void *p) {
         if (!b)
                 return;
         strv_free(b->excludes);
+        printer_wait_free(b->waiter);
         worker_pipe_free(b->worker);
         free(b->path);
         strv_free(b->metadata_excludes);
@@ -88,11 +92,12 @@ static int read_excludes(sd_bus_message *m, char ***ret, sd_bus_error *error) {
         return 0;
 }
 
-static int read_options(sd_bus_message *m, char **ret_name, sd_bus_error *error) {
+static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle, sd_bus_error *error) {
         const char *key;
         int r;
 
         *ret_name = NULL;
+        *ret_when_idle = false;
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -112,6 +117,14 @@ static int read_options(sd_bus_message *m, char **ret_name, sd_bus_error *error)
                                 return r;
                         if (free_and_strdup(ret_name, name) < 0)
                                 return -ENOMEM;
+                } else if (streq(key, "when-idle")) {
+                        int b;
+
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'when-idle' must be a boolean.");
+                        *ret_when_idle = b;
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%.64s'.", key);
                 r = sd_bus_message_exit_container(m);
@@ -173,7 +186,7 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         _cleanup_free_ char *name = NULL;
         Instance *i = userdata;
         BackupJobData *data;
-        bool restore_running;
+        bool restore_running, when_idle;
         uid_t uid = 0;
         Job *j;
         int r;
@@ -181,7 +194,7 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = read_excludes(m, &excludes, error);
         if (r < 0)
                 return r;
-        r = read_options(m, &name, error);
+        r = read_options(m, &name, &when_idle, error);
         if (r < 0)
                 return r;
         r = check_instance_usable(i, error);
@@ -214,6 +227,7 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         if (!data)
                 return -ENOMEM;
         data->excludes = TAKE_PTR(excludes);
+        data->when_idle = when_idle;
         (void) bus_sender_uid(m, &uid);
         r = job_new(i->daemon, i, JOB_BACKUP, ACTION_CREATE, uid, sd_bus_message_get_sender(m), &j);
         if (r < 0) {
@@ -345,12 +359,11 @@ static void on_worker_exit(int si_code, int status, void *userdata) {
         instance_start_next_job(i);
 }
 
-static int backup_job_start(Job *j) {
+static int backup_job_run_worker(Job *j) {
         BackupJobData *b = j->data;
         Instance *i = j->instance;
         int r;
 
-        j->state = JOB_RUNNING;
         job_set_progress(j, "starting", 0, 0);
         r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-backup", backup_worker_main, j, NULL, 0,
                               on_worker_message, on_worker_exit, j, &b->worker);
@@ -366,11 +379,63 @@ static int backup_job_start(Job *j) {
         return 0;
 }
 
+static int append_skipped(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "{sv}", "skipped", "b", 1);
+}
+
+static void on_printer_verdict(Job *j, PrinterVerdict verdict, const char *reason) {
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+
+        switch (verdict) {
+        case PRINTER_VERDICT_BACKUP:
+                b->waiter = printer_wait_free(b->waiter);
+                if (backup_job_run_worker(j) >= 0)
+                        return;
+                break;          /* the job is over: start the next one */
+        case PRINTER_VERDICT_SKIP:
+                /* Nothing failed: the backup is not wanted now. "skipped" tells clients apart from a
+                 * person's Cancel. */
+                job_finish(j, "canceled", reason, append_skipped, j);
+                break;
+        case PRINTER_VERDICT_CANCELED:
+                job_finish(j, "canceled", reason, NULL, NULL);
+                break;
+        }
+        instance_start_next_job(i);
+}
+
+static int backup_job_start(Job *j) {
+        _cleanup_free_ char *skip = NULL;
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        j->state = JOB_RUNNING;
+        if (!b->when_idle)
+                return backup_job_run_worker(j);
+        r = printer_wait_start(j, on_printer_verdict, &b->waiter, &skip);
+        if (r > 0)
+                return 0;
+        if (r == 0 && !skip)
+                return backup_job_run_worker(j);
+        if (r < 0)
+                job_finish(j, "failed", "Cannot start the printer check.", NULL, NULL);
+        else
+                job_finish(j, "canceled", skip, append_skipped, j);
+        instance_start_next_job(i);
+        return r;
+}
+
 void backup_job_cancel(Job *j) {
         BackupJobData *b = j->data;
 
         if (j->state == JOB_QUEUED) {
                 job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
+                return;
+        }
+        if (b->waiter) {
+                printer_wait_cancel(b->waiter);
                 return;
         }
         /* SIGTERM: the engine notices at its next progress report and removes its temp file. */

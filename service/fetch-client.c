@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The client side of the fetch helper (fetch.h): connecting to its socket, and a GET through it. */
 
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -26,10 +28,15 @@ int fetch_helper_connect(const char *socket_path, int *ret_fd) {
         if (strlen(socket_path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, socket_path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Non-blocking: the daemon's event loop must not wait on a helper socket whose backlog is full
+         * (-EAGAIN then, and the worker asks by itself). */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        /* The worker uses it with blocking writes (reads wait in poll() with a time limit). */
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
@@ -53,20 +60,56 @@ static int send_request(int fd, const FetchRequest *req) {
 }
 
 /* Reads "key" of a JSON frame: an integer (ret_num) or a string (ret_str). */
-static void read_frame_json(const char *data, const char *key, long *ret_num, char **ret_str) {
+static void read_frame_json(const char *data, const char *key, int64_t *ret_num, char **ret_str) {
         json_object *o = json_tokener_parse(data), *v;
 
         if (o && json_object_object_get_ex(o, key, &v)) {
                 if (ret_num && json_object_is_type(v, json_type_int))
-                        *ret_num = (long) json_object_get_int64(v);
+                        *ret_num = json_object_get_int64(v);
                 if (ret_str && json_object_is_type(v, json_type_string))
                         (void) free_and_strdup(ret_str, json_object_get_string(v));
         }
         json_object_put(o);
 }
 
-static int receive_response(int fd, const FetchRequest *req, FetchResponse *ret) {
+/* Waits until the helper has sent something, asking progress() every second whether to go on. */
+static int wait_for_helper(int fd, const FetchRequest *req, uint64_t done, uint64_t total, int timeout_ms) {
+        for (int waited = 0;; waited += 1000) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int r;
+
+                if (req->progress && req->progress(done, total, req->userdata) < 0)
+                        return -ECANCELED;
+                if (waited >= timeout_ms)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, 1000);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0)
+                        return 0;
+        }
+}
+
+static int store_body(FetchResponse *ret, int out_fd, const char *data, size_t size) {
+        char *b;
+
+        if (out_fd >= 0) {
+                ret->size += size;
+                return write_all(out_fd, data, size);
+        }
+        b = realloc(ret->body, ret->size + size + 1);
+        if (!b)
+                return -ENOMEM;
+        memcpy(b + ret->size, data, size);
+        ret->size += size;
+        b[ret->size] = 0;
+        ret->body = b;
+        return 0;
+}
+
+static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
         int timeout_ms = (int) req->timeout_sec * 1000 + FETCH_SLACK_MS;
+        int64_t status = 0, length = -1;
 
         for (;;) {
                 _cleanup_free_ char *data = NULL;
@@ -74,30 +117,28 @@ static int receive_response(int fd, const FetchRequest *req, FetchResponse *ret)
                 char type;
                 int r;
 
-                r = fetch_frame_read(fd, timeout_ms, &type, &data, &size);
+                r = wait_for_helper(fd, req, ret->size, length > 0 ? (uint64_t) length : 0, timeout_ms);
+                if (r >= 0)
+                        r = fetch_frame_read(fd, timeout_ms, &type, &data, &size);
                 if (r < 0)
                         return r == -EPIPE ? -EPROTO : r;
                 switch (type) {
                 case 'H':
-                        read_frame_json(data, "status", &ret->status, NULL);
+                        read_frame_json(data, "status", &status, NULL);
+                        read_frame_json(data, "length", &length, NULL);
+                        ret->status = (long) status;
                         break;
-                case 'D': {
-                        char *b;
-
+                case 'D':
                         /* The helper enforces the limit too; a helper that does not is broken. */
                         if (size > req->max_size - ret->size)
                                 return -EPROTO;
-                        b = realloc(ret->body, ret->size + size + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        memcpy(b + ret->size, data, size);
-                        ret->size += size;
-                        b[ret->size] = 0;
-                        ret->body = b;
+                        r = store_body(ret, out_fd, data, size);
+                        if (r < 0)
+                                return r;
                         break;
-                }
                 case 'E':
                         read_frame_json(data, "error", NULL, &ret->error);
+                        read_frame_json(data, "url", NULL, &ret->effective_url);
                         return ret->error ? -EIO : 0;
                 default:
                         return -EPROTO;
@@ -105,11 +146,11 @@ static int receive_response(int fd, const FetchRequest *req, FetchResponse *ret)
         }
 }
 
-int fetch_get(int helper_fd, const FetchRequest *req, FetchResponse *ret) {
+int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
         int r;
 
         if (helper_fd < 0)
-                return fetch_perform(req, ret);
+                return fetch_perform(req, out_fd, ret);
 
         *ret = (FetchResponse) {};
         r = fetch_request_check(req, &ret->error);
@@ -117,17 +158,21 @@ int fetch_get(int helper_fd, const FetchRequest *req, FetchResponse *ret) {
                 return r;
         r = send_request(helper_fd, req);
         if (r >= 0)
-                r = receive_response(helper_fd, req, ret);
+                r = receive_response(helper_fd, req, out_fd, ret);
         if (r < 0) {
                 free(ret->body);
                 ret->body = NULL;
                 ret->size = 0;
                 ret->status = 0;
-                if (!ret->error && asprintf(&ret->error, "The fetch helper broke off: %s", strerror(-r)) < 0)
+                if (!ret->error && r == -ECANCELED)
+                        ret->error = strdup("Canceled");
+                else if (!ret->error && asprintf(&ret->error, "The fetch helper broke off: %s", strerror(-r)) < 0)
                         ret->error = NULL;
                 return r;
         }
-        if (!ret->body)
-                ret->body = strdup("");
-        return ret->body ? 0 : -ENOMEM;
+        if (out_fd < 0 && !ret->body && !(ret->body = strdup("")))
+                return -ENOMEM;
+        if (!ret->effective_url && !(ret->effective_url = strdup(req->url)))
+                return -ENOMEM;
+        return 0;
 }

@@ -4,8 +4,8 @@
  * protocols. See fetch.h. */
 
 #include <curl/curl.h>
-#include <stdarg.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <strings.h>
 
 #include "build-config.h"
@@ -15,22 +15,31 @@
 #define FETCH_CHUNK_MAX (64U * 1024U)
 /* A request frame is small; a client sending more is broken. */
 #define FETCH_REQUEST_MAX (64U * 1024U)
-/* How long the helper waits for the next request before it gives up on an idle client. */
-#define FETCH_IDLE_MS (10 * 60 * 1000)
+/* How long the helper waits for the next request before it gives up on a client. A print-aware backup
+ * asks every PrintPollSec= for up to PrintWaitMaxSec= (at most a week) on one connection, and the client
+ * closes it when done: this only ends a client that neither asks nor closes. */
+#define FETCH_IDLE_MS (8 * 24 * 3600 * 1000)
 
-typedef int (*fetch_body_fn)(long status, const char *data, size_t size, void *userdata);
+typedef struct Transfer Transfer;
+/* A piece of the body; t->status and t->length are known by then. */
+typedef int (*fetch_body_fn)(Transfer *t, const char *data, size_t size);
 
-typedef struct Transfer {
+struct Transfer {
         CURL *curl;
-        uint64_t max_size, size;
+        const FetchRequest *req;
+        long status;
+        int64_t length;                 /* announced; -1 unknown */
+        uint64_t size;
         bool too_large;
+        bool canceled;
         int body_error;                 /* negative errno from on_body */
         fetch_body_fn on_body;
         void *userdata;
-} Transfer;
+};
 
 void fetch_response_done(FetchResponse *r) {
         free(r->body);
+        free(r->effective_url);
         free(r->error);
         *r = (FetchResponse) {};
 }
@@ -76,17 +85,19 @@ int fetch_request_check(const FetchRequest *req, char **ret_error) {
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         Transfer *t = userdata;
         size_t n = size * nmemb;
-        long status = 0;
+        curl_off_t length = -1;
         int r;
 
         /* Content-Length is checked by CURLOPT_MAXFILESIZE before the body starts; a body without one
          * is stopped here. */
-        if (n > t->max_size - t->size) {
+        if (n > t->req->max_size - t->size) {
                 t->too_large = true;
                 return 0;
         }
-        (void) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-        r = t->on_body(status, data, n, t->userdata);
+        (void) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->status);
+        if (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK)
+                t->length = length;
+        r = t->on_body(t, data, n);
         if (r < 0) {
                 t->body_error = r;
                 return 0;
@@ -95,7 +106,20 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-static int transfer_setup(Transfer *t, const FetchRequest *req, struct curl_slist *headers, char *errbuf) {
+/* curl calls this at least once a second, also while nothing arrives: the place to ask whether to go on. */
+static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        Transfer *t = userdata;
+
+        if (t->req->progress &&
+            t->req->progress((uint64_t) dlnow, dltotal > 0 ? (uint64_t) dltotal : 0, t->req->userdata) < 0) {
+                t->canceled = true;
+                return 1;
+        }
+        return 0;
+}
+
+static int transfer_setup(Transfer *t, struct curl_slist *headers, char *errbuf) {
+        const FetchRequest *req = t->req;
 #define SET(opt, val)                                                           \
         do {                                                                    \
                 if (curl_easy_setopt(t->curl, opt, val) != CURLE_OK)            \
@@ -116,16 +140,22 @@ static int transfer_setup(Transfer *t, const FetchRequest *req, struct curl_slis
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
         SET(CURLOPT_CONNECTTIMEOUT, (long) (req->timeout_sec < 10 ? req->timeout_sec : 10));
         SET(CURLOPT_TIMEOUT, (long) req->timeout_sec);
+        /* Give up on a transfer that stalls (below 1 KiB/s for 30 s) long before the total limit. */
+        SET(CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        SET(CURLOPT_LOW_SPEED_TIME, 30L);
         SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_size);
         SET(CURLOPT_HTTPHEADER, headers);
         SET(CURLOPT_WRITEFUNCTION, on_write);
         SET(CURLOPT_WRITEDATA, t);
+        SET(CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+        SET(CURLOPT_XFERINFODATA, t);
+        SET(CURLOPT_NOPROGRESS, 0L);
 #undef SET
         return 0;
 }
 
-static int set_error(char **ret_error, const char *format, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *format, ...) {
+static void set_error(char **ret_error, const char *format, ...) _printf_(2, 3);
+static void set_error(char **ret_error, const char *format, ...) {
         va_list ap;
 
         free(*ret_error);
@@ -133,19 +163,18 @@ static int set_error(char **ret_error, const char *format, ...) {
         if (vasprintf(ret_error, format, ap) < 0)
                 *ret_error = NULL;
         va_end(ap);
-        return 0;
 }
 
-/* Runs the request, handing the body to on_body piece by piece. 0 and *ret_status when an answer came. */
-static int fetch_run(const FetchRequest *req, fetch_body_fn on_body, void *userdata, long *ret_status,
-                     char **ret_error) {
+/* Runs the request, handing the body to on_body piece by piece. 0 when an answer came: t->status, and
+ * *ret_effective_url (may be NULL). */
+static int fetch_run(Transfer *t, char **ret_effective_url, char **ret_error) {
+        const FetchRequest *req = t->req;
         char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *headers = NULL;
-        Transfer t = { .max_size = req->max_size, .on_body = on_body, .userdata = userdata };
         CURLcode code;
         int r;
 
-        *ret_status = 0;
+        t->length = -1;
         r = fetch_request_check(req, ret_error);
         if (r < 0)
                 return r;
@@ -157,40 +186,59 @@ static int fetch_run(const FetchRequest *req, fetch_body_fn on_body, void *userd
                 }
                 headers = l;
         }
-        t.curl = curl_easy_init();
-        if (!t.curl) {
+        t->curl = curl_easy_init();
+        if (!t->curl) {
                 curl_slist_free_all(headers);
                 set_error(ret_error, "Cannot initialize libcurl");
                 return -ENOMEM;
         }
-        r = transfer_setup(&t, req, headers, errbuf);
+        r = transfer_setup(t, headers, errbuf);
         if (r < 0)
                 set_error(ret_error, "Cannot set up the request to %s (libcurl too old?)", req->url);
         else {
-                code = curl_easy_perform(t.curl);
-                if (t.body_error < 0)
-                        r = t.body_error;
-                else if (t.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                code = curl_easy_perform(t->curl);
+                if (t->canceled) {
+                        set_error(ret_error, "Canceled");
+                        r = -ECANCELED;
+                } else if (t->body_error < 0) {
+                        set_error(ret_error, "Cannot store the answer of %s: %s", req->url, strerror(-t->body_error));
+                        r = t->body_error;
+                } else if (t->too_large || code == CURLE_FILESIZE_EXCEEDED) {
                         set_error(ret_error, "The answer of %s is larger than %llu bytes", req->url,
                                   (unsigned long long) req->max_size);
                         r = -EFBIG;
                 } else if (code != CURLE_OK) {
                         set_error(ret_error, "%s", !isempty(errbuf) ? errbuf : curl_easy_strerror(code));
                         r = code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
-                } else
-                        (void) curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, ret_status);
+                } else {
+                        char *eff = NULL;
+
+                        (void) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->status);
+                        if (ret_effective_url &&
+                            curl_easy_getinfo(t->curl, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK &&
+                            free_and_strdup(ret_effective_url, eff ?: req->url) < 0)
+                                r = -ENOMEM;
+                }
         }
-        curl_easy_cleanup(t.curl);
+        curl_easy_cleanup(t->curl);
         curl_slist_free_all(headers);
         return r;
 }
 
 /* ---- In this process ---- */
 
-static int collect_body(long status, const char *data, size_t size, void *userdata) {
-        FetchResponse *resp = userdata;
+typedef struct Collect {
+        FetchResponse *resp;
+        int out_fd;
+} Collect;
+
+static int collect_body(Transfer *t, const char *data, size_t size) {
+        Collect *c = t->userdata;
+        FetchResponse *resp = c->resp;
         char *b;
 
+        if (c->out_fd >= 0)
+                return write_all(c->out_fd, data, size);
         b = realloc(resp->body, resp->size + size + 1);
         if (!b)
                 return -ENOMEM;
@@ -201,11 +249,13 @@ static int collect_body(long status, const char *data, size_t size, void *userda
         return 0;
 }
 
-int fetch_perform(const FetchRequest *req, FetchResponse *ret) {
+int fetch_perform(const FetchRequest *req, int out_fd, FetchResponse *ret) {
+        Collect c = { .resp = ret, .out_fd = out_fd };
+        Transfer t = { .req = req, .on_body = collect_body, .userdata = &c };
         int r;
 
         *ret = (FetchResponse) {};
-        r = fetch_run(req, collect_body, ret, &ret->status, &ret->error);
+        r = fetch_run(&t, &ret->effective_url, &ret->error);
         if (r < 0) {
                 free(ret->body);
                 ret->body = NULL;
@@ -214,9 +264,12 @@ int fetch_perform(const FetchRequest *req, FetchResponse *ret) {
                         set_error(&ret->error, "%s", strerror(-r));
                 return r;
         }
-        if (!ret->body)
-                ret->body = strdup("");
-        return ret->body ? 0 : -ENOMEM;
+        ret->status = t.status;
+        if (out_fd >= 0)
+                ret->size = t.size;
+        else if (!ret->body && !(ret->body = strdup("")))
+                return -ENOMEM;
+        return 0;
 }
 
 /* ---- The helper: requests from a connection ---- */
@@ -224,7 +277,6 @@ int fetch_perform(const FetchRequest *req, FetchResponse *ret) {
 typedef struct Served {
         int fd;
         bool head_sent;
-        uint64_t size;
 } Served;
 
 static int send_json(int fd, char type, json_object *o) {
@@ -235,20 +287,21 @@ static int send_json(int fd, char type, json_object *o) {
         return r;
 }
 
-static int send_head(Served *s, long status) {
+static int send_head(Served *s, const Transfer *t) {
         json_object *o = json_object_new_object();
 
         s->head_sent = true;
-        json_object_object_add(o, "status", json_object_new_int64(status));
+        json_object_object_add(o, "status", json_object_new_int64(t->status));
+        json_object_object_add(o, "length", json_object_new_int64(t->length));
         return send_json(s->fd, 'H', o);
 }
 
-static int forward_body(long status, const char *data, size_t size, void *userdata) {
-        Served *s = userdata;
+static int forward_body(Transfer *t, const char *data, size_t size) {
+        Served *s = t->userdata;
         int r;
 
         if (!s->head_sent) {
-                r = send_head(s, status);
+                r = send_head(s, t);
                 if (r < 0)
                         return r;
         }
@@ -260,7 +313,6 @@ static int forward_body(long status, const char *data, size_t size, void *userda
                         return r;
                 data += n;
                 size -= n;
-                s->size += n;
         }
         return 0;
 }
@@ -280,11 +332,11 @@ static char **json_strv(json_object *a) {
 
 static int serve_one(int fd, const char *text) {
         _cleanup_strv_free_ char **headers = NULL;
-        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *error = NULL, *effective = NULL;
         json_object *q = json_tokener_parse(text), *v, *end;
         FetchRequest req = {};
         Served s = { .fd = fd };
-        long status = 0;
+        Transfer t = { .req = &req, .on_body = forward_body, .userdata = &s };
         int r;
 
         if (!q || !json_object_is_type(q, json_type_object)) {
@@ -301,17 +353,19 @@ static int serve_one(int fd, const char *text) {
                 req.timeout_sec = (unsigned) json_object_get_uint64(v);
         req.headers = headers;
 
-        r = fetch_run(&req, forward_body, &s, &status, &error);
+        r = fetch_run(&t, &effective, &error);
         json_object_put(q);
         if (r >= 0 && !s.head_sent)
-                r = send_head(&s, status);
+                r = send_head(&s, &t);
         if (r == -EPIPE || r == -ECONNRESET)
                 return r;       /* the client is gone: nobody to tell */
         end = json_object_new_object();
         if (r < 0)
                 json_object_object_add(end, "error", json_object_new_string(error ?: strerror(-r)));
-        else
-                json_object_object_add(end, "size", json_object_new_uint64(s.size));
+        else {
+                json_object_object_add(end, "size", json_object_new_uint64(t.size));
+                json_object_object_add(end, "url", json_object_new_string(effective ?: ""));
+        }
         return send_json(fd, 'E', end);
 }
 

@@ -16,9 +16,9 @@
  *
  * Over the connection: frames of one type byte, a 32-bit big-endian length and that many bytes.
  *   'Q' {"url": s, "headers": [s], "max_size": n, "timeout_sec": n}     request (client → helper)
- *   'H' {"status": n}                                                   response head
+ *   'H' {"status": n, "length": n}                                      response head (length -1: unknown)
  *   'D' <bytes>                                                         body, in pieces
- *   'E' {"size": n} or {"error": s}                                     end of the response
+ *   'E' {"size": n, "url": s} or {"error": s}                           end (url: after redirects)
  * Several requests may follow each other on one connection. */
 
 #define FETCH_HELPER_SOCKET "/run/opbackup/fetch.socket"
@@ -28,17 +28,26 @@
 #define FETCH_SIZE_MAX (1024ULL * 1024ULL * 1024ULL)
 #define FETCH_TIMEOUT_SEC_MAX 3600U
 
+/* Bytes of the body so far, and the length the server announced (0: unknown). Called as data comes and
+ * at least every second while it does not; a negative return stops the transfer (-ECANCELED). */
+typedef int (*fetch_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
 typedef struct FetchRequest {
         const char *url;                /* http:// or https:// only, also after redirects */
-        char *const *headers;           /* "Name: value", or NULL */
+        char *const *headers;           /* "Name: value", or NULL; a request with headers follows no
+                                         * redirect, so they (API keys) go nowhere else */
         uint64_t max_size;              /* of the body; larger is an error */
         unsigned timeout_sec;           /* of the whole transfer */
+        fetch_progress_fn progress;     /* may be NULL */
+        void *userdata;
 } FetchRequest;
 
 typedef struct FetchResponse {
         long status;                    /* HTTP status; 0 if there was no answer */
-        char *body;                     /* NUL-terminated (the body may contain NULs: use size) */
-        size_t size;
+        char *body;                     /* NUL-terminated (may contain NULs: use size); NULL when the
+                                         * body went to a file descriptor */
+        uint64_t size;
+        char *effective_url;            /* after redirects */
         char *error;                    /* set when there is no complete answer: why, for a person */
 } FetchResponse;
 
@@ -47,13 +56,16 @@ void fetch_response_done(FetchResponse *r);
 /* Checks a request the way the helper does: 0, or -EINVAL with *ret_error saying what is wrong. */
 int fetch_request_check(const FetchRequest *req, char **ret_error);
 
-/* Does the request in this process, with libcurl. Returns 0 when there is an answer (any status) and
- * fills *ret; on failure a negative errno and ret->error. */
-int fetch_perform(const FetchRequest *req, FetchResponse *ret);
+/* Does the request in this process, with libcurl. The body goes to out_fd (>= 0) or into ret->body.
+ * Returns 0 when there is an answer (any status) and fills *ret; on failure a negative errno (-EFBIG
+ * too large, -ETIMEDOUT, -ECANCELED, -EIO, errors writing to out_fd) and ret->error. */
+int fetch_perform(const FetchRequest *req, int out_fd, FetchResponse *ret);
 
 /* Does the request through the helper connected to helper_fd, or in this process (fetch_perform) when
- * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. */
-int fetch_get(int helper_fd, const FetchRequest *req, FetchResponse *ret);
+ * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. After a
+ * failure other than one the helper reported (ret->error from the transfer itself), the connection is
+ * in an unknown state: do not send more requests over it. */
+int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret);
 
 /* The helper's side: answers requests on fd until the other side closes it. 0 at a clean end. */
 int fetch_serve(int fd);

@@ -134,7 +134,8 @@ static void say(WorkerReporter *rep, int level, const char *format, ...) {
 static int send_verdict(int fd, PrinterVerdict verdict, const char *reason) {
         json_object *o = json_object_new_object();
 
-        json_object_object_add(o, "verdict", json_object_new_string(verdict == PRINTER_VERDICT_SKIP ? "skip" : "backup"));
+        json_object_object_add(o, "verdict",
+                               json_object_new_string(verdict == PRINTER_VERDICT_SKIP ? "skip" : "backup"));
         if (reason)
                 json_object_object_add(o, "reason", json_object_new_string(reason));
         return worker_send(fd, o) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
@@ -155,6 +156,10 @@ static void nap(unsigned sec) {
                 ;
 }
 
+static int check_canceled(uint64_t done, uint64_t total, void *userdata) {
+        return worker_cancel_requested ? -ECANCELED : 0;
+}
+
 /* Asks once: the activity, and in *ret_what the state or why there is none. */
 static int ask(const PrinterWait *w, char **ret_what) {
         char *const headers[] = { w->key_header, NULL };
@@ -163,11 +168,12 @@ static int ask(const PrinterWait *w, char **ret_what) {
                 .headers = headers,
                 .max_size = ANSWER_SIZE_MAX,
                 .timeout_sec = REQUEST_TIMEOUT_SEC,
+                .progress = check_canceled,
         };
         _cleanup_(fetch_response_done) FetchResponse resp = {};
         int r;
 
-        r = fetch_get(w->helper_fd, &req, &resp);
+        r = fetch_get(w->helper_fd, &req, -1, &resp);
         if (r < 0) {
                 /* Without the helper, the worker is inside opbackupd's sandbox, which has no network. */
                 r = asprintf(ret_what, "Cannot reach OctoPrint at %s: %s%s", w->url, strempty(resp.error),
@@ -287,7 +293,8 @@ static void on_waiter_exit(int si_code, int status, void *userdata) {
 static int unknown_without_asking(Job *j, const char *why, char **ret_skip_reason) {
         job_log(j, LOG_WARNING, why);
         if (j->instance->config->on_printer_unknown != PRINT_ACTION_SKIP) {
-                job_log(j, LOG_WARNING, "Backing up without knowing whether the printer is busy (OnPrinterUnknown=backup).");
+                job_log(j, LOG_WARNING, "Backing up without knowing whether the printer is busy "
+                        "(OnPrinterUnknown=backup).");
                 return 0;
         }
         return asprintf(ret_skip_reason, "Skipped: %s (OnPrinterUnknown=skip)", why) < 0 ? -ENOMEM : 0;

@@ -11,6 +11,8 @@ packages=(
         # tests: real peers and tools
         python3 python3-venv python3-pip python3-dbus unzip zip libarchive-tools
         util-linux passwd procps man-db groff-base bash-completion
+        # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
+        systemd
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -50,6 +50,7 @@ ERROR_INTERACTIVE_AUTH = "org.freedesktop.DBus.Error.InteractiveAuthorizationReq
 USER_PRINTER = "opbackup-printer"       # owns the sample instances
 USER_ALLOWED = "opbackup-allowed"       # member of group "opbackup": granted access/create/delete
 USER_DENIED = "opbackup-denied"         # no grant at all
+USER_SCHEDULER = "opbackup-scheduler"   # scheduled backups: granted by name in polkit/50-opbackup.rules
 GROUP = "opbackup"
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -139,7 +140,8 @@ def ensure_users():
                 grp.getgrnam(GROUP)
         except KeyError:
                 subprocess.run(["groupadd", "-f", GROUP], check=True)
-        for user, groups in ((USER_PRINTER, []), (USER_ALLOWED, [GROUP]), (USER_DENIED, [])):
+        for user, groups in ((USER_PRINTER, []), (USER_ALLOWED, [GROUP]), (USER_DENIED, []),
+                             (USER_SCHEDULER, [])):
                 try:
                         pwd.getpwnam(user)
                 except KeyError:

@@ -369,6 +369,51 @@ static void test_full(void) {
         fixture_done(&f);
 }
 
+/* Writes n bytes: G-code-like text, or (random) bytes that do not compress. */
+static void write_generated(const char *dir, const char *rel, size_t n, bool random) {
+        _cleanup_free_ char *p = path_join(dir, rel);
+        uint64_t x = 0x9e3779b97f4a7c15ULL;
+        FILE *out;
+
+        write_file(dir, rel, "");
+        out = fopen(p, "we");
+        ASSERT_NOT_NULL(out);
+        for (size_t i = 0; i < n;) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                if (random) {
+                        fputc((int) (x & 0xff), out);
+                        i++;
+                } else
+                        i += (size_t) fprintf(out, "G1 X%u.%03u Y%u.%03u E%u.%04u\n", (unsigned) (x % 220),
+                                              (unsigned) (x >> 8) % 1000, (unsigned) (x >> 20) % 220,
+                                              (unsigned) (x >> 28) % 1000, (unsigned) (x >> 40) % 9,
+                                              (unsigned) (x >> 44) % 10000);
+        }
+        ASSERT_EQ(fclose(out), 0);
+}
+
+/* Whether an entry is deflated or stored: small files by their name, larger ones by a trial deflate of
+ * their first block, whatever their name. Large files are deflated in chunks on several threads and must
+ * come out as one valid stream each. The checker asserts the methods (check-backup-zip.py). */
+static void test_compression_choice(void) {
+        _cleanup_(capture_done) Capture c = {};
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        Fixture f;
+
+        fixture_init(&f);
+        write_generated(f.basedir, "uploads/big.gcode", 3 * 1024 * 1024 + 12345, false);   /* deflated, 4 chunks */
+        write_generated(f.basedir, "uploads/firmware.bin", 200 * 1024, true);              /* stored: trial */
+        write_generated(f.basedir, "uploads/small.bin", 10 * 1024, true);                  /* deflated: small */
+        write_generated(f.basedir, "timelapse/text.mp4", 100 * 1024, false);               /* deflated: trial */
+        expect(&f, "basedir/uploads/big.gcode", "uploads/big.gcode");
+        expect(&f, "basedir/uploads/firmware.bin", "uploads/firmware.bin");
+        expect(&f, "basedir/uploads/small.bin", "uploads/small.bin");
+        expect(&f, "basedir/timelapse/text.mp4", "timelapse/text.mp4");
+        ASSERT_EQ(run(&f, NULL, &c, &path, NULL, &error), 0);
+        check_zip(&f, path, "{\"version\": \"" VERSION "\", \"excludes\": []}", PLUGIN_LIST, 6);
+        fixture_done(&f);
+}
+
 static void test_excludes_uploads_timelapse(void) {
         _cleanup_(capture_done) Capture c = {};
         _cleanup_free_ char *path = NULL, *error = NULL;
@@ -913,6 +958,7 @@ int main(void) {
         setenv("TZ", "Europe/Berlin", 1);
         tzset();
         RUN(test_full);
+        RUN(test_compression_choice);
         RUN(test_excludes_uploads_timelapse);
         RUN(test_overrides);
         RUN(test_dropins);
