@@ -144,6 +144,13 @@ static int delete_backups(Instance *i, char *const *names, char ***ret_deleted, 
         return 0;
 }
 
+int backup_delete(Instance *i, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *names[] = { (char *) name, NULL };
+
+        return delete_backups(i, names, NULL, &error);
+}
+
 int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Instance *i = userdata;
         const char *name;

@@ -73,11 +73,11 @@ def test_backup_signals_reach_subscribers_only():
 
 
 def test_subscriber_gets_job_log_and_failure():
-        # A failing backup (its folder is a file): the subscriber learns why, from JobRemoved's error.
-        with Fixture(instances={"inst1": {"extra_conf": "[Backup]\nFolder=@DIR@/not-a-folder\n"}}) as fx:
-                blocker = os.path.join(fx.dir, "not-a-folder")
-                with open(blocker, "w") as f:
-                        f.write("a file where the backup folder should be\n")
+        # A failing backup (its folder belongs to root, so the instance user cannot write into it): the
+        # call is accepted (the folder can be listed), the job fails, and the subscriber learns why.
+        with Fixture(instances={"inst1": {"extra_conf": "[Backup]\nFolder=@DIR@/roots-folder\n"}}) as fx:
+                blocker = os.path.join(fx.dir, "roots-folder")
+                os.mkdir(blocker, 0o755)
                 with bt.Listener(fx, USER_ALLOWED) as lis:
                         expect_eq(lis.ready["subscribe"], "ok", f"Subscribe as {USER_ALLOWED}")
                         jid, jpath = bt.create_backup(fx, name="nowhere.zip")

@@ -1,0 +1,607 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""opbackup's benchmark: backups and restores against the tools people would use instead (issue 6).
+
+Usage (as root; it brings up a private bus, polkitd and opbackupd like the integration tests do):
+
+    bench/bench.py [--build DIR] [--size bench|<N>M] [--runs N] [--level N] [--only PARTS]
+                   [--big-file SIZE] [--workdir DIR] [--json FILE]
+
+It generates the reference corpus with tests/gen-instance.py (--size bench: ~500 MB: ~290 MB of G-code,
+~200 MB of timelapse video, ~2,000 small files, sqlite databases) and times, --runs times each, medians:
+
+  backup   opbackup through the daemon, as a user would (`opbackupctl backup` as a member of group
+           opbackup, polkit asked), against CPython's zipfile written the way OctoPrint writes backups
+           (ZIP_DEFLATED at zlib's default level 6, the same entries), Info-ZIP `zip -r -6`,
+           `bsdtar --format zip` and `7z a -tzip -mmt=2`; archive sizes.
+  restore  `opbackupctl restore NAME --yes --skip-plugins --no-restart` (validation, extraction, fsync,
+           swap) against `zipfile.extractall`, `unzip` and `bsdtar -x` of the same archive.
+  list     ListBackups on a folder of 1,000 backups (first call and cached), and the idle daemon's RSS.
+
+Every timed run starts with the inputs in the page cache (read right before) and ends with sync(), since a
+backup or restore is only done once it is on disk (opbackup fsyncs; the others are followed by `sync`).
+The peak RSS of the daemon and of its worker processes (opbackup-backup, opbackup-restore) is sampled from
+/proc/PID/status (VmHWM) all along. --big-file 4G adds a corpus with one file of that size (G-code
+repeated) for the memory check: its backup (and restore) with their peak RSS, and the archive checked with
+unzip -t and for ZIP64 only on that entry.
+
+Prints a table with each peer's time and its ratio to opbackup's. Nothing is installed: missing tools are
+named with their Debian package (tests/install-deps.sh installs them). Not a test: timings depend on the
+machine and on what else runs on it.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+
+PEER_TOOLS = {"zip": "zip", "unzip": "unzip", "bsdtar": "libarchive-tools", "7z": "p7zip-full",
+              "dbus-daemon": "dbus-daemon", "setpriv": "util-linux", "unshare": "util-linux"}
+MB = 1000 * 1000
+
+
+class Failed(Exception):
+        pass
+
+
+def fail(msg):
+        print(f"bench: {msg}", file=sys.stderr)
+        sys.exit(1)
+
+
+def parse_size(text):
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        if text and text[-1].upper() in units:
+                return int(float(text[:-1]) * units[text[-1].upper()])
+        return int(text)
+
+
+def preflight(args):
+        if os.geteuid() != 0:
+                fail("run as root: the benchmark brings up a private bus, polkitd and opbackupd "
+                     "(like tests/integration/run.sh)")
+        missing = sorted({pkg for tool, pkg in PEER_TOOLS.items() if not shutil.which(tool)})
+        if not os.path.exists("/usr/lib/polkit-1/polkitd"):
+                missing.append("polkitd")
+        try:
+                import dbus  # noqa: F401
+        except ImportError:
+                missing.append("python3-dbus")
+        if missing:
+                fail("missing: " + " ".join(missing) + " (apt-get install them, or run tests/install-deps.sh)")
+        for exe in ("service/opbackupd", "client/opbackupctl"):
+                if not os.access(os.path.join(args.build, exe), os.X_OK):
+                        fail(f"{os.path.join(args.build, exe)} is missing: build first (meson setup BUILD && "
+                             f"ninja -C BUILD) and pass --build BUILD")
+        corpus = parse_size(args.size.replace("bench", "500M")) if args.size != "tiny" else 1 << 20
+        need = corpus * 4 + (parse_size(args.big_file) * 3 if args.big_file else 0)
+        st = os.statvfs(args.workdir)
+        free = st.f_bavail * st.f_frsize
+        if free < need:
+                fail(f"{args.workdir} has {free / MB:.0f} MB free, the benchmark needs about {need / MB:.0f} MB "
+                     f"(corpus, archives, extracted copies): use --workdir or a smaller --size")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Measuring
+
+def proc_stat_ticks(pid):
+        """utime + stime + cutime + cstime of PID in seconds (children it reaped included), or None."""
+        try:
+                with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+                return None
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class MemorySampler:
+        """Peak RSS (VmHWM, kB) of the daemon and of each worker it forks, sampled every 5 ms."""
+
+        WORKERS = ("opbackup-backup", "opbackup-restor")    # comm: 15 characters at most
+
+        def __init__(self, daemon_pid):
+                self.daemon_pid = daemon_pid
+                self.worker_peak = 0
+                self.daemon_peak = 0
+                self.both_peak = 0           # daemon RSS + workers' RSS at the same moment
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, daemon=True)
+
+        def _run(self):
+                import backuptest as bt
+                while not self._stop.is_set():
+                        d_hwm = bt.status_field(self.daemon_pid, "VmHWM") or 0
+                        d_rss = bt.status_field(self.daemon_pid, "VmRSS") or 0
+                        w_rss = 0
+                        for pid, comm in bt.children(self.daemon_pid):
+                                if comm in self.WORKERS:
+                                        self.worker_peak = max(self.worker_peak, bt.status_field(pid, "VmHWM") or 0)
+                                        w_rss += bt.status_field(pid, "VmRSS") or 0
+                        self.daemon_peak = max(self.daemon_peak, d_hwm)
+                        self.both_peak = max(self.both_peak, d_rss + w_rss)
+                        self._stop.wait(0.005)
+
+        def __enter__(self):
+                self._thread.start()
+                return self
+
+        def __exit__(self, *exc):
+                self._stop.set()
+                self._thread.join()
+
+
+def warm(paths):
+        """Reads files into the page cache (what each timed run starts from)."""
+        for p in paths:
+                with open(p, "rb") as f:
+                        while f.read(1 << 20):
+                                pass
+
+
+def timed(argv, cwd=None, env=None, user_cpu=True):
+        """Runs argv then sync(); returns (seconds, cpu seconds of the children)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.monotonic()
+        r = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+                fail(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout[-3000:]}")
+        os.sync()
+        dt = time.monotonic() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return dt, cpu
+
+
+# ------------------------------------------------------------------------------------------------------
+# The corpus as the peers see it
+
+def archive_entries(exp):
+        """[(entry name, source path)] of a backup without excludes, in OctoPrint's order (config.yaml, the
+        folder ids in order, the rest of basedir)."""
+        import backuptest as bt
+        names = [n for n in exp["entries"] if n not in ("metadata.json", "plugin_list.json")]
+
+        def group(name):
+                best, best_len = len(bt.FOLDER_IDS), 0
+                for i, fid in enumerate(bt.FOLDER_IDS):
+                        prefix = "basedir/" + fid.replace("_", "/") + "/"
+                        if name.startswith(prefix) and len(prefix) > best_len:
+                                best, best_len = i, len(prefix)
+                return (0 if name == "basedir/config.yaml" else 1, best, name)
+
+        return [(n, bt.source_path(exp, n)) for n in sorted(names, key=group)]
+
+
+def make_stage(exp, entries, stage):
+        """STAGE/{metadata.json, basedir/..., plugin_list.json}: hard links to the corpus, so that zip, bsdtar
+        and 7z archive the same entries under the same names as the others."""
+        shutil.rmtree(stage, ignore_errors=True)
+        os.makedirs(stage)
+        with open(os.path.join(stage, "metadata.json"), "w") as f:
+                f.write(exp["metadata_json"])
+        if exp.get("plugin_list_json"):
+                with open(os.path.join(stage, "plugin_list.json"), "w") as f:
+                        f.write(exp["plugin_list_json"])
+        for name, src in entries:
+                dst = os.path.join(stage, name)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.link(src, dst)
+        listing = ["metadata.json"] + [n for n, _ in entries] + (["plugin_list.json"] if exp.get("plugin_list_json") else [])
+        with open(os.path.join(stage, ".list"), "w") as f:
+                f.write("\n".join(listing) + "\n")
+        return listing
+
+
+def octoprint_way(expected_json, out):
+        """What OctoPrint's backup plugin does: zipfile.ZipFile(path, "w", ZIP_DEFLATED, allowZip64=True),
+        metadata.json with writestr, each file with write() (zlib level 6), plugin_list.json last."""
+        with open(expected_json) as f:
+                exp = json.load(f)
+        with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+                z.writestr("metadata.json", exp["metadata_json"])
+                for name, src in archive_entries(exp):
+                        z.write(src, arcname=name)
+                if exp.get("plugin_list_json"):
+                        z.writestr("plugin_list.json", exp["plugin_list_json"])
+
+
+def extract_with_zipfile(archive, dest):
+        with zipfile.ZipFile(archive) as z:
+                z.extractall(dest)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The parts
+
+class Bench:
+        def __init__(self, args, fx):
+                import fixture
+                self.args = args
+                self.fx = fx
+                self.fixture = fixture
+                self.exp = fx.expected("bench")
+                self.work = os.path.join(fx.dir, "work")
+                os.makedirs(self.work)
+                os.chmod(self.work, 0o755)
+                self.entries = archive_entries(self.exp)
+                self.sources = [src for _, src in self.entries]
+                self.results = {"machine": machine(), "corpus": corpus_summary(self.exp, self.entries)}
+                self.backup_name = None
+
+        def opbackup_cpu(self):
+                return proc_stat_ticks(self.fx.daemon_proc.pid) or 0.0
+
+        def ctl_timed(self, user, *args):
+                before = self.opbackup_cpu()
+                ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t = time.monotonic()
+                r = self.fx.ctl(user, *args, timeout=3600)
+                if r.returncode != 0:
+                        raise Failed(f"opbackupctl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+                                     f"daemon log:\n{self.fx.daemon_log()[-4000:]}")
+                os.sync()
+                dt = time.monotonic() - t
+                ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = self.opbackup_cpu() - before + ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime
+                return dt, cpu
+
+        # -- backup --------------------------------------------------------------------------------
+        def backup(self):
+                stage = os.path.join(self.work, "stage")
+                make_stage(self.exp, self.entries, stage)
+                out = os.path.join(self.work, "peer.zip")
+                expected = os.path.join(self.fx.instance_root("bench"), "expected.json")
+                peers = {
+                        "OctoPrint way (zipfile, level 6)": [sys.executable, os.path.abspath(__file__),
+                                                             "--octoprint-way", expected, out],
+                        "zip -r -6": ["sh", "-c", f"zip -q -6 -D '{out}' -@ < .list"],
+                        "bsdtar --format zip": ["bsdtar", "--format", "zip", "-cf", out, "-n", "-T", ".list"],
+                        "7z a -tzip -mmt=2": ["7z", "a", "-bd", "-tzip", "-mmt=2", out, "@.list"],
+                }
+                tools = ["opbackup"] + list(peers)
+                times = {t: [] for t in tools}
+                cpus = {t: [] for t in tools}
+                sizes = {}
+                mem = MemorySampler(self.fx.daemon_proc.pid)
+                with mem:
+                        for run in range(self.args.runs):
+                                order = tools[run % len(tools):] + tools[:run % len(tools)]
+                                for tool in order:
+                                        if os.path.exists(out):
+                                                os.unlink(out)
+                                        warm(self.sources)
+                                        if tool == "opbackup":
+                                                name = f"bench-{run}.zip"
+                                                dt, cpu = self.ctl_timed(self.fixture.USER_ALLOWED, "-i", "bench", "backup", "--name", name)
+                                                path = os.path.join(self.exp["backup_folder"], name)
+                                                sizes[tool] = os.path.getsize(path)
+                                                if run == self.args.runs - 1:
+                                                        self.backup_name = name
+                                                else:
+                                                        os.unlink(path)
+                                        else:
+                                                dt, cpu = timed(peers[tool], cwd=stage)
+                                                sizes[tool] = os.path.getsize(out)
+                                                if tool.startswith("OctoPrint"):
+                                                        shutil.copyfile(out, os.path.join(self.work, "octoprint.zip"))
+                                        times[tool].append(dt)
+                                        cpus[tool].append(cpu)
+                                        print(f"  backup run {run + 1}: {tool}: {dt:.2f} s", flush=True)
+                shutil.rmtree(stage, ignore_errors=True)
+                self.results["backup"] = {t: {"seconds": statistics.median(times[t]), "runs": times[t],
+                                              "cpu_seconds": statistics.median(cpus[t]), "bytes": sizes[t]}
+                                          for t in tools}
+                self.results["backup_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
+                                                    "daemon_plus_worker": mem.both_peak}
+
+        # -- restore -------------------------------------------------------------------------------
+        def restore(self):
+                if not self.backup_name:
+                        name = "bench-restore.zip"
+                        self.ctl_timed(self.fixture.USER_ALLOWED, "-i", "bench", "backup", "--name", name)
+                        self.backup_name = name
+                archive = os.path.join(self.exp["backup_folder"], self.backup_name)
+                dest = os.path.join(self.work, "extract")
+                peers = {
+                        "zipfile.extractall": [sys.executable, os.path.abspath(__file__), "--extract", archive, dest],
+                        "unzip": ["unzip", "-q", "-o", archive, "-d", dest],
+                        "bsdtar -x": ["bsdtar", "-xf", archive, "-C", dest],
+                }
+                tools = ["opbackup"] + list(peers)
+                times = {t: [] for t in tools}
+                cpus = {t: [] for t in tools}
+                failed = {}
+                mem = MemorySampler(self.fx.daemon_proc.pid)
+                with mem:
+                        for run in range(self.args.runs):
+                                order = tools[run % len(tools):] + tools[:run % len(tools)]
+                                for tool in order:
+                                        shutil.rmtree(dest, ignore_errors=True)
+                                        os.makedirs(dest)
+                                        os.sync()
+                                        warm([archive])
+                                        if tool == "opbackup":
+                                                if "opbackup" in failed:
+                                                        continue
+                                                try:
+                                                        dt, cpu = self.ctl_timed("root", "-i", "bench", "restore", self.backup_name, "--yes",
+                                                                                 "--skip-plugins", "--no-restart")
+                                                except Failed as e:
+                                                        failed["opbackup"] = str(e)
+                                                        print(f"  restore run {run + 1}: opbackup FAILED:\n{e}", flush=True)
+                                                        continue
+                                        else:
+                                                dt, cpu = timed(peers[tool])
+                                        times[tool].append(dt)
+                                        cpus[tool].append(cpu)
+                                        print(f"  restore run {run + 1}: {tool}: {dt:.2f} s", flush=True)
+                shutil.rmtree(dest, ignore_errors=True)
+                self.results["restore"] = {t: {"seconds": statistics.median(times[t]), "runs": times[t],
+                                               "cpu_seconds": statistics.median(cpus[t])}
+                                           for t in tools if times[t]}
+                if failed:
+                        self.results["restore_failed"] = failed
+                self.results["restore_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
+                                                     "daemon_plus_worker": mem.both_peak}
+
+        # -- ListBackups, idle RSS -----------------------------------------------------------------
+        def list_backups(self, count=1000):
+                import backuptest as bt
+                import dbus
+                exp = self.fx.expected("many")
+                folder = exp["backup_folder"]
+                os.makedirs(folder, exist_ok=True)
+                template = os.path.join(self.work, "template.zip")
+                with zipfile.ZipFile(template, "w", zipfile.ZIP_DEFLATED) as z:
+                        z.writestr("metadata.json", exp["metadata_json"])
+                        z.writestr("basedir/config.yaml", "appearance:\n  name: many\n")
+                        z.writestr("basedir/users.yaml", "admin: {}\n")
+                for i in range(count):
+                        p = os.path.join(folder, f"many-backup-2024{i // 28 % 12 + 1:02d}{i % 28 + 1:02d}-{i:06d}.zip")
+                        shutil.copyfile(template, p)
+                        bt.chown_user(p)
+                bus = dbus.bus.BusConnection(self.fx.address)
+                inst = dbus.Interface(bus.get_object(self.fixture.BUS_NAME, self.fx.instance_path("many")),
+                                      self.fixture.IFACE_INSTANCE)
+                t = time.monotonic()
+                first = inst.ListBackups(timeout=120)
+                cold = time.monotonic() - t
+                if len(first) != count:
+                        fail(f"ListBackups returned {len(first)} backups, {count} expected")
+                warm_times = []
+                for _ in range(7):
+                        t = time.monotonic()
+                        inst.ListBackups(timeout=120)
+                        warm_times.append(time.monotonic() - t)
+                self.results["list_backups"] = {"count": count, "first_ms": cold * 1000,
+                                                "cached_ms": statistics.median(warm_times) * 1000}
+                bus.close()
+
+        def idle_rss(self, key):
+                import backuptest as bt
+                time.sleep(1)
+                self.results.setdefault("idle_daemon_rss_kb", {})[key] = bt.status_field(self.fx.daemon_proc.pid, "VmRSS")
+
+
+def big_file_check(args):
+        """One file of --big-file bytes: backup (and restore) through the daemon, peak RSS, archive checks."""
+        import backuptest as bt
+        import fixture
+        size = parse_size(args.big_file)
+        res = {"file_bytes": size}
+        with fixture.Fixture(instances={"big": {"size": "small", "extra_conf": level_conf(args)}}) as fx:
+                exp = fx.expected("big")
+                big = os.path.join(exp["folders"]["uploads"], "big.gcode")
+                gcode = [bt.source_path(exp, n) for n in exp["entries"] if n.endswith(".gcode")]
+                block = b"".join(open(p, "rb").read() for p in gcode)
+                with open(big, "wb") as f:
+                        written = 0
+                        while written < size:
+                                n = min(len(block), size - written)
+                                f.write(block[:n])
+                                written += n
+                bt.chown_user(big)
+                os.sync()
+                print(f"  made {big} ({size / MB:.0f} MB)", flush=True)
+                mem = MemorySampler(fx.daemon_proc.pid)
+                with mem:
+                        t = time.monotonic()
+                        r = fx.ctl(fixture.USER_ALLOWED, "backup", "--name", "big.zip", timeout=7200)
+                        res["backup_seconds"] = time.monotonic() - t
+                if r.returncode != 0:
+                        fail(f"backup of the big file failed:\n{r.stdout}\n{r.stderr}")
+                res["backup_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
+                                           "daemon_plus_worker": mem.both_peak}
+                archive = os.path.join(exp["backup_folder"], "big.zip")
+                res["archive_bytes"] = os.path.getsize(archive)
+                with zipfile.ZipFile(archive) as z:
+                        zip64 = [i.filename for i in z.infolist() if 0x0001 in bt_extra_ids(i.extra)]
+                res["zip64_entries"] = zip64
+                u = subprocess.run(["unzip", "-tqq", archive], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                res["unzip_t"] = "ok" if u.returncode == 0 else u.stdout[-500:]
+                print(f"  backup {res['backup_seconds']:.1f} s, unzip -t: {res['unzip_t']}, ZIP64: {zip64}", flush=True)
+                os.unlink(big)
+                mem = MemorySampler(fx.daemon_proc.pid)
+                with mem:
+                        t = time.monotonic()
+                        r = fx.ctl("root", "restore", "big.zip", "--yes", "--skip-plugins", "--no-restart", timeout=7200)
+                        res["restore_seconds"] = time.monotonic() - t
+                res["restore_result"] = "ok" if r.returncode == 0 else (r.stderr or r.stdout)[-500:]
+                res["restore_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
+                                            "daemon_plus_worker": mem.both_peak}
+        return res
+
+
+def bt_extra_ids(extra):
+        ids, i = [], 0
+        while i + 4 <= len(extra):
+                hid = int.from_bytes(extra[i:i + 2], "little")
+                size = int.from_bytes(extra[i + 2:i + 4], "little")
+                ids.append(hid)
+                i += 4 + size
+        return ids
+
+
+def level_conf(args):
+        return f"[Backup]\nCompressionLevel={args.level}\n" if args.level is not None else ""
+
+
+def machine():
+        model = ""
+        with open("/proc/cpuinfo") as f:
+                for line in f:
+                        if line.startswith("model name"):
+                                model = line.split(":", 1)[1].strip()
+                                break
+        with open("/proc/meminfo") as f:
+                mem_kb = int(f.readline().split()[1])
+        return {"cpu": model, "cpus": os.cpu_count(), "memory_gib": round(mem_kb / (1 << 20), 1),
+                "date": time.strftime("%Y-%m-%d"), "load_before": os.getloadavg()[0],
+                "kernel": os.uname().release}
+
+
+def corpus_summary(exp, entries):
+        total = sum(os.path.getsize(src) for _, src in entries)
+        return {"files": len(entries), "bytes": total}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Report
+
+def report(res, args):
+        m, c = res["machine"], res.get("corpus", {})
+        out = [f"opbackup benchmark, {m['date']}: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB; "
+               f"load average before: {m['load_before']:.2f}"]
+        if c:
+                out.append(f"corpus: {c['files']} files, {c['bytes'] / MB:.0f} MB; {args.runs} runs each, medians; "
+                           f"warm page cache; every run ends with sync")
+
+        def table(title, rows, base, with_size):
+                out.append("")
+                out.append(title)
+                head = f"  {'':34} {'time':>8} {'vs opbackup':>12} {'CPU':>8}"
+                if with_size:
+                        head += f" {'archive':>10} {'vs OctoPrint':>13}"
+                out.append(head)
+                octo = rows.get("OctoPrint way (zipfile, level 6)", {}).get("bytes")
+                for tool, r in rows.items():
+                        line = f"  {tool:34} {r['seconds']:7.2f}s {r['seconds'] / base:11.1f}x {r['cpu_seconds']:7.1f}s"
+                        if with_size:
+                                rel = f"{(r['bytes'] / octo - 1) * 100:+.1f}%" if octo else ""
+                                line += f" {r['bytes'] / MB:8.1f}MB {rel:>13}"
+                        out.append(line)
+
+        if "backup" in res:
+                rows = res["backup"]
+                table("Backup", rows, rows["opbackup"]["seconds"], True)
+                mem = res["backup_memory_kb"]
+                out.append(f"  peak RSS during backups: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
+                           f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
+        for tool, why in res.get("restore_failed", {}).items():
+                out.append("")
+                out.append(f"Restore with {tool} failed: {why.splitlines()[0] if why else ''}")
+        if res.get("restore"):
+                rows = res["restore"]
+                base = rows.get("opbackup", {}).get("seconds") or min(r["seconds"] for r in rows.values())
+                table("Restore (+ sync)" + ("" if "opbackup" in rows else ": ratios to the fastest"), rows, base, False)
+                mem = res["restore_memory_kb"]
+                out.append(f"  peak RSS during restores: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
+                           f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
+        if "list_backups" in res:
+                lb = res["list_backups"]
+                out.append("")
+                out.append(f"ListBackups with {lb['count']} backups: first call {lb['first_ms']:.0f} ms, "
+                           f"cached {lb['cached_ms']:.1f} ms")
+        if "idle_daemon_rss_kb" in res:
+                out.append("idle daemon RSS: " + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in res["idle_daemon_rss_kb"].items()))
+        if "big_file" in res:
+                b = res["big_file"]
+                out.append("")
+                out.append(f"One {b['file_bytes'] / MB:.0f} MB file: backup {b['backup_seconds']:.1f} s "
+                           f"({b['archive_bytes'] / MB:.0f} MB, unzip -t {b['unzip_t']}, ZIP64 entries {b['zip64_entries']}), "
+                           f"peak RSS daemon {b['backup_memory_kb']['daemon'] / 1024:.1f} MB + worker "
+                           f"{b['backup_memory_kb']['worker'] / 1024:.1f} MB")
+                out.append(f"  restore {b['restore_seconds']:.1f} s ({b['restore_result']}), peak RSS daemon "
+                           f"{b['restore_memory_kb']['daemon'] / 1024:.1f} MB + worker {b['restore_memory_kb']['worker'] / 1024:.1f} MB")
+        print("\n".join(out))
+
+
+def main():
+        ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+        ap.add_argument("--build", default=os.environ.get("OPBACKUP_BUILD", os.path.join(SOURCE_ROOT, "build")),
+                        help="meson build directory with service/opbackupd and client/opbackupctl")
+        ap.add_argument("--size", default="bench", help="corpus size: bench (~500 MB) or <N>M (gen-instance.py)")
+        ap.add_argument("--runs", type=int, default=3, help="timed runs of each tool (median reported)")
+        ap.add_argument("--level", type=int, help="opbackup's CompressionLevel (default: the daemon's default)")
+        ap.add_argument("--only", default="backup,restore,list", help="parts: backup, restore, list")
+        ap.add_argument("--big-file", help="also back up (and restore) one file of this size, e.g. 4G")
+        ap.add_argument("--workdir", default="/var/tmp", help="where the corpus and archives go")
+        ap.add_argument("--json", help="also write the results to this file")
+        ap.add_argument("--octoprint-way", nargs=2, metavar=("EXPECTED_JSON", "OUT"), help=argparse.SUPPRESS)
+        ap.add_argument("--extract", nargs=2, metavar=("ZIP", "DEST"), help=argparse.SUPPRESS)
+        args = ap.parse_args()
+
+        # The peers, run as children so that their time and CPU are theirs alone.
+        if args.octoprint_way:
+                octoprint_way(*args.octoprint_way)
+                return
+        if args.extract:
+                extract_with_zipfile(*args.extract)
+                return
+
+        if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3"):
+                # Debian's python3 (python3-dbus, and the interpreter the test users may run).
+                os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        preflight(args)
+        os.environ["OPBACKUPD"] = os.path.join(os.path.abspath(args.build), "service", "opbackupd")
+        os.environ["OPBACKUPCTL"] = os.path.join(os.path.abspath(args.build), "client", "opbackupctl")
+        os.environ["OPBACKUP_SOURCE_ROOT"] = SOURCE_ROOT
+        import tempfile
+        tempfile.tempdir = args.workdir
+        import fixture
+        if not fixture.in_private_mount_namespace():
+                fixture.reexec_in_private_mount_namespace()      # like tests/integration/run.sh
+        parts = set(args.only.split(","))
+        results = {}
+        # The backups go outside basedir: a restore then has no backup folder to carry over, like the peers.
+        backups = os.path.join(args.workdir, f"opbackup-bench-backups-{os.getpid()}")
+        instances = {"bench": {"size": args.size, "extra_conf": level_conf(args),
+                               "gen_args": ["--backup-path", backups]},
+                     "many": {"size": "tiny"}}
+        print(f"bench: generating the corpus (--size {args.size}) ...", flush=True)
+        with fixture.Fixture(instances=instances) as fx:
+                b = Bench(args, fx)
+                b.idle_rss("after start")
+                if "backup" in parts:
+                        b.backup()
+                if "restore" in parts:
+                        b.restore()
+                if "list" in parts:
+                        b.list_backups()
+                b.idle_rss("after the runs")
+                results = b.results
+        shutil.rmtree(backups, ignore_errors=True)
+        if args.big_file:
+                print(f"bench: one {args.big_file} file ...", flush=True)
+                results["big_file"] = big_file_check(args)
+        print()
+        report(results, args)
+        if args.json:
+                with open(args.json, "w") as f:
+                        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+        main()
