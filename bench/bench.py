@@ -392,7 +392,9 @@ class Bench:
         def idle_rss(self, key):
                 import backuptest as bt
                 time.sleep(1)
-                self.results.setdefault("idle_daemon_rss_kb", {})[key] = bt.status_field(self.fx.daemon_proc.pid, "VmRSS")
+                pid = self.fx.daemon_proc.pid
+                self.results.setdefault("idle_daemon_rss_kb", {})[key] = {
+                        f: bt.status_field(pid, f) for f in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
 
 
 def big_file_check(args):
@@ -525,7 +527,9 @@ def report(res, args):
                 out.append(f"ListBackups with {lb['count']} backups: first call {lb['first_ms']:.0f} ms, "
                            f"cached {lb['cached_ms']:.1f} ms")
         if "idle_daemon_rss_kb" in res:
-                out.append("idle daemon RSS: " + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in res["idle_daemon_rss_kb"].items()))
+                out.append("idle daemon RSS: " + ", ".join(
+                        f"{k} {v['VmRSS'] / 1024:.1f} MB (anonymous {v['RssAnon'] / 1024:.1f}, files {v['RssFile'] / 1024:.1f})"
+                        for k, v in res["idle_daemon_rss_kb"].items()))
         if "big_file" in res:
                 b = res["big_file"]
                 out.append("")

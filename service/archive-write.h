@@ -8,14 +8,18 @@
 #include "backup-plan.h"
 #include "backup.h"
 
-/* Writing a backup zip with libzip (SPEC §2 "Entries ..."): file entries only, deflate at the requested
- * level (stored at level 0, and for data compressed already: videos, images, archives), UTF-8 names, Unix modes, DOS mtimes, no comment, ZIP64 only where needed.
+/* Writing a backup zip with libzip (SPEC §2 "Entries ..."): file entries only, deflated at the requested
+ * libdeflate level or stored (at level 0, and data that does not compress), UTF-8 names, Unix modes, DOS
+ * mtimes, no comment, ZIP64 only where needed.
  *
- * libzip reads every source at zip_close() time. File entries are therefore sources that open their file
- * only when libzip starts reading them and close it when done, so one file is open at a time and memory
- * does not grow with the data. The archive itself goes through a source of ours too: it is written as the
- * hidden ".<name>" in the backup folder (relative to the folder's fd), fsynced, renamed to <name> without
- * replacing anything, and the folder fsynced. Any failure or cancel removes the hidden file. */
+ * libzip reads every source at zip_close() time, one after the other. The file entries' data comes from
+ * a DeflatePool (deflate-pool.h) started just before: it reads the files in the same order and deflates
+ * them ahead on all cores, in bounded memory; the entries' sources hand libzip the deflate data with its
+ * CRC and sizes, which libzip copies as it is. Whether a file is stored is decided when it is added: by
+ * its name when it is small, else by deflating its first block. The archive itself goes through a
+ * source of ours too: it is written as the hidden ".<name>" in the backup folder (relative to the
+ * folder's fd), written back to disk as it grows, fsynced, renamed to <name> without replacing anything,
+ * and the folder fsynced. Any failure or cancel removes the hidden file. */
 
 typedef struct ArchiveWriter ArchiveWriter;
 
@@ -39,8 +43,8 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
 /* Discards an unfinished archive (removing the hidden file). Accepts NULL. */
 ArchiveWriter *archive_writer_free(ArchiveWriter *w);
 
-/* Whether an entry's data is compressed already by its kind (video, images, archives): such entries are
- * stored, not deflated. */
+/* Whether a name says its data is compressed already (video, images, archives): small files with such
+ * names are stored, not deflated. */
 bool archive_name_is_compressed(const char *name);
 
 /* A time as a zip (DOS) time can hold it: clamped to 1980-01-01 .. 2107-12-31 (local time). */

@@ -19,7 +19,7 @@
 #define CONFIG_FILE_SIZE_MAX (64U * 1024U)
 #define INSTANCES_MAX 1024U
 #define HOME_ENTRIES_MAX 10000U
-#define DEFAULT_COMPRESSION_LEVEL 6
+#define DEFAULT_COMPRESSION_LEVEL 5      /* libdeflate level 5: see man/opbackupd.conf.5 */
 
 static const char *const default_bundled_plugins[] = { "file_check", "firmware_check", "pi_support", NULL };
 

@@ -34,7 +34,7 @@ typedef struct InstanceConfig {
         /* [Backup] */
         char *backup_folder;          /* default: plugins.backup.path, else basedir/data/backup */
         unsigned keep;                /* 0 = keep all */
-        int compression_level;        /* 0..9, default 6 */
+        int compression_level;        /* 0..9, default 5 */
 
         /* [Restore] */
         bool restore_unsupported;

@@ -5,12 +5,14 @@ set -euo pipefail
 packages=(
         # build
         gcc meson ninja-build pkg-config
-        libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libyaml-dev libinih-dev
+        libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libyaml-dev libinih-dev libdeflate-dev zlib1g-dev
         # run: the system bus and polkit
         dbus-daemon polkitd
         # tests: real peers and tools
         python3 python3-venv python3-pip python3-dbus unzip zip libarchive-tools
         util-linux passwd procps man-db groff-base bash-completion
+        # bench/bench.py's peers (zip, unzip, bsdtar above)
+        p7zip-full
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
 )

@@ -88,7 +88,7 @@ static void test_good(void) {
         ASSERT_STREQ(farm->user, "printer2");
         ASSERT_STREQ(farm->backup_folder, "/mnt/nas/farm2");
         ASSERT_EQ(farm->keep, 7);
-        ASSERT_EQ(farm->compression_level, 6);           /* empty: back to the built-in default */
+        ASSERT_EQ(farm->compression_level, 5);           /* empty: back to the built-in default */
         ASSERT_TRUE(farm->restore_unsupported);
         ASSERT_STREQ(farm->plugin_repository, "https://example.org/plugins.json#x");
         ASSERT_EQ(strv_length(farm->bundled_plugins), 3);
@@ -271,7 +271,7 @@ static void test_autodetect(void) {
         ASSERT_TRUE(endswith(ic->config_file, "/home/pi/.octoprint/config.yaml"));
         ASSERT_TRUE(endswith(ic->python, "/home/pi/oprint/bin/python"));
         ASSERT_EQ(ic->keep, 3);
-        ASSERT_EQ(ic->compression_level, 6);
+        ASSERT_EQ(ic->compression_level, 5);
         ASSERT_TRUE(endswith(find(&c, "alice")->python, "/home/alice/OctoPrint/venv/bin/python"));
         ASSERT_NULL(find(&c, "bob")->python);
 
