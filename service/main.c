@@ -64,7 +64,9 @@ int main(int argc, char *argv[]) {
         if (isempty(config_dir))
                 config_dir = OPBACKUP_CONFIG_DIR;
 
-        /* Files the daemon creates as root (journals, copies) are for root's eyes only. */
+        /* Workers create the instance user's files (zips, restored trees, carried-over folders) and must
+         * give them the modes OctoPrint would, whatever UMask= the unit sets. Root's own files (the
+         * restore journal) are created with explicit 0600 modes. */
         umask(0022);
 
         r = daemon_new(config_dir, exit_on_idle, &d);
