@@ -111,8 +111,13 @@ static int check_restore_possible(Instance *i, sd_bus_error *error) {
                 _cleanup_free_ char *old = NULL;
                 struct stat st;
 
-                if (asprintf(&old, "%s.opbackup-old", i->config->basedir) < 0)
+                _cleanup_free_ char *old_in_place = NULL;
+
+                if (asprintf(&old, "%s.opbackup-old", i->config->basedir) < 0 ||
+                    asprintf(&old_in_place, "%s/.opbackup-old", i->config->basedir) < 0)
                         return -ENOMEM;
+                if (lstat(old_in_place, &st) == 0)
+                        free(old), old = TAKE_PTR(old_in_place);
                 if (lstat(old, &st) == 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_FILE_EXISTS,
                                                  "%s exists, kept by an earlier restore (keep-previous): move it away "
@@ -276,9 +281,6 @@ static int prepare_staging(Job *j, char **ret_error) {
         struct stat st, pst;
         int r, fd;
 
-        r = swap_plan_init(&d->plan, i->config->basedir);
-        if (r < 0)
-                return r;
         if (stat(i->config->basedir, &st) < 0)
                 return asprintf(ret_error, "Cannot use basedir %s: %s", i->config->basedir, strerror(errno)) < 0
                        ? -ENOMEM : -errno;
@@ -289,10 +291,16 @@ static int prepare_staging(Job *j, char **ret_error) {
                 if (stat(isempty(parent) ? "/" : parent, &pst) < 0)
                         return -errno;
         }
-        if (st.st_dev != pst.st_dev)
-                return asprintf(ret_error, "%s is a mount point, so it cannot be swapped by renaming; restoring into "
-                                "a mounted basedir is not supported yet: restore into a basedir that is a plain "
-                                "folder", i->config->basedir) < 0 ? -ENOMEM : -EXDEV;
+        /* A basedir that is a mount point (a Docker volume, say) cannot be renamed: its contents are
+         * swapped in place instead, with staging and the safety copy inside it. */
+        if (st.st_dev != pst.st_dev) {
+                r = swap_plan_init_in_place(&d->plan, i->config->basedir);
+                if (r >= 0)
+                        job_log(j, LOG_INFO, "Basedir is a mount point: restoring its contents in place");
+        } else
+                r = swap_plan_init(&d->plan, i->config->basedir);
+        if (r < 0)
+                return r;
 
         /* Left by a restore that died before writing its journal. */
         r = swap_recover(i->config->basedir, &msg);

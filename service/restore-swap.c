@@ -43,6 +43,24 @@ int swap_plan_init(SwapPlan *p, const char *basedir) {
         return p->carry ? 0 : -ENOMEM;
 }
 
+int swap_plan_init_in_place(SwapPlan *p, const char *basedir) {
+        int r;
+
+        r = swap_plan_init(p, basedir);
+        if (r < 0)
+                return r;
+        free(p->staging);
+        free(p->old);
+        p->old = NULL;
+        if (asprintf(&p->staging, "%s/.opbackup-staging", basedir) < 0 ||
+            asprintf(&p->old, "%s/.opbackup-old", basedir) < 0) {
+                swap_plan_done(p);
+                return -ENOMEM;
+        }
+        p->in_place = true;
+        return 0;
+}
+
 void swap_plan_done(SwapPlan *p) {
         free(p->basedir);
         free(p->staging);
@@ -148,6 +166,7 @@ static int journal_write(const SwapPlan *p, const char *state) {
         json_object_object_add(o, "staging", json_object_new_string(p->staging));
         json_object_object_add(o, "old", json_object_new_string(p->old));
         json_object_object_add(o, "keep_previous", json_object_new_boolean(p->keep_previous));
+        json_object_object_add(o, "in_place", json_object_new_boolean(p->in_place));
         STRV_FOREACH(c, p->carry)
                 json_object_array_add(carry, json_object_new_string(*c));
         json_object_object_add(o, "carry", carry);
@@ -214,6 +233,8 @@ static int journal_read(const char *path, SwapPlan *p, char **ret_state) {
         p->journal = strdup(path);
         if (json_object_object_get_ex(o, "keep_previous", &v))
                 p->keep_previous = json_object_get_boolean(v);
+        if (json_object_object_get_ex(o, "in_place", &v))
+                p->in_place = json_object_get_boolean(v);
         if (json_object_object_get_ex(o, "carry", &v) && json_object_is_type(v, json_type_array))
                 for (size_t k = 0; k < json_object_array_length(v); k++)
                         if (strv_extend(&p->carry, json_object_get_string(json_object_array_get_idx(v, k)) ?: "") < 0)
@@ -314,11 +335,107 @@ static int carry_all(const SwapPlan *p) {
 
 /* ---- Swap ---- */
 
+/* Moves every entry of from into to, except the names in skip. Idempotent: what moved already is gone
+ * from `from`. */
+static int move_entries(const char *from, const char *to, const char *const *skip) {
+        _cleanup_close_ int from_fd = -1, to_fd = -1;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        r = open_dir_nofollow(from, &from_fd);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        r = open_dir_nofollow(to, &to_fd);
+        if (r < 0)
+                return r;
+        d = fdopendir(fcntl(from_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                bool skipped = streq(de->d_name, ".") || streq(de->d_name, "..");
+
+                for (size_t k = 0; skip && skip[k]; k++)
+                        skipped = skipped || streq(de->d_name, skip[k]);
+                if (skipped)
+                        continue;
+                if (renameat2(from_fd, de->d_name, to_fd, de->d_name, RENAME_NOREPLACE) < 0) {
+                        r = -errno;
+                        break;
+                }
+        }
+        closedir(d);
+        (void) fsync(from_fd);
+        (void) fsync(to_fd);
+        return r;
+}
+
+static const char *const in_place_own[] = { ".opbackup-staging", ".opbackup-old", NULL };
+
+static int mkdir_old_in_place(const SwapPlan *p) {
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        int r;
+
+        r = open_parent(p->old, &fd, &name);
+        if (r < 0)
+                return r;
+        if (mkdirat(fd, name, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        /* The safety copy is the user's files: keep it the user's. */
+        if (fstat(fd, &st) == 0)
+                (void) fchownat(fd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+        return 0;
+}
+
+static int swap_in_place(const SwapPlan *p, bool *ret_swapped, char **ret_error) {
+        int r;
+
+        r = mkdir_old_in_place(p);
+        if (r >= 0)
+                r = journal_write(p, "moving-out");
+        if (r >= 0)
+                r = move_entries(p->basedir, p->old, in_place_own);
+        if (r < 0) {
+                /* Put back what moved; nothing of the backup is in basedir yet. */
+                (void) move_entries(p->old, p->basedir, NULL);
+                (void) journal_write(p, "prepared");
+                return asprintf(ret_error, "Cannot move the contents of %s aside: %s", p->basedir,
+                                strerror(-r)) < 0 ? -ENOMEM : r;
+        }
+        test_pause_point("between-renames");
+        /* The point of no return: basedir is empty but for staging and old. */
+        *ret_swapped = true;
+        r = journal_write(p, "moving-in");
+        if (r >= 0)
+                r = move_entries(p->staging, p->basedir, NULL);
+        if (r >= 0)
+                r = rm_tree(p->staging);
+        test_pause_point("after-swap");
+        if (r >= 0)
+                r = journal_write(p, "carrying");
+        if (r >= 0)
+                r = carry_all(p);
+        if (r >= 0)
+                r = journal_write(p, "done");
+        if (r < 0)
+                return asprintf(ret_error, "The backup is being restored in place, but moving files failed (%s): "
+                                "the daemon will finish it on its next start", strerror(-r)) < 0 ? -ENOMEM : r;
+        return 0;
+}
+
 int swap_execute(const SwapPlan *p, bool *ret_swapped, char **ret_error) {
         int r;
 
         *ret_error = NULL;
         *ret_swapped = false;
+        if (p->in_place) {
+                if (exists_nofollow(p->old))
+                        return asprintf(ret_error, "%s exists (left by an earlier restore with keep-previous?): "
+                                        "move it away and try again", p->old) < 0 ? -ENOMEM : -EEXIST;
+                return swap_in_place(p, ret_swapped, ret_error);
+        }
         if (exists_nofollow(p->old))
                 return asprintf(ret_error, "%s exists (left by an earlier restore with keep-previous?): move it "
                                 "away and try again", p->old) < 0 ? -ENOMEM : -EEXIST;
@@ -387,10 +504,36 @@ int swap_recover(const char *basedir, char **ret_message) {
                 return 0;
         if (r < 0)
                 return r;
+        if (p.in_place) {
+                swap_plan_done(&expected);
+                r = swap_plan_init_in_place(&expected, basedir);
+                if (r < 0)
+                        return r;
+        }
         /* A journal that names other paths than its own location implies is not ours to act on. */
         if (!streq(p.basedir, expected.basedir) || !streq(p.staging, expected.staging) || !streq(p.old, expected.old))
                 return -EBADMSG;
 
+        if (p.in_place && streq(state, "moving-out")) {
+                (void) move_entries(p.old, p.basedir, NULL);
+                (void) rm_tree(p.old);
+                r = swap_abort(&p);
+                return asprintf(ret_message, "An interrupted restore of %s was rolled back; the instance is as it "
+                                "was before.", p.basedir) < 0 ? -ENOMEM : (r < 0 ? r : 1);
+        }
+        if (p.in_place && streq(state, "moving-in")) {
+                r = move_entries(p.staging, p.basedir, NULL);
+                if (r >= 0)
+                        r = rm_tree(p.staging);
+                if (r >= 0)
+                        r = journal_write(&p, "carrying");
+                if (r < 0)
+                        return r;
+                free(state);
+                state = strdup("carrying");
+                if (!state)
+                        return -ENOMEM;
+        }
         if (streq(state, "prepared") ||
             (streq(state, "swapping") && exists_nofollow(p.staging))) {
                 /* Not swapped (or half): put the old basedir back if it moved, drop staging. */

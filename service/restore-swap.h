@@ -23,10 +23,19 @@ typedef struct SwapPlan {
         char *journal;          /* <parent>/.<base>.opbackup-journal */
         char **carry;           /* paths relative to basedir moved from old to the restored tree */
         bool keep_previous;
+        bool in_place;          /* basedir is a mount point: its contents move, not basedir itself */
 } SwapPlan;
 
 /* Fills in staging/old/journal from basedir. */
 int swap_plan_init(SwapPlan *p, const char *basedir);
+
+/* For a basedir that cannot be renamed (a mount point, OctoPrint's Docker issue #2992): staging and old
+ * live inside basedir (basedir/.opbackup-staging, basedir/.opbackup-old, same filesystem) and the swap
+ * moves basedir's entries instead of basedir:
+ *   moving-out   basedir's entries → old (the safety copy)   → recovery: move them back, drop staging
+ *   moving-in    staging's entries → basedir                 → recovery: finish, then carry
+ * then carrying and done as above. The journal stays next to basedir. */
+int swap_plan_init_in_place(SwapPlan *p, const char *basedir);
 void swap_plan_done(SwapPlan *p);
 
 /* Writes the journal in state "prepared" (before anything is moved). */

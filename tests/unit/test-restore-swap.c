@@ -264,6 +264,102 @@ static void test_rm_tree_symlink(void) {
         expect_content("victim/keep", "keep me");
 }
 
+/* basedir as a mount point: staging inside it, its contents move. */
+static void setup_in_place(SwapPlan *plan) {
+        _cleanup_(swap_plan_done) SwapPlan ordinary = {};
+        _cleanup_free_ char *basedir = p("octo"), *from = p(".octo.opbackup-staging"), *to = p("octo/.opbackup-staging");
+
+        setup(&ordinary);
+        ASSERT_EQ(rename(from, to), 0);
+        ASSERT_EQ(swap_plan_init_in_place(plan, basedir), 0);
+        STRV_FOREACH(c, ordinary.carry)
+                ASSERT_EQ(strv_extend(&plan->carry, *c), 0);
+}
+
+static void expect_restored_in_place(void) {
+        expect_content("octo/config.yaml", "new config");
+        expect_content("octo/data/plugin/x.json", "new plugin data");
+        expect_content("octo/data/backup/b.zip", "a backup");
+        expect_content("octo/logs/octoprint.log", "old log");
+        expect_content("octo/uploads/old.gcode", "old upload");
+        ASSERT_FALSE(exists("octo/.opbackup-staging"));
+        ASSERT_FALSE(exists("octo/.opbackup-old"));
+        ASSERT_FALSE(exists(".octo.opbackup-journal"));
+}
+
+static void test_in_place(void) {
+        _cleanup_(swap_plan_done) SwapPlan plan = {};
+        _cleanup_free_ char *err = NULL;
+        bool swapped;
+
+        setup_in_place(&plan);
+        ASSERT_EQ(swap_journal_prepare(&plan), 0);
+        ASSERT_EQ(swap_execute(&plan, &swapped, &err), 0);
+        ASSERT_TRUE(swapped);
+        expect_content("octo/.opbackup-old/config.yaml", "old config");
+        ASSERT_EQ(swap_finish(&plan, &err), 0);
+        expect_restored_in_place();
+}
+
+static void set_journal_state(const SwapPlan *plan, const char *state) {
+        _cleanup_free_ char *j = get_file(plan->journal);
+        char *text = strstr(j, "\"prepared\"");
+        _cleanup_free_ char *out = NULL;
+
+        ASSERT_NOT_NULL(text);
+        *text = 0;
+        ASSERT_TRUE(asprintf(&out, "%s\"%s\"%s", j, state, text + strlen("\"prepared\"")) > 0);
+        put_file(plan->journal, out);
+}
+
+/* A crash while basedir's contents were moving aside: everything goes back. */
+static void test_in_place_recover_moving_out(void) {
+        _cleanup_(swap_plan_done) SwapPlan plan = {};
+        _cleanup_free_ char *msg = NULL, *a = p("octo/config.yaml"), *b = p("octo/.opbackup-old/config.yaml");
+        _cleanup_free_ char *old = p("octo/.opbackup-old");
+
+        setup_in_place(&plan);
+        ASSERT_EQ(swap_journal_prepare(&plan), 0);
+        set_journal_state(&plan, "moving-out");
+        ASSERT_EQ(mkdir(old, 0700), 0);
+        ASSERT_EQ(rename(a, b), 0);           /* one entry moved, the others not yet */
+
+        ASSERT_EQ(swap_recover(plan.basedir, &msg), 1);
+        ASSERT_CONTAINS(msg, "rolled back");
+        expect_content("octo/config.yaml", "old config");
+        expect_content("octo/logs/octoprint.log", "old log");
+        ASSERT_FALSE(exists("octo/data/plugin"));
+        ASSERT_FALSE(exists("octo/.opbackup-staging"));
+        ASSERT_FALSE(exists("octo/.opbackup-old"));
+        ASSERT_FALSE(exists(".octo.opbackup-journal"));
+}
+
+/* A crash while the backup's entries were moving in: finish, carry, clean up. */
+static void test_in_place_recover_moving_in(void) {
+        _cleanup_(swap_plan_done) SwapPlan plan = {};
+        _cleanup_free_ char *msg = NULL, *old = p("octo/.opbackup-old");
+        const char *names[] = { "config.yaml", "logs", "data", "uploads" };
+
+        setup_in_place(&plan);
+        ASSERT_EQ(swap_journal_prepare(&plan), 0);
+        set_journal_state(&plan, "moving-in");
+        ASSERT_EQ(mkdir(old, 0700), 0);
+        for (size_t k = 0; k < ELEMENTSOF(names); k++) {
+                _cleanup_free_ char *from = NULL, *to = NULL;
+                ASSERT_TRUE(asprintf(&from, "%s/octo/%s", root, names[k]) > 0);
+                ASSERT_TRUE(asprintf(&to, "%s/octo/.opbackup-old/%s", root, names[k]) > 0);
+                ASSERT_EQ(rename(from, to), 0);
+        }
+        {
+                _cleanup_free_ char *from = p("octo/.opbackup-staging/config.yaml"), *to = p("octo/config.yaml");
+                ASSERT_EQ(rename(from, to), 0);   /* one entry of the backup moved in already */
+        }
+
+        ASSERT_EQ(swap_recover(plan.basedir, &msg), 1);
+        ASSERT_CONTAINS(msg, "completed");
+        expect_restored_in_place();
+}
+
 int main(void) {
         int dfd;
 
@@ -277,6 +373,9 @@ int main(void) {
         test_foreign_journal();
         test_no_journal();
         test_rm_tree_symlink();
+        test_in_place();
+        test_in_place_recover_moving_out();
+        test_in_place_recover_moving_in();
 
         dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
         ASSERT_EQ(rm_rf_at(dfd, root + 5), 0);
