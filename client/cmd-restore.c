@@ -291,6 +291,12 @@ int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]) {
         unsigned n = 0;
         int r;
 
+        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                printf("Usage: opbackupctl [OPTIONS] unknown-plugins [--clear]\n\n"
+                       "The plugins the last restore could not reinstall, with their homepages; plugins\n"
+                       "installed since then drop out. --clear forgets the list.\n");
+                return 0;
+        }
         if (argc == 2 && streq(argv[1], "--clear")) {
                 r = ctl_instance_path(ctl, &path);
                 if (r == 0)

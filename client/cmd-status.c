@@ -167,6 +167,12 @@ int cmd_status(Ctl *ctl, int argc, char *argv[]) {
         unsigned n = 0;
         int r;
 
+        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                printf("Usage: opbackupctl [OPTIONS] status\n\n"
+                       "Show each instance (basedir, backup folder and free space, user, OctoPrint version,\n"
+                       "whether it is usable and whether restore is supported) and the running jobs.\n");
+                return 0;
+        }
         if (argc > 1) {
                 fprintf(stderr, "status takes no arguments.\n");
                 return EXIT_USAGE;

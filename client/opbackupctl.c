@@ -93,6 +93,16 @@ static int parse_global(Ctl *ctl, int argc, char *argv[]) {
         return 1;
 }
 
+static bool wants_help(int argc, char *argv[]) {
+        for (int k = 1; k < argc; k++) {
+                if (streq(argv[k], "--"))
+                        break;
+                if (streq(argv[k], "-h") || streq(argv[k], "--help"))
+                        return true;
+        }
+        return false;
+}
+
 int main(int argc, char *argv[]) {
         Ctl ctl = { .ask_password = true };
         const Command *cmd = NULL;
@@ -113,9 +123,12 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        r = ctl_connect(&ctl);
-        if (r != 0)
-                return r;
+        /* "COMMAND --help" needs no service: only connect when the command will talk to it. */
+        if (!wants_help(argc - optind, argv + optind)) {
+                r = ctl_connect(&ctl);
+                if (r != 0)
+                        return r;
+        }
         /* Commands parse their own options with getopt from the command name on. */
         r = cmd->run(&ctl, argc - optind, argv + optind);
         polkit_agent_close();
