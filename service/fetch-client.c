@@ -107,7 +107,16 @@ static int store_body(FetchResponse *ret, int out_fd, const char *data, size_t s
         return 0;
 }
 
-static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
+/* The errno the helper reported with an error, as far as it is one fetch_perform() returns; else -EIO. */
+static int helper_errno(const char *data) {
+        int64_t e = 0;
+
+        read_frame_json(data, "errno", &e, NULL);
+        return e == EFBIG || e == ETIMEDOUT || e == EINVAL ? (int) -e : -EIO;
+}
+
+/* *ret_complete: the answer was read to its end, so the connection can take the next request. */
+static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchResponse *ret, bool *ret_complete) {
         int timeout_ms = (int) req->timeout_sec * 1000 + FETCH_SLACK_MS;
         int64_t status = 0, length = -1;
 
@@ -133,13 +142,17 @@ static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchRe
                         if (size > req->max_size - ret->size)
                                 return -EPROTO;
                         r = store_body(ret, out_fd, data, size);
-                        if (r < 0)
+                        if (r < 0) {
+                                if (asprintf(&ret->error, "Cannot store the answer: %s", strerror(-r)) < 0)
+                                        ret->error = NULL;
                                 return r;
+                        }
                         break;
                 case 'E':
                         read_frame_json(data, "error", NULL, &ret->error);
                         read_frame_json(data, "url", NULL, &ret->effective_url);
-                        return ret->error ? -EIO : 0;
+                        *ret_complete = true;
+                        return ret->error ? helper_errno(data) : 0;
                 default:
                         return -EPROTO;
                 }
@@ -147,6 +160,7 @@ static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchRe
 }
 
 int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
+        bool complete = false;
         int r;
 
         if (helper_fd < 0)
@@ -158,7 +172,12 @@ int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse 
                 return r;
         r = send_request(helper_fd, req);
         if (r >= 0)
-                r = receive_response(helper_fd, req, out_fd, ret);
+                r = receive_response(helper_fd, req, out_fd, ret, &complete);
+        /* Broken off mid-answer (canceled, timed out, the helper gone or confused): the rest of this answer
+         * may still come, and must never be read as the answer to another request. Shut the connection, so
+         * that later requests over it fail at once (-EPIPE). */
+        if (!complete)
+                (void) shutdown(helper_fd, SHUT_RDWR);
         if (r < 0) {
                 free(ret->body);
                 ret->body = NULL;
@@ -166,13 +185,16 @@ int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse 
                 ret->status = 0;
                 if (!ret->error && r == -ECANCELED)
                         ret->error = strdup("Canceled");
+                else if (!ret->error && r == -EPIPE)
+                        ret->error = strdup("The connection to the fetch helper is closed (the helper was stopped, "
+                                            "or an earlier request over it broke off)");
                 else if (!ret->error && asprintf(&ret->error, "The fetch helper broke off: %s", strerror(-r)) < 0)
                         ret->error = NULL;
                 return r;
         }
         if (out_fd < 0 && !ret->body && !(ret->body = strdup("")))
                 return -ENOMEM;
-        if (!ret->effective_url && !(ret->effective_url = strdup(req->url)))
+        if (isempty(ret->effective_url) && free_and_strdup(&ret->effective_url, req->url) < 0)
                 return -ENOMEM;
         return 0;
 }

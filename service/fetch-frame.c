@@ -3,10 +3,31 @@
 
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "fetch.h"
 #include "util.h"
+
+/* Like write_all(), but a peer that is gone is an error to report (-EPIPE), not a SIGPIPE: workers run with
+ * its default action, and a helper stopped mid-restore must not kill the restore's worker with it. */
+static int send_all(int fd, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t k = send(fd, p, size, MSG_NOSIGNAL);
+
+                if (k < 0 && errno == ENOTSOCK)
+                        return write_all(fd, p, size);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                p += k;
+                size -= (size_t) k;
+        }
+        return 0;
+}
 
 int fetch_frame_write(int fd, char type, const void *data, size_t size) {
         uint8_t head[5];
@@ -18,10 +39,10 @@ int fetch_frame_write(int fd, char type, const void *data, size_t size) {
         n = htonl((uint32_t) size);
         head[0] = (uint8_t) type;
         memcpy(head + 1, &n, sizeof(n));
-        r = write_all(fd, head, sizeof(head));
+        r = send_all(fd, head, sizeof(head));
         if (r < 0 || size == 0)
                 return r;
-        return write_all(fd, data, size);
+        return send_all(fd, data, size);
 }
 
 static int64_t now_ms(void) {

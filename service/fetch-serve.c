@@ -144,6 +144,9 @@ static int transfer_setup(Transfer *t, struct curl_slist *headers, char *errbuf)
         SET(CURLOPT_LOW_SPEED_LIMIT, 1024L);
         SET(CURLOPT_LOW_SPEED_TIME, 30L);
         SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->max_size);
+        /* Whatever curl can decode (a plugin repository is JSON of some MiB); the size limit applies to the
+         * decoded body too (on_write), so a small compressed answer cannot unpack into a large one. */
+        SET(CURLOPT_ACCEPT_ENCODING, "");
         SET(CURLOPT_HTTPHEADER, headers);
         SET(CURLOPT_WRITEFUNCTION, on_write);
         SET(CURLOPT_WRITEDATA, t);
@@ -201,10 +204,10 @@ static int fetch_run(Transfer *t, char **ret_effective_url, char **ret_error) {
                         set_error(ret_error, "Canceled");
                         r = -ECANCELED;
                 } else if (t->body_error < 0) {
-                        set_error(ret_error, "Cannot store the answer of %s: %s", req->url, strerror(-t->body_error));
+                        set_error(ret_error, "Cannot store the answer: %s", strerror(-t->body_error));
                         r = t->body_error;
                 } else if (t->too_large || code == CURLE_FILESIZE_EXCEEDED) {
-                        set_error(ret_error, "The answer of %s is larger than %llu bytes", req->url,
+                        set_error(ret_error, "The answer is larger than %llu bytes",
                                   (unsigned long long) req->max_size);
                         r = -EFBIG;
                 } else if (code != CURLE_OK) {
@@ -360,9 +363,11 @@ static int serve_one(int fd, const char *text) {
         if (r == -EPIPE || r == -ECONNRESET)
                 return r;       /* the client is gone: nobody to tell */
         end = json_object_new_object();
-        if (r < 0)
+        if (r < 0) {
                 json_object_object_add(end, "error", json_object_new_string(error ?: strerror(-r)));
-        else {
+                /* So that the client returns what fetch_perform() would have (-EFBIG, -ETIMEDOUT ...). */
+                json_object_object_add(end, "errno", json_object_new_int(-r));
+        } else {
                 json_object_object_add(end, "size", json_object_new_uint64(t.size));
                 json_object_object_add(end, "url", json_object_new_string(effective ?: ""));
         }

@@ -8,17 +8,17 @@
 /* HTTP GETs where the privilege is lowest.
  *
  * opbackupd.service has no network of its own (PrivateNetwork=yes): what needs one (asking OctoPrint whether
- * it prints) is done by opbackup-fetch, a helper started by systemd for each connection to its socket
- * (opbackup-fetch.socket, root only) as a dynamic user that can do nothing but talk HTTP. The daemon
- * connects before it forks a worker and hands the connection down; the worker, already the instance user,
- * sends requests over it. Without the helper (no systemd, a daemon started by hand, tests) the worker does
- * the request itself, as the instance user.
+ * it prints; a restore's plugin repository and archives) is done by opbackup-fetch, a helper started by
+ * systemd for each connection to its socket (opbackup-fetch.socket, root only) as a dynamic user that can
+ * do nothing but talk HTTP. The daemon connects before it forks a worker and hands the connection down;
+ * the worker, already the instance user, sends requests over it. Without the helper (no systemd, a daemon
+ * started by hand, tests) the worker does the request itself, as the instance user.
  *
  * Over the connection: frames of one type byte, a 32-bit big-endian length and that many bytes.
  *   'Q' {"url": s, "headers": [s], "max_size": n, "timeout_sec": n}     request (client → helper)
  *   'H' {"status": n, "length": n}                                      response head (length -1: unknown)
  *   'D' <bytes>                                                         body, in pieces
- *   'E' {"size": n, "url": s} or {"error": s}                           end (url: after redirects)
+ *   'E' {"size": n, "url": s} or {"error": s, "errno": n}               end (url: after redirects)
  * Several requests may follow each other on one connection. */
 
 #define FETCH_HELPER_SOCKET "/run/opbackup/fetch.socket"
@@ -62,9 +62,10 @@ int fetch_request_check(const FetchRequest *req, char **ret_error);
 int fetch_perform(const FetchRequest *req, int out_fd, FetchResponse *ret);
 
 /* Does the request through the helper connected to helper_fd, or in this process (fetch_perform) when
- * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. After a
- * failure other than one the helper reported (ret->error from the transfer itself), the connection is
- * in an unknown state: do not send more requests over it. */
+ * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. A failure
+ * other than one the helper reported (ret->error from the transfer itself: -EFBIG, -ETIMEDOUT, -EIO) leaves
+ * part of an answer unread: the connection is then shut down, and every later request over it fails with
+ * -EPIPE. Writes to the helper never raise SIGPIPE. */
 int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret);
 
 /* The helper's side: answers requests on fd until the other side closes it. 0 at a clean end. */

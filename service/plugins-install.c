@@ -235,3 +235,26 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
         *ret_output = tail_lines(tail, tail_len);
         return *ret_output ? 0 : -ENOMEM;
 }
+
+bool pip_output_says_unreachable(const char *output) {
+        /* What pip (and the pip run to install an sdist's build requirements) prints when an index cannot
+         * give it a requirement: the first two end every such failure, the others name the cause when
+         * there is no connection at all. */
+        static const char *const signs[] = {
+                "Could not find a version that satisfies the requirement",
+                "No matching distribution found for",
+                "Failed to establish a new connection",
+                "Temporary failure in name resolution",
+                "Name or service not known",
+                "Network is unreachable",
+                "Max retries exceeded with url",
+                "Could not fetch URL",
+        };
+
+        if (!output)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(signs); i++)
+                if (strstr(output, signs[i]))
+                        return true;
+        return false;
+}

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Reinstalling the plugins a backup lists (SPEC §3 step 5), as OctoPrint's restore does: what the venv has
  * already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and installed
- * with pip, the rest is reported as unknown. */
+ * with pip, the rest is reported as unknown. Downloads go through the fetch helper (fetch.h) when the
+ * worker was given a connection to it. */
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
+#include "fetch.h"
 #include "log.h"
 #include "plugins.h"
 #include "pyjson.h"
@@ -16,8 +18,29 @@
 /* Lines of pip's output logged when an install fails: the error is at the end. */
 #define PIP_LOG_LINES 20
 
-#define ARCHIVE_DOWNLOAD_TIMEOUT_SEC 600L
-#define REPOSITORY_TIMEOUT_SEC 60L
+#define ARCHIVE_DOWNLOAD_TIMEOUT_SEC 600U
+#define REPOSITORY_TIMEOUT_SEC 60U
+/* Downloads report many times a second; the job hears about it at most this often. */
+#define DOWNLOAD_PROGRESS_USEC (200U * 1000U)
+
+typedef struct Reinstall {
+        const PluginRequest *req;
+        const BackupCallbacks *cb;
+        PluginInfo *installed_now;   /* what the venv provides */
+        size_t n_installed_now;
+        RepoEntry *repo;             /* NULL: repository unavailable */
+        size_t n_repo;
+        int work_fd;
+        uint64_t last_progress_usec;
+        PluginOutcome out;
+} Reinstall;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
 
 char *plugin_log_string(const char *s) {
         bool utf8 = utf8_is_valid(s);
@@ -87,27 +110,74 @@ static int installed_plugins(const char *venv, PluginInfo **ret, size_t *ret_n, 
         return r;
 }
 
+static int download_progress(uint64_t done, uint64_t total, void *userdata) {
+        Reinstall *s = userdata;
+        uint64_t now = now_usec();
+
+        /* Also asks whether to go on, so a canceled job does not wait for a slow download. */
+        if (now < s->last_progress_usec + DOWNLOAD_PROGRESS_USEC)
+                return 0;
+        s->last_progress_usec = now;
+        /* A compressed answer announces its compressed length; done counts what it decodes to. */
+        if (done > total)
+                total = 0;
+        return backup_progress(s->cb, "downloading", done, total) < 0 ? -ECANCELED : 0;
+}
+
+/* GETs url through the fetch helper, or in this process when there is none (req->fetch_fd < 0); the body
+ * into out_fd, or into resp->body when out_fd < 0. 0 for a 2xx answer. -ECANCELED and -ENOMEM must stop
+ * the job; any other failure is a negative errno with *ret_error, for the log: "Cannot download URL: why". */
+static int download(Reinstall *s, const char *url, uint64_t max_size, unsigned timeout_sec, int out_fd,
+                    FetchResponse *resp, char **ret_error) {
+        FetchRequest req = { .url = url, .max_size = max_size, .timeout_sec = timeout_sec,
+                             .progress = download_progress, .userdata = s };
+        _cleanup_free_ char *url_log = plugin_log_string(url), *why = NULL;
+        char limit[32];
+        int r, k;
+
+        if (!url_log)
+                return -ENOMEM;
+        s->last_progress_usec = 0;
+        r = fetch_get(s->req->fetch_fd, &req, out_fd, resp);
+        if (r == -ECANCELED || r == -ENOMEM)
+                return r;
+        if (r == -EFBIG) {
+                format_bytes(limit, sizeof(limit), max_size);
+                k = asprintf(&why, "it is larger than the limit of %s", limit);
+        } else if (r < 0)
+                k = (why = plugin_log_string(strempty(resp->error))) ? 0 : -1;
+        else if (resp->status < 200 || resp->status > 299) {
+                /* The body is an error page, not what was asked for. */
+                k = asprintf(&why, "the server answered with HTTP status %ld", resp->status);
+                r = -EIO;
+        } else
+                return 0;
+        if (k < 0 || asprintf(ret_error, "Cannot download %s: %s", url_log, why) < 0)
+                return -ENOMEM;
+        return r;
+}
+
 /* The repository, or NULL (with a log line saying why) when it cannot be had: then every plugin to
  * install is unknown, and the restore goes on. */
-static int repository_load(const PluginRequest *req, const BackupCallbacks *cb, size_t n_missing, RepoEntry **ret,
-                           size_t *ret_n) {
+static int repository_load(Reinstall *s, size_t n_missing) {
+        const PluginRequest *req = s->req;
+        const BackupCallbacks *cb = s->cb;
         const char *url = !isempty(req->repository_url) ? req->repository_url : PLUGIN_REPOSITORY_DEFAULT;
-        FetchLimits limits = { .max_size = req->max_repository_size ?: PLUGIN_REPOSITORY_MAX,
-                               .timeout_sec = REPOSITORY_TIMEOUT_SEC };
-        _cleanup_free_ char *buf = NULL, *error = NULL, *url_log = plugin_log_string(url);
-        size_t size = 0;
+        _cleanup_(fetch_response_done) FetchResponse resp = {};
+        _cleanup_free_ char *error = NULL, *url_log = plugin_log_string(url);
         int r;
 
-        *ret = NULL;
-        *ret_n = 0;
+        s->repo = NULL;
+        s->n_repo = 0;
         if (!url_log)
                 return -ENOMEM;
         backup_log(cb, LOG_INFO, "Fetching the plugin repository %s", url_log);
-        r = plugin_fetch(url, &limits, cb, -1, &buf, &size, NULL, &error);
+        r = download(s, url, req->max_repository_size ?: PLUGIN_REPOSITORY_MAX, REPOSITORY_TIMEOUT_SEC, -1, &resp,
+                     &error);
         if (r == -ECANCELED || r == -ENOMEM)
                 return r;
         if (r >= 0) {
-                r = plugin_repository_parse(buf, size, ret, ret_n, &error);
+                r = plugin_repository_parse(resp.body, resp.size, &s->repo, &s->n_repo, &error);
                 if (r == -ENOMEM)
                         return r;
         }
@@ -119,7 +189,7 @@ static int repository_load(const PluginRequest *req, const BackupCallbacks *cb, 
                            n_missing == 1 ? "" : "s");
                 return 0;
         }
-        backup_log(cb, LOG_INFO, "The plugin repository lists %zu plugins", *ret_n);
+        backup_log(cb, LOG_INFO, "The plugin repository lists %zu plugins", s->n_repo);
         return 1;
 }
 
@@ -165,14 +235,28 @@ static void log_pip_tail(const BackupCallbacks *cb, const char *output) {
         }
 }
 
+/* What a user can do when pip could not get a plugin's dependencies. The archive came through
+ * opbackup-fetch, but pip runs inside opbackupd's sandbox, which has no network (opbackupd(8)). */
+static void log_pip_unreachable(const BackupCallbacks *cb, const char *key) {
+        backup_log(cb, LOG_WARNING, "Plugin %s needs Python packages that pip could not download. Under "
+                   "opbackupd.service, opbackupd has no network of its own (PrivateNetwork=yes): opbackup-fetch "
+                   "downloads the plugin repository and archives for it, but pip cannot reach a package index. "
+                   "Either install the plugin by hand with OctoPrint's plugin manager (before restoring again: "
+                   "it is then skipped; or after a restore with ignore-plugin-errors), or give opbackupd the "
+                   "network with the drop-in in opbackupd(8) (systemctl edit opbackupd.service: [Service] "
+                   "PrivateNetwork=no, IPAddressDeny=, RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6) and "
+                   "restore again", key);
+}
+
 /* Downloads url into its own folder under work_dir and runs pip on it. Returns 1 installed, 0 failed
  * (logged), negative errno for what must stop the whole job (-ECANCELED, -ENOMEM). */
-static int install_one(const PluginRequest *req, const BackupCallbacks *cb, int work_fd, size_t index, const char *key,
-                       const char *url) {
-        FetchLimits limits = { .max_size = req->max_archive_size ?: PLUGIN_ARCHIVE_MAX,
-                               .timeout_sec = ARCHIVE_DOWNLOAD_TIMEOUT_SEC };
-        _cleanup_free_ char *sub = NULL, *name = NULL, *effective = NULL, *error = NULL, *path = NULL, *output = NULL;
+static int install_one(Reinstall *s, size_t index, const char *key, const char *url) {
+        const PluginRequest *req = s->req;
+        const BackupCallbacks *cb = s->cb;
+        _cleanup_(fetch_response_done) FetchResponse resp = {};
+        _cleanup_free_ char *sub = NULL, *name = NULL, *error = NULL, *path = NULL, *output = NULL;
         _cleanup_close_ int dfd = -1, fd = -1;
+        int work_fd = s->work_fd;
         bool timed_out = false;
         int r, status = 0;
 
@@ -187,20 +271,20 @@ static int install_one(const PluginRequest *req, const BackupCallbacks *cb, int 
                 return r == -ENOMEM ? r : 0;
         }
 
-        r = plugin_fetch(url, &limits, cb, fd, NULL, NULL, &effective, &error);
+        r = download(s, url, req->max_archive_size ?: PLUGIN_ARCHIVE_MAX, ARCHIVE_DOWNLOAD_TIMEOUT_SEC, fd, &resp,
+                     &error);
         if (r == -ECANCELED || r == -ENOMEM)
                 goto finish;
         if (r < 0) {
-                _cleanup_free_ char *e = plugin_log_string(strempty(error));
-                backup_log(cb, LOG_ERR, "Installing plugin %s failed: %s", key, e ?: "");
+                backup_log(cb, LOG_ERR, "Installing plugin %s failed: %s", key, error);
                 r = 0;
                 goto finish;
         }
 
         /* pip reads a wheel's name for what it is, and an sdist's extension for how to unpack it. */
         name = plugin_archive_name_from_url(url);
-        if (!name && effective)
-                name = plugin_archive_name_from_url(effective);
+        if (!name && resp.effective_url)
+                name = plugin_archive_name_from_url(resp.effective_url);
         if (!name && archive_name_by_content(fd))
                 name = strdup(archive_name_by_content(fd));
         if (!name) {
@@ -243,6 +327,8 @@ static int install_one(const PluginRequest *req, const BackupCallbacks *cb, int 
                            strsignal(WTERMSIG(status)));
         if (output)
                 log_pip_tail(cb, output);
+        if (!timed_out && pip_output_says_unreachable(output))
+                log_pip_unreachable(cb, key);
         r = 0;
 finish:
         closep(&fd);
@@ -252,17 +338,6 @@ finish:
         (void) unlinkat(work_fd, sub, AT_REMOVEDIR);
         return r;
 }
-
-typedef struct Reinstall {
-        const PluginRequest *req;
-        const BackupCallbacks *cb;
-        PluginInfo *installed_now;   /* what the venv provides */
-        size_t n_installed_now;
-        RepoEntry *repo;             /* NULL: repository unavailable */
-        size_t n_repo;
-        int work_fd;
-        PluginOutcome out;
-} Reinstall;
 
 static int report_unknown(Reinstall *s, const PluginInfo *p, const char *key) {
         _cleanup_free_ char *name = plugin_log_string(p->name ?: p->key), *url = plugin_log_string(p->url ?: "no homepage known");
@@ -307,7 +382,7 @@ static int reinstall_one(Reinstall *s, size_t index, const PluginInfo *p) {
                 return outcome_add(&s->out.installed, &s->out.n_installed, p);
         }
         backup_log(s->cb, LOG_INFO, "Installing plugin %s from %s", key, url);
-        r = install_one(s->req, s->cb, s->work_fd, index, key, e->archive);
+        r = install_one(s, index, key, e->archive);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -351,7 +426,7 @@ static int reinstall_all(Reinstall *s, char **ret_error) {
         /* Only ask the network when something is to be installed. */
         missing = count_missing(s);
         if (missing > 0) {
-                r = repository_load(req, s->cb, missing, &s->repo, &s->n_repo);
+                r = repository_load(s, missing);
                 if (r < 0)
                         goto fail;
         }
@@ -398,13 +473,18 @@ int plugins_reinstall(const PluginRequest *req, const BackupCallbacks *cb, Plugi
                 *ret = (PluginOutcome) {};
                 return 0;
         }
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                if (ret_error)
-                        *ret_error = strdup("Cannot initialize libcurl");
-                return -EIO;
+        /* 0 is a descriptor too: a request that left fetch_fd unset must not talk HTTP to its stdin. */
+        if (req->fetch_fd >= 0) {
+                struct stat st;
+
+                if (fstat(req->fetch_fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+                        if (ret_error && asprintf(ret_error, "The connection to the fetch helper (fd %d) is not "
+                                                  "a socket", req->fetch_fd) < 0)
+                                *ret_error = NULL;
+                        return -EBADF;
+                }
         }
         r = reinstall_all(&s, &error);
-        curl_global_cleanup();
 
         closep(&s.work_fd);
         plugin_info_array_free(s.installed_now, s.n_installed_now);

@@ -9,8 +9,9 @@
 #include "distinfo.h"
 
 /* Reinstalling a backup's plugins from OctoPrint's plugin repository (SPEC §3 step 5). Runs inside a
- * worker that is already the instance user: the repository and the archives are fetched, and pip runs,
- * with that user's privileges only. */
+ * worker that is already the instance user: pip runs with that user's privileges only, and the repository
+ * and the archives are fetched through the fetch helper (fetch.h: opbackupd has no network of its own), or
+ * as that user when there is no helper. */
 
 #define PLUGIN_REPOSITORY_DEFAULT "https://plugins.octoprint.org/plugins.json"
 #define UNKNOWN_PLUGINS_FILE "unknown_plugins_from_restore.json"
@@ -72,6 +73,8 @@ typedef struct PluginRequest {
         const char *venv;                              /* <venv>/bin/python -m pip install ... FILE */
         const char *octoprint_version;                 /* for compatibility.octoprint */
         const char *work_dir;                          /* private folder for downloads and pip's temp files */
+        int fetch_fd;                                  /* connection to the fetch helper (fetch.h), or -1:
+                                                        * fetch in this process. 0 is a descriptor: set it */
         bool dry_run;                                  /* decide only (validation pass): no download, no pip */
 
         /* Limits; 0 = the defaults below. Tests lower them. */
@@ -89,8 +92,10 @@ typedef struct PluginRequest {
  * When the repository cannot be fetched or parsed, every plugin not installed is unknown and the call
  * still succeeds (a log line says why). Failed installs are reported in ret->failed, not as an error:
  * whether they fail the restore is the caller's decision. Progress stage "plugins": done/total plugins.
- * Returns 0, or a negative errno with *ret_error: -ECANCELED (progress() asked to stop), -ENOENT (the
- * venv has no site-packages), -ENOMEM, other I/O errors on work_dir. *ret is filled only on success. */
+ * Downloads (stage "downloading": bytes) follow the rules of fetch_perform() (fetch.h); an answer other
+ * than 2xx is a failed download. Returns 0, or a negative errno with *ret_error: -ECANCELED (progress()
+ * asked to stop), -ENOENT (the venv has no site-packages), -ENOMEM, other I/O errors on work_dir, -EBADF
+ * when fetch_fd is not a socket. *ret is filled only on success. */
 int plugins_reinstall(const PluginRequest *req, const BackupCallbacks *cb, PluginOutcome *ret, char **ret_error);
 void plugin_outcome_done(PluginOutcome *o);
 
@@ -101,25 +106,17 @@ int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_
 
 /* Internal to plugins*.c. */
 
-typedef struct FetchLimits {
-        uint64_t max_size;
-        long timeout_sec;               /* whole transfer */
-} FetchLimits;
-
-/* GET url with libcurl: http/https only (also across redirects, at most 5), TLS verified, 10 s to
- * connect. The body goes to fd (when fd >= 0) or into *ret_buf (NUL-terminated, *ret_size bytes).
- * -EFBIG when the body is larger than the limit, -ECANCELED when progress() asked to stop, -EIO for
- * other failures; *ret_error names the URL and says what curl said. ret_effective_url (may be NULL):
- * the URL after redirects. */
-int plugin_fetch(const char *url, const FetchLimits *limits, const BackupCallbacks *cb, int fd, char **ret_buf,
-                 size_t *ret_size, char **ret_effective_url, char **ret_error);
-
 /* Runs <venv>/bin/python -m pip install --no-cache-dir --disable-pip-version-check --no-input FILE, in
  * its own process group, with TMPDIR=work_dir, killed when it exceeds timeout_usec or progress() asks
  * to stop (-ECANCELED). Returns 0 when pip ran: *ret_status is its wait status, *ret_output the tail of
  * its merged stdout/stderr (at most a few KiB, whole lines). */
 int plugin_pip_install(const char *venv, const char *file, const char *work_dir, uint64_t timeout_usec,
                        const BackupCallbacks *cb, int *ret_status, bool *ret_timed_out, char **ret_output);
+
+/* Whether pip's output (the tail plugin_pip_install() returns) says it could not get something from a
+ * package index: nothing satisfying a requirement found, or no connection. Inside opbackupd.service, which
+ * has no network, that is what happens to a plugin that needs a package the venv lacks. */
+bool pip_output_says_unreachable(const char *output);
 
 /* A copy of s fit for a log line: control characters and bytes of invalid UTF-8 become '?'. */
 char *plugin_log_string(const char *s);

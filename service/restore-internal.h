@@ -24,6 +24,7 @@ typedef struct RestoreJobData {
         RestoreOptions options;
         SwapPlan plan;
         int staging_fd;
+        int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
         bool prepared;                  /* staging + journal exist */
         /* from the worker */

@@ -15,6 +15,7 @@
 #include "backup-job.h"
 #include "backup-manage.h"
 #include "errors.h"
+#include "fetch.h"
 #include "folders.h"
 #include "instance.h"
 #include "job.h"
@@ -41,6 +42,8 @@ static void restore_job_data_free(void *p) {
         worker_pipe_free(r->worker);
         if (r->staging_fd >= 0)
                 close(r->staging_fd);
+        if (r->fetch_fd >= 0)
+                close(r->fetch_fd);
         free(r->options.name);
         swap_plan_done(&r->plan);
         strv_free(r->excludes);
@@ -175,6 +178,7 @@ static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, 
         if (!data)
                 return -ENOMEM;
         data->staging_fd = -1;
+        data->fetch_fd = -1;
         data->options = *options;
         *options = (RestoreOptions) {};
         (void) bus_sender_uid(m, &uid);
@@ -354,8 +358,26 @@ static int restore_job_start(Job *j) {
                 restore_fail(j, err ?: strerror(-r));
                 return r;
         }
+        if (!d->options.skip_plugins) {
+                /* opbackupd has no network: the worker downloads plugins through the helper, which only
+                 * root can connect to. Without one (a daemon started by hand) the worker fetches itself. */
+                r = fetch_helper_connect(NULL, &d->fetch_fd);
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        log_debug("No fetch helper at %s: a restore's plugin downloads are made by its worker.",
+                                  fetch_helper_socket_path());
+                else if (r < 0)
+                        log_warning("Cannot connect to the fetch helper at %s (%s): plugin downloads are made by "
+                                    "the restore's worker, which has no network under opbackupd.service.",
+                                    fetch_helper_socket_path(), strerror(-r));
+        }
         r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-restore", restore_worker_main, j,
-                              &d->staging_fd, 1, on_restore_message, on_restore_exit, j, &d->worker);
+                              (const int[]) { d->staging_fd, d->fetch_fd }, d->fetch_fd >= 0 ? 2 : 1,
+                              on_restore_message, on_restore_exit, j, &d->worker);
+        /* The worker has its copy: the helper must see the connection end when the worker does. */
+        if (d->fetch_fd >= 0) {
+                close(d->fetch_fd);
+                d->fetch_fd = -1;
+        }
         if (r < 0) {
                 restore_fail(j, "Cannot start the restore worker.");
                 return r;

@@ -79,6 +79,7 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
                 .repository_url = i->config->plugin_repository ?: i->octo.plugin_repository,
                 .venv = i->venv,
                 .octoprint_version = i->octoprint_version,
+                .fetch_fd = d->fetch_fd,
         };
         int r;
 

@@ -11,7 +11,10 @@
 #   forgets them; one installed since drops out of the list;
 # - a plugin whose install fails (a wheel that is no zip) fails the restore and basedir stays as it was;
 #   with --ignore-plugin-errors the restore goes on and reports it failed;
-# - the repository unreachable (a closed port): every plugin is unknown and the restore succeeds.
+# - the repository unreachable (a closed port): every plugin is unknown and the restore succeeds;
+# - who downloads: without the fetch helper, the worker as the instance user; with one (opbackup-fetch
+#   behind systemd-socket-activate as an unprivileged user, at OPBACKUP_FETCH_SOCKET, as opbackup-fetch.socket
+#   runs it under opbackupd.service, which has no network), the repository and the archive come through it.
 
 import json
 import os
@@ -25,20 +28,31 @@ import fixture  # noqa: E402
 from fixture import Fixture, expect, expect_eq, IFACE_INSTANCE, USER_ALLOWED, USER_PRINTER  # noqa: E402
 import backuptest as bt  # noqa: E402
 import restoretest as rt  # noqa: E402
+from printapi import HELPER_USER, Scratch, start_helper  # noqa: E402
 
 PLUGIN_FIXTURE = os.path.join(fixture.SOURCE_ROOT, "tests", "plugins", "plugin-fixture.py")
 UNKNOWN_FILE = "unknown_plugins_from_restore.json"
 
 
 class Repository:
-        """plugin-fixture.py serving a folder on 127.0.0.1 (until stdin closes)."""
+        """plugin-fixture.py serving a folder on 127.0.0.1 (until stdin closes), logging who asked for what."""
 
         def __init__(self):
-                self.www = tempfile.mkdtemp(prefix="opbackup-repo-")
-                os.chmod(self.www, 0o755)
-                self.proc = subprocess.Popen([fixture.PYTHON, PLUGIN_FIXTURE, "serve", self.www],
+                self.dir = tempfile.mkdtemp(prefix="opbackup-repo-")
+                self.www = os.path.join(self.dir, "www")
+                self.log = os.path.join(self.dir, "requests.jsonl")
+                os.chmod(self.dir, 0o755)
+                os.mkdir(self.www, 0o755)
+                self.proc = subprocess.Popen([fixture.PYTHON, PLUGIN_FIXTURE, "serve", self.www, self.log],
                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 self.port = int(self.proc.stdout.readline())
+
+        def requests(self):
+                """[(path, uid of the client)], in order."""
+                if not os.path.exists(self.log):
+                        return []
+                with open(self.log) as f:
+                        return [(r["path"], r["client_uid"]) for r in map(json.loads, f) if r]
 
         def url(self, path):
                 return f"http://127.0.0.1:{self.port}/{path}"
@@ -55,7 +69,7 @@ class Repository:
         def close(self):
                 self.proc.stdin.close()
                 self.proc.wait(timeout=10)
-                subprocess.run(["rm", "-rf", self.www])
+                subprocess.run(["rm", "-rf", self.dir])
 
         def __enter__(self):
                 return self
@@ -128,7 +142,9 @@ def test_plugins():
                 ]))
                 spec = {"inst1": {"gen_args": ["--real-venv", "--restart-command", "true"],
                                   "extra_conf": f"[Restore]\nPluginRepository={repo.url('plugins.json')}\n"}}
-                with Fixture(instances=spec) as fx, bt.Listener(fx, "root") as lis:
+                # No fetch helper (as a daemon started by hand): the worker downloads.
+                env = {"OPBACKUP_FETCH_SOCKET": "/nonexistent/opbackup-fetch.socket"}
+                with Fixture(instances=spec, daemon_env=env) as fx, bt.Listener(fx, "root") as lis:
                         run(fx, lis, repo)
 
 
@@ -163,6 +179,9 @@ def run(fx, lis, repo):
         # Installed, into the venv, by the instance user.
         new = dist_infos(site) - before
         expect_eq(new, {"OctoPrint_GoodPlug-1.0.dist-info"}, "dist-infos the restore added to the venv")
+        # Downloaded by the instance user too: there is no helper, and the worker is that user.
+        expect_eq(repo.requests(), [("/plugins.json", printer), ("/OctoPrint_GoodPlug-1.0-py3-none-any.whl", printer)],
+                  "requests to the plugin repository without a fetch helper, and who made them")
         for dirpath, dirnames, filenames in os.walk(os.path.join(site, "OctoPrint_GoodPlug-1.0.dist-info")):
                 for n in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
                         expect_eq(os.stat(n).st_uid, printer, f"owner of {n}")
@@ -260,6 +279,33 @@ def run(fx, lis, repo):
                 rt.expect_no_leftovers(base, "after the restore with the repository unreachable")
         finally:
                 lis2.stop()
+
+
+def test_plugins_through_helper():
+        with Scratch() as scratch, Repository() as repo:
+                sock = start_helper(scratch)
+                good = repo.wheel("OctoPrint_GoodPlug", "goodplug")
+                repo.write("plugins.json", json.dumps([
+                        {"id": "goodplug", "title": "Good Plug", "archive": good,
+                         "compatibility": {"octoprint": [">=1.4.0,<2"], "os": ["linux"]}}]))
+                spec = {"inst1": {"gen_args": ["--real-venv", "--restart-command", "true"],
+                                  "extra_conf": f"[Restore]\nPluginRepository={repo.url('plugins.json')}\n"}}
+                with Fixture(instances=spec, daemon_env={"OPBACKUP_FETCH_SOCKET": sock}) as fx, \
+                     bt.Listener(fx, "root") as lis:
+                        site = fx.expected()["site_packages"]
+                        res = bt.run_backup_ok(fx, name="base.zip")
+                        lis.wait_for(lambda e: e["signal"] == "JobRemoved" and e["args"][1] == res.job_path,
+                                     "the backup's JobRemoved", timeout=30)
+                        b = with_plugins(fx, res.details["path"], "plugins-helper.zip",
+                                         [entry("goodplug", "Good Plug", "https://example.org/goodplug")])
+                        o = rt.restore(fx, lis, file=b)
+                        expect_eq(o.result, "done", f"a restore with plugins through the fetch helper: {o}\n{o.log_text()}")
+                        expect_eq(o.details["installed-plugins"], ["goodplug"], "installed-plugins through the helper")
+                        expect("OctoPrint_GoodPlug-1.0.dist-info" in dist_infos(site), "goodplug is not in the venv")
+                        # Both downloads made by the helper's user: not root, not the instance's user.
+                        expect_eq(repo.requests(), [("/plugins.json", bt.uid_of(HELPER_USER)),
+                                                    ("/OctoPrint_GoodPlug-1.0-py3-none-any.whl", bt.uid_of(HELPER_USER))],
+                                  "requests to the plugin repository with a fetch helper, and who made them")
 
 
 fixture.main(globals())

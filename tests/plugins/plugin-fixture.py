@@ -2,29 +2,33 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Fixtures for test-plugins-reinstall: minimal OctoPrint plugin wheels, and a plugin repository server.
 
-  plugin-fixture.py wheel OUTDIR DIST VERSION KEY
+  plugin-fixture.py wheel OUTDIR DIST VERSION KEY [REQUIREMENT...]
       Writes OUTDIR/<DIST>-<VERSION>-py3-none-any.whl: a package octoprint_<KEY> and an entry point
-      "<KEY> = octoprint_<KEY>" in [octoprint.plugin]; no dependencies, so pip installs it offline.
-      Prints the file name.
+      "<KEY> = octoprint_<KEY>" in [octoprint.plugin]; without REQUIREMENTs (Requires-Dist) no
+      dependencies, so pip installs it offline. Prints the file name.
 
-  plugin-fixture.py serve ROOT
+  plugin-fixture.py serve ROOT [LOG]
       Serves ROOT over HTTP on 127.0.0.1 (a free port, printed on the first line of stdout) until stdin
-      is closed, so the server never outlives the test that started it. Besides plain files:
+      is closed, so the server never outlives the test that started it. With LOG, each request is
+      appended to it as a JSON line {"path", "client_uid"}: client_uid is the uid of the process that
+      connected (from /proc/net/tcp), so a test can tell who downloaded. Besides plain files:
         /redirect/PATH   302 to /PATH
         /redirect-file   302 to file:///etc/hostname (a client must refuse to follow)
+        /redirect-to?PATH  302 to /PATH (a URL that names no file, like a "latest release" link)
         /chunked/PATH    PATH's content without Content-Length (the body ends when the connection does)
 """
 
 import base64
 import hashlib
 import http.server
+import json
 import os
 import sys
 import threading
 import zipfile
 
 
-def make_wheel(outdir, dist, version, key):
+def make_wheel(outdir, dist, version, key, *requires):
     pkg = "octoprint_" + key
     info = f"{dist}-{version}.dist-info"
     files = {
@@ -32,6 +36,7 @@ def make_wheel(outdir, dist, version, key):
         f"{info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: {version}\n"
             f"Home-page: https://example.org/{key}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)
         ),
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: opbackup-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[octoprint.plugin]\n{key} = {pkg}\n",
@@ -51,14 +56,39 @@ def make_wheel(outdir, dist, version, key):
     print(name)
 
 
+def client_uid(host, port):
+    """The uid owning the connected socket at host:port, from /proc/net/tcp (same host only)."""
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if host == "127.0.0.1" and fields[1] == want:
+                    return int(fields[7])
+    except OSError:
+        pass
+    return None
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
+    request_log = None
+
     def log_message(self, format, *args):
         pass
 
     def do_GET(self):
+        if self.request_log:
+            record = {"path": self.path, "client_uid": client_uid(*self.client_address[:2])}
+            with open(self.request_log, "a") as f:
+                f.write(json.dumps(record) + "\n")
         if self.path.startswith("/redirect/"):
             self.send_response(302)
             self.send_header("Location", self.path[len("/redirect"):])
+            self.end_headers()
+        elif self.path.startswith("/redirect-to?"):
+            self.send_response(302)
+            self.send_header("Location", "/" + self.path[len("/redirect-to?"):])
             self.end_headers()
         elif self.path == "/redirect-file":
             self.send_response(302)
@@ -87,7 +117,8 @@ class Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve(root):
+def serve(root, log=None):
+    Handler.request_log = log
     handler = lambda *args, **kwargs: Handler(*args, directory=root, **kwargs)
     server = Server(("127.0.0.1", 0), handler)
     print(server.server_address[1], flush=True)
@@ -101,10 +132,10 @@ def serve(root):
 
 
 def main():
-    if len(sys.argv) == 6 and sys.argv[1] == "wheel":
+    if len(sys.argv) >= 6 and sys.argv[1] == "wheel":
         make_wheel(*sys.argv[2:])
-    elif len(sys.argv) == 3 and sys.argv[1] == "serve":
-        serve(sys.argv[2])
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "serve":
+        serve(*sys.argv[2:])
     else:
         sys.exit(__doc__)
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* plugins_reinstall() for real: a real venv, real pip, a plugin repository served over HTTP on 127.0.0.1
- * by plugin-fixture.py with wheels it builds. Needs no root and no network beyond the loopback; exits 77
- * (skip) when python3 -m venv is unavailable. */
+ * by plugin-fixture.py with wheels it builds, downloaded in this process and through the fetch helper
+ * (the built opbackup-fetch, serving one end of a socketpair). Needs no root and no network beyond the
+ * loopback; exits 77 (skip) when python3 -m venv is unavailable. */
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -60,9 +61,15 @@ static int run(char *const *argv) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void make_wheel(const char *dist, const char *key) {
-        char *argv[] = { PYTHON, PLUGIN_FIXTURE, "wheel", www, (char *) dist, "1.0", (char *) key, NULL };
+/* requires: a Requires-Dist of the wheel, or NULL. */
+static void make_wheel_requiring(const char *dist, const char *key, const char *requires) {
+        char *argv[] = { PYTHON, PLUGIN_FIXTURE, "wheel", www, (char *) dist, "1.0", (char *) key, (char *) requires,
+                         NULL };
         ASSERT_EQ(run(argv), 0);
+}
+
+static void make_wheel(const char *dist, const char *key) {
+        make_wheel_requiring(dist, key, NULL);
 }
 
 static void start_server(void) {
@@ -163,7 +170,11 @@ static void write_repository(void) {
                 " {\"id\": \"iota\", \"archive\": \"http://127.0.0.1:%1$u/OctoPrint_Iota-1.0-py3-none-any.whl\"},\n"
                 " {\"id\": \"kappa\", \"archive\": \"http://127.0.0.1:%1$u/OctoPrint_Kappa-1.0-py3-none-any.whl\"},\n"
                 " {\"id\": \"noext\", \"archive\": \"http://127.0.0.1:%1$u/download/noext?x=1\"},\n"
-                " {\"id\": \"html\", \"archive\": \"http://127.0.0.1:%1$u/download/html\"}]\n",
+                " {\"id\": \"html\", \"archive\": \"http://127.0.0.1:%1$u/download/html\"},\n"
+                /* URLs that name no file and redirect to one that does: the name comes from where they lead. */
+                " {\"id\": \"mu\", \"archive\": \"http://127.0.0.1:%1$u/redirect-to?OctoPrint_Mu-1.0-py3-none-any.whl\"},\n"
+                " {\"id\": \"nu\", \"archive\": \"http://127.0.0.1:%1$u/redirect-to?OctoPrint_Nu-1.0-py3-none-any.whl\"},\n"
+                " {\"id\": \"lambda\", \"archive\": \"http://127.0.0.1:%1$u/OctoPrint_Lambda-1.0-py3-none-any.whl\"}]\n",
                 port) > 0);
         write_file(www, "plugins.json", json);
         write_file(www, "notjson.json", "<html><body>502 Bad Gateway</body></html>");
@@ -263,15 +274,16 @@ static void test_reinstall(void) {
                 P("alpha"), P("beta"), P("gamma"),
                 { .key = (char *) "delta", .name = (char *) "Delta Plugin", .url = (char *) "https://example.org/delta" },
                 P("winonly"), P("noarchive"), P("broken"), P("missing"), P("epsilon"), P("zeta"), P("eta"),
-                P("fileproto"), P("redirfile"), P("noext"), P("html"), P("alpha"),
+                P("fileproto"), P("redirfile"), P("noext"), P("html"), P("mu"), P("alpha"),
         };
-        PluginRequest req = { .repository_url = repo, .work_dir = work, .max_archive_size = 1024 * 1024 };
+        PluginRequest req = { .repository_url = repo, .work_dir = work, .fetch_fd = -1,
+                              .max_archive_size = 1024 * 1024 };
         PluginOutcome out = {};
 
         ASSERT_EQ(reinstall(&req, p, ELEMENTSOF(p), &out, &error), 0);
         ASSERT_NULL(error);
 
-        assert_keys(out.installed, out.n_installed, "alpha epsilon");
+        assert_keys(out.installed, out.n_installed, "alpha epsilon mu");
         assert_keys(out.already, out.n_already, "beta");
         assert_keys(out.unknown, out.n_unknown, "gamma delta winonly noarchive");
         assert_keys(out.failed, out.n_failed, "broken missing zeta eta fileproto redirfile noext html");
@@ -290,7 +302,7 @@ static void test_reinstall(void) {
         ASSERT_LOGGED("Installing plugin broken failed: pip exited with status 1");
         ASSERT_LOGGED("  pip: ");
         ASSERT_LOGGED("Installing plugin missing failed: Cannot download http://127.0.0.1:");
-        ASSERT_LOGGED("404");
+        ASSERT_LOGGED("the server answered with HTTP status 404");
         ASSERT_LOGGED("Installing plugin zeta failed: Cannot download");
         ASSERT_LOGGED("big-1.0-py3-none-any.whl: it is larger than the limit of 1.0 MiB");
         ASSERT_LOGGED("Installing plugin fileproto failed: Cannot download file:///etc/hostname.zip");
@@ -300,12 +312,15 @@ static void test_reinstall(void) {
         ASSERT_LOGGED("/archive.zip");
         /* ... and an HTML page is not given to pip at all. */
         ASSERT_LOGGED("Installing plugin html failed: the download is neither a zip nor a tar archive");
+        ASSERT_LOGGED("Installed plugin mu");
+        /* None of these failures is pip missing the network. */
+        ASSERT_FALSE(logged("could not download"));
         ASSERT_EQ(plugins_done, ELEMENTSOF(p));
         ASSERT_EQ(plugins_total, ELEMENTSOF(p));
 
         /* The venv has them now: OctoPrint would load them. */
         installed = venv_plugins();
-        ASSERT_STREQ(installed, "alpha beta epsilon");
+        ASSERT_STREQ(installed, "alpha beta epsilon mu");
         /* Downloads are gone; pip left nothing in the work folder either. */
         ASSERT_EQ(rmdir(work), 0);
         ASSERT_EQ(mkdir(work, 0700), 0);
@@ -318,7 +333,7 @@ static void test_unreachable(void) {
                 P("alpha"), P("gamma"),
                 { .key = (char *) "evil\nkey", .name = (char *) "Evil\n\x1b[2Jname", .url = NULL },
         };
-        PluginRequest req = { .work_dir = work };
+        PluginRequest req = { .work_dir = work, .fetch_fd = -1 };
         PluginOutcome out = {};
 
         ASSERT_TRUE(asprintf(&repo, "http://127.0.0.1:%u/plugins.json", closed_port()) > 0);
@@ -360,13 +375,13 @@ static void test_unreachable(void) {
         plugin_outcome_done(&out);
 
         installed = venv_plugins();
-        ASSERT_STREQ(installed, "alpha beta epsilon");
+        ASSERT_STREQ(installed, "alpha beta epsilon mu");
 }
 
 static void test_dry_run_cancel_timeout(void) {
         _cleanup_free_ char *repo = url("plugins.json"), *error = NULL, *installed = NULL;
         PluginInfo p[] = { P("kappa"), P("alpha"), P("gamma") };
-        PluginRequest req = { .repository_url = repo, .dry_run = true };     /* no work_dir needed */
+        PluginRequest req = { .repository_url = repo, .fetch_fd = -1, .dry_run = true };     /* no work_dir needed */
         PluginOutcome out = {};
 
         ASSERT_EQ(reinstall(&req, p, ELEMENTSOF(p), &out, &error), 0);
@@ -404,7 +419,120 @@ static void test_dry_run_cancel_timeout(void) {
         plugin_outcome_done(&out);
 
         installed = venv_plugins();
-        ASSERT_STREQ(installed, "alpha beta epsilon");
+        ASSERT_STREQ(installed, "alpha beta epsilon mu");
+}
+
+/* opbackup-fetch serving one end of a socketpair on its standard input, as it serves a connection systemd
+ * accepted; *ret_fd: the other end, the worker's. */
+static pid_t start_helper(int *ret_fd) {
+        int sv[2];
+        pid_t pid;
+
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                char *argv[] = { (char *) OPBACKUP_FETCH, NULL };
+                if (dup2(sv[1], 0) < 0)
+                        _exit(127);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(sv[1]);
+        *ret_fd = sv[0];
+        return pid;
+}
+
+static void test_through_helper(void) {
+        _cleanup_free_ char *repo = url("plugins.json"), *error = NULL, *installed = NULL, *proxy = NULL;
+        PluginInfo p[] = { P("missing"), P("eta"), P("zeta"), P("fileproto"), P("nu"), P("kappa") };
+        PluginRequest req = { .repository_url = repo, .work_dir = work, .fetch_fd = -1,
+                              .max_archive_size = 1024 * 1024 };
+        PluginOutcome out = {};
+        int fd = -1, status;
+        pid_t helper = start_helper(&fd);
+
+        /* This process cannot download any more (a proxy that is not there); the helper, started before,
+         * can: what installs now came through it. */
+        ASSERT_TRUE(asprintf(&proxy, "http://127.0.0.1:%u", closed_port()) > 0);
+        ASSERT_EQ(setenv("http_proxy", proxy, 1), 0);
+        ASSERT_EQ(reinstall(&req, p, ELEMENTSOF(p), &out, &error), 0);
+        assert_keys(out.unknown, out.n_unknown, "missing eta zeta fileproto nu kappa");
+        ASSERT_LOGGED("Cannot use the plugin repository");
+        plugin_outcome_done(&out);
+
+        /* Through the helper, on one connection: the same answers, the same refusals, the same words. */
+        req.fetch_fd = fd;
+        ASSERT_EQ(reinstall(&req, p, ELEMENTSOF(p), &out, &error), 0);
+        assert_keys(out.installed, out.n_installed, "nu kappa");
+        assert_keys(out.failed, out.n_failed, "missing eta zeta fileproto");
+        ASSERT_LOGGED("The plugin repository lists");
+        ASSERT_LOGGED("Installing plugin missing failed: Cannot download http://127.0.0.1:");
+        ASSERT_LOGGED("the server answered with HTTP status 404");
+        ASSERT_LOGGED("Installing plugin eta failed: Cannot download");
+        ASSERT_LOGGED("Installing plugin zeta failed: Cannot download");
+        ASSERT_LOGGED("big-1.0-py3-none-any.whl: it is larger than the limit of 1.0 MiB");
+        ASSERT_LOGGED("Installing plugin fileproto failed: Cannot download file:///etc/hostname.zip: only http://");
+        ASSERT_LOGGED("Installed plugin nu");            /* named after where the redirect led */
+        ASSERT_LOGGED("Installed plugin kappa");
+        plugin_outcome_done(&out);
+        installed = venv_plugins();
+        ASSERT_STREQ(installed, "alpha beta epsilon kappa mu nu");
+
+        /* Canceled while the helper fetches: the connection is shut (what it still sends is never read as
+         * another answer), and a later restore over it learns why, instead of dying of SIGPIPE. */
+        p[0] = (PluginInfo) P("iota");
+        cancel_stage = "downloading";
+        ASSERT_EQ(reinstall(&req, p, 1, &out, &error), -ECANCELED);
+        cancel_stage = NULL;
+        free(error);
+        error = NULL;
+        ASSERT_EQ(reinstall(&req, p, 1, &out, &error), 0);
+        assert_keys(out.unknown, out.n_unknown, "iota");
+        ASSERT_LOGGED("The connection to the fetch helper is closed");
+        plugin_outcome_done(&out);
+        ASSERT_EQ(unsetenv("http_proxy"), 0);
+
+        close(fd);
+        ASSERT_EQ(waitpid(helper, &status, 0), helper);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        /* fetch_fd left at 0 (or anything else that is no socket) is refused, not spoken HTTP to. */
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        ASSERT_TRUE(fd >= 0);
+        req.fetch_fd = fd;
+        ASSERT_EQ(reinstall(&req, p, 1, &out, &error), -EBADF);
+        ASSERT_CONTAINS(error, "not a socket");
+        close(fd);
+}
+
+/* A plugin that needs a package the venv lacks, with no index to be had (as inside opbackupd.service):
+ * it fails, and the log says why and what to do. */
+static void test_pip_unreachable(void) {
+        _cleanup_free_ char *repo = url("plugins.json"), *error = NULL, *index = NULL;
+        PluginInfo p[] = { P("lambda") };
+        PluginRequest req = { .repository_url = repo, .work_dir = work, .fetch_fd = -1 };
+        PluginOutcome out = {};
+
+        /* pip's own configuration, through the environment it inherits: an index on a closed port, no retries,
+         * no configuration files of this machine. */
+        ASSERT_TRUE(asprintf(&index, "http://127.0.0.1:%u/simple/", closed_port()) > 0);
+        ASSERT_EQ(setenv("PIP_INDEX_URL", index, 1), 0);
+        ASSERT_EQ(setenv("PIP_RETRIES", "0", 1), 0);
+        ASSERT_EQ(setenv("PIP_CONFIG_FILE", "/dev/null", 1), 0);
+        ASSERT_EQ(unsetenv("PIP_EXTRA_INDEX_URL"), 0);
+        ASSERT_EQ(unsetenv("PIP_FIND_LINKS"), 0);
+        ASSERT_EQ(reinstall(&req, p, 1, &out, &error), 0);
+        assert_keys(out.failed, out.n_failed, "lambda");
+        ASSERT_LOGGED("Installing plugin lambda failed: pip exited with status 1");
+        ASSERT_LOGGED("Plugin lambda needs Python packages that pip could not download. Under opbackupd.service, "
+                      "opbackupd has no network of its own");
+        ASSERT_LOGGED("PrivateNetwork=no");
+        ASSERT_LOGGED("opbackupd(8)");
+        plugin_outcome_done(&out);
+        ASSERT_EQ(unsetenv("PIP_INDEX_URL"), 0);
+        ASSERT_EQ(unsetenv("PIP_RETRIES"), 0);
+        ASSERT_EQ(unsetenv("PIP_CONFIG_FILE"), 0);
 }
 
 static bool have_venv(void) {
@@ -445,6 +573,9 @@ int main(void) {
         make_wheel("OctoPrint_Epsilon", "epsilon");
         make_wheel("OctoPrint_Iota", "iota");
         make_wheel("OctoPrint_Kappa", "kappa");
+        make_wheel("OctoPrint_Mu", "mu");
+        make_wheel("OctoPrint_Nu", "nu");
+        make_wheel_requiring("OctoPrint_Lambda", "lambda", "opbackup-test-no-such-dependency>=1.0");
 
         /* beta is in the venv before the restore. */
         ASSERT_TRUE(asprintf(&beta, "%s/OctoPrint_Beta-1.0-py3-none-any.whl", www) > 0);
@@ -462,5 +593,7 @@ int main(void) {
         RUN(test_reinstall);
         RUN(test_unreachable);
         RUN(test_dry_run_cancel_timeout);
+        RUN(test_through_helper);
+        RUN(test_pip_unreachable);
         return 0;
 }

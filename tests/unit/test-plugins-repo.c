@@ -218,6 +218,32 @@ static size_t count_files(const char *dir) {
         return n;
 }
 
+/* pip's own words, as pip 23 prints them, for a dependency it cannot get inside opbackupd's sandbox; and
+ * failures that have nothing to do with the network. */
+static void test_pip_unreachable(void) {
+        ASSERT_TRUE(pip_output_says_unreachable(
+                "Processing ./OctoPrint_Lambda-1.0-py3-none-any.whl\n"
+                "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after "
+                "connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection "
+                "object at 0x7f>: Failed to establish a new connection: [Errno -3] Temporary failure in name "
+                "resolution')': /simple/requests/\n"
+                "ERROR: Could not find a version that satisfies the requirement requests (from "
+                "octoprint-lambda) (from versions: none)\n"
+                "ERROR: No matching distribution found for requests\n"));
+        ASSERT_TRUE(pip_output_says_unreachable("ERROR: No matching distribution found for setuptools>=40.8.0\n"));
+        ASSERT_TRUE(pip_output_says_unreachable(
+                "ERROR: Could not install packages due to an OSError: HTTPSConnectionPool(host='pypi.org', "
+                "port=443): Max retries exceeded with url: /simple/x/ (Caused by NewConnectionError(': "
+                "[Errno 101] Network is unreachable'))\n"));
+        ASSERT_FALSE(pip_output_says_unreachable(
+                "ERROR: broken-1.0-py3-none-any.whl is not a valid wheel filename.\n"));
+        ASSERT_FALSE(pip_output_says_unreachable(
+                "ERROR: Could not install packages due to an OSError: [Errno 13] Permission denied: "
+                "'/opt/octoprint/venv/lib/python3.11/site-packages/x'\n"));
+        ASSERT_FALSE(pip_output_says_unreachable(""));
+        ASSERT_FALSE(pip_output_says_unreachable(NULL));
+}
+
 static void test_write_unknown(void) {
         _cleanup_free_ char *dir = make_tempdir(), *path = NULL, *content = NULL, *error = NULL;
         PluginInfo p[] = {
@@ -265,6 +291,7 @@ int main(void) {
         RUN(test_compat_os);
         RUN(test_archive_name);
         RUN(test_log_string);
+        RUN(test_pip_unreachable);
         RUN(test_write_unknown);
         return 0;
 }
