@@ -5,7 +5,10 @@
 Usage (as root; it brings up a private bus, polkitd and opbackupd like the integration tests do):
 
     bench/bench.py [--build DIR] [--size bench|<N>M] [--runs N] [--level N] [--only PARTS]
-                   [--big-file SIZE] [--workdir DIR] [--json FILE]
+                   [--big-file SIZE] [--workdir DIR] [--json FILE] [--peer-priority idle|normal]
+
+    quick smoke test:   bench/bench.py --build build --size 20M --runs 1
+    memory check only:  bench/bench.py --build build --size 20M --only "" --big-file 4G
 
 It generates the reference corpus with tests/gen-instance.py (--size bench: ~500 MB: ~290 MB of G-code,
 ~200 MB of timelapse video, ~2,000 small files, sqlite databases) and times, --runs times each, medians:
@@ -20,6 +23,10 @@ It generates the reference corpus with tests/gen-instance.py (--size bench: ~500
 
 Every timed run starts with the inputs in the page cache (read right before) and ends with sync(), since a
 backup or restore is only done once it is on disk (opbackup fsyncs; the others are followed by `sync`).
+opbackup's workers run at idle CPU and I/O priority, so the other tools do too (--peer-priority normal:
+not): on a busy machine every tool then gets what the rest leaves. The tools take turns, in a different
+order each run; the table shows the median and the best run, and the CPU time (user + system), which
+depends least on what else runs.
 The peak RSS of the daemon and of its worker processes (opbackup-backup, opbackup-restore) is sampled from
 /proc/PID/status (VmHWM) all along. --big-file 4G adds a corpus with one file of that size (G-code
 repeated) for the memory check: its backup (and restore) with their peak RSS, and the archive checked with
@@ -47,7 +54,8 @@ SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 
 PEER_TOOLS = {"zip": "zip", "unzip": "unzip", "bsdtar": "libarchive-tools", "7z": "p7zip-full",
-              "dbus-daemon": "dbus-daemon", "setpriv": "util-linux", "unshare": "util-linux"}
+              "dbus-daemon": "dbus-daemon", "setpriv": "util-linux", "unshare": "util-linux", "chrt": "util-linux",
+              "ionice": "util-linux"}
 MB = 1000 * 1000
 
 
@@ -150,11 +158,23 @@ def warm(paths):
                                 pass
 
 
-def timed(argv, cwd=None, env=None, user_cpu=True):
-        """Runs argv then sync(); returns (seconds, cpu seconds of the children)."""
+# opbackup's workers run at idle CPU and I/O priority (so that a print is not disturbed); the peers run
+# the same way unless --peer-priority normal, so that they all get what the rest of the machine leaves.
+PEER_PREFIX = ["chrt", "--idle", "0", "ionice", "-c", "3"]
+
+
+def die_with_parent():
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)      # PR_SET_PDEATHSIG
+
+
+def timed(argv, cwd=None):
+        """Runs argv (at the peers' priority) then sync(); returns (seconds, cpu seconds of the children)."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.monotonic()
-        r = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        r = subprocess.run(PEER_PREFIX + argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=die_with_parent)
         if r.returncode != 0:
                 fail(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout[-3000:]}")
         os.sync()
@@ -300,8 +320,9 @@ class Bench:
                                         cpus[tool].append(cpu)
                                         print(f"  backup run {run + 1}: {tool}: {dt:.2f} s", flush=True)
                 shutil.rmtree(stage, ignore_errors=True)
-                self.results["backup"] = {t: {"seconds": statistics.median(times[t]), "runs": times[t],
-                                              "cpu_seconds": statistics.median(cpus[t]), "bytes": sizes[t]}
+                self.results["backup"] = {t: {"seconds": statistics.median(times[t]), "best": min(times[t]),
+                                              "runs": times[t], "cpu_seconds": statistics.median(cpus[t]),
+                                              "bytes": sizes[t]}
                                           for t in tools}
                 self.results["backup_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
                                                     "daemon_plus_worker": mem.both_peak}
@@ -348,8 +369,8 @@ class Bench:
                                         cpus[tool].append(cpu)
                                         print(f"  restore run {run + 1}: {tool}: {dt:.2f} s", flush=True)
                 shutil.rmtree(dest, ignore_errors=True)
-                self.results["restore"] = {t: {"seconds": statistics.median(times[t]), "runs": times[t],
-                                               "cpu_seconds": statistics.median(cpus[t])}
+                self.results["restore"] = {t: {"seconds": statistics.median(times[t]), "best": min(times[t]),
+                                               "runs": times[t], "cpu_seconds": statistics.median(cpus[t])}
                                            for t in tools if times[t]}
                 if failed:
                         self.results["restore_failed"] = failed
@@ -488,26 +509,31 @@ def report(res, args):
                f"load average before: {m['load_before']:.2f}"]
         if c:
                 out.append(f"corpus: {c['files']} files, {c['bytes'] / MB:.0f} MB; {args.runs} runs each, medians; "
-                           f"warm page cache; every run ends with sync")
+                           f"warm page cache; every run ends with sync; other tools at {args.peer_priority} priority "
+                           f"(opbackup's worker: idle)")
 
-        def table(title, rows, base, with_size):
+        def table(title, rows, with_size):
+                base = rows.get("opbackup") or min(rows.values(), key=lambda r: r["seconds"])
                 out.append("")
                 out.append(title)
-                head = f"  {'':34} {'time':>8} {'vs opbackup':>12} {'CPU':>8}"
+                head = f"  {'':34} {'median':>8} {'ratio':>7} {'best':>8} {'ratio':>7} {'CPU':>7} {'ratio':>7}"
                 if with_size:
                         head += f" {'archive':>10} {'vs OctoPrint':>13}"
                 out.append(head)
                 octo = rows.get("OctoPrint way (zipfile, level 6)", {}).get("bytes")
                 for tool, r in rows.items():
-                        line = f"  {tool:34} {r['seconds']:7.2f}s {r['seconds'] / base:11.1f}x {r['cpu_seconds']:7.1f}s"
+                        line = (f"  {tool:34} {r['seconds']:7.2f}s {r['seconds'] / base['seconds']:6.1f}x"
+                                f" {r['best']:7.2f}s {r['best'] / base['best']:6.1f}x"
+                                f" {r['cpu_seconds']:6.1f}s {r['cpu_seconds'] / max(base['cpu_seconds'], 0.01):6.1f}x")
                         if with_size:
                                 rel = f"{(r['bytes'] / octo - 1) * 100:+.1f}%" if octo else ""
                                 line += f" {r['bytes'] / MB:8.1f}MB {rel:>13}"
                         out.append(line)
+                out.append("  (ratio: the tool's figure divided by opbackup's; CPU: user + system time of all its "
+                           "processes)")
 
         if "backup" in res:
-                rows = res["backup"]
-                table("Backup", rows, rows["opbackup"]["seconds"], True)
+                table("Backup", res["backup"], True)
                 mem = res["backup_memory_kb"]
                 out.append(f"  peak RSS during backups: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
                            f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
@@ -516,8 +542,7 @@ def report(res, args):
                 out.append(f"Restore with {tool} failed: {why.splitlines()[0] if why else ''}")
         if res.get("restore"):
                 rows = res["restore"]
-                base = rows.get("opbackup", {}).get("seconds") or min(r["seconds"] for r in rows.values())
-                table("Restore (+ sync)" + ("" if "opbackup" in rows else ": ratios to the fastest"), rows, base, False)
+                table("Restore (+ sync)" + ("" if "opbackup" in rows else ": ratios to the fastest"), rows, False)
                 mem = res["restore_memory_kb"]
                 out.append(f"  peak RSS during restores: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
                            f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
@@ -549,10 +574,12 @@ def main():
         ap.add_argument("--size", default="bench", help="corpus size: bench (~500 MB) or <N>M (gen-instance.py)")
         ap.add_argument("--runs", type=int, default=3, help="timed runs of each tool (median reported)")
         ap.add_argument("--level", type=int, help="opbackup's CompressionLevel (default: the daemon's default)")
-        ap.add_argument("--only", default="backup,restore,list", help="parts: backup, restore, list")
+        ap.add_argument("--only", default="backup,restore,list", help="parts: backup, restore, list ('': none)")
         ap.add_argument("--big-file", help="also back up (and restore) one file of this size, e.g. 4G")
         ap.add_argument("--workdir", default="/var/tmp", help="where the corpus and archives go")
         ap.add_argument("--json", help="also write the results to this file")
+        ap.add_argument("--peer-priority", choices=("idle", "normal"), default="idle",
+                        help="CPU and I/O priority of the other tools (opbackup's workers always run at idle)")
         ap.add_argument("--octoprint-way", nargs=2, metavar=("EXPECTED_JSON", "OUT"), help=argparse.SUPPRESS)
         ap.add_argument("--extract", nargs=2, metavar=("ZIP", "DEST"), help=argparse.SUPPRESS)
         args = ap.parse_args()
@@ -569,6 +596,10 @@ def main():
                 # Debian's python3 (python3-dbus, and the interpreter the test users may run).
                 os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
         preflight(args)
+        if args.peer_priority == "normal":
+                PEER_PREFIX.clear()
+        import signal
+        signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))    # tear the fixture down
         os.environ["OPBACKUPD"] = os.path.join(os.path.abspath(args.build), "service", "opbackupd")
         os.environ["OPBACKUPCTL"] = os.path.join(os.path.abspath(args.build), "client", "opbackupctl")
         os.environ["OPBACKUP_SOURCE_ROOT"] = SOURCE_ROOT
@@ -577,7 +608,7 @@ def main():
         import fixture
         if not fixture.in_private_mount_namespace():
                 fixture.reexec_in_private_mount_namespace()      # like tests/integration/run.sh
-        parts = set(args.only.split(","))
+        parts = set(args.only.split(",")) - {""}
         results = {}
         # The backups go outside basedir: a restore then has no backup folder to carry over, like the peers.
         backups = os.path.join(args.workdir, f"opbackup-bench-backups-{os.getpid()}")
@@ -585,18 +616,21 @@ def main():
                                "gen_args": ["--backup-path", backups]},
                      "many": {"size": "tiny"}}
         print(f"bench: generating the corpus (--size {args.size}) ...", flush=True)
-        with fixture.Fixture(instances=instances) as fx:
-                b = Bench(args, fx)
-                b.idle_rss("after start")
-                if "backup" in parts:
-                        b.backup()
-                if "restore" in parts:
-                        b.restore()
-                if "list" in parts:
-                        b.list_backups()
-                b.idle_rss("after the runs")
-                results = b.results
-        shutil.rmtree(backups, ignore_errors=True)
+        try:
+                with fixture.Fixture(instances=instances) as fx:
+                        b = Bench(args, fx)
+                        b.idle_rss("after start")
+                        if "backup" in parts:
+                                b.backup()
+                        if "restore" in parts:
+                                b.restore()
+                        if "list" in parts:
+                                b.list_backups()
+                        b.idle_rss("after the runs")
+                        results = b.results
+        finally:
+                shutil.rmtree(backups, ignore_errors=True)
+        results["peer_priority"] = args.peer_priority
         if args.big_file:
                 print(f"bench: one {args.big_file} file ...", flush=True)
                 results["big_file"] = big_file_check(args)

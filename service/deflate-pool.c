@@ -126,7 +126,9 @@ static void compress_chunk(Compressor *c, Slot *s) {
         int64_t joined;
 
         ch->crc = (uint32_t) libdeflate_crc32(0, s->in, n);
-        if (compresses(c->trial, s->in, MIN(n, (size_t) SAMPLE_SIZE), s->out, p->out_capacity))
+        /* A trial on the chunk's start saves deflating a large chunk that does not compress; small ones are
+         * deflated at once (libdeflate stores what does not compress anyway). */
+        if (n < 4 * SAMPLE_SIZE || compresses(c->trial, s->in, SAMPLE_SIZE, s->out, p->out_capacity))
                 out = libdeflate_deflate_compress(c->main, s->in, n, s->out, p->out_capacity - DEFLATE_JOIN_SLACK);
         if (out == 0) {
                 ch->data = s->out;
