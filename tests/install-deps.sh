@@ -9,7 +9,7 @@ packages=(
         # run: the system bus and polkit
         dbus-daemon polkitd
         # tests: real peers and tools
-        python3 python3-venv python3-pip python3-dbus unzip zip libarchive-tools
+        python3 python3-venv python3-pip python3-dbus python3-gi unzip zip libarchive-tools
         util-linux passwd procps man-db groff-base bash-completion
         # bench/bench.py's peers (zip, unzip, bsdtar above)
         p7zip-full
