@@ -1,17 +1,71 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The client side of the fetch helper (fetch.h): connecting to its socket, and a GET through it. */
+/* The client side of the fetch helper (fetch.h): connecting to its socket, starting it when there is none,
+ * and a GET through it. No libcurl here: the daemon and its workers do not load it (fetch-serve.c is linked
+ * into opbackup-fetch only). */
 
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <signal.h>
+#include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
+#include "build-config.h"
 #include "fetch.h"
 #include "util.h"
 
+extern char **environ;
+
 /* What the helper may take beyond the transfer's own time limit (its start by systemd, DNS). */
 #define FETCH_SLACK_MS 15000
+
+void fetch_response_done(FetchResponse *r) {
+        free(r->body);
+        free(r->effective_url);
+        free(r->error);
+        *r = (FetchResponse) {};
+}
+
+static bool is_http_url(const char *url) {
+        return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
+static bool has_control_chars(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+int fetch_request_check(const FetchRequest *req, char **ret_error) {
+        const char *why = NULL;
+
+        *ret_error = NULL;
+        if (!req->url || !is_http_url(req->url))
+                why = "only http:// and https:// URLs can be fetched";
+        else if (strlen(req->url) > FETCH_URL_MAX || has_control_chars(req->url) || strchr(req->url, ' '))
+                why = "the URL is too long or contains spaces or control characters";
+        else if (strv_length(req->headers) > FETCH_HEADERS_MAX)
+                why = "too many headers";
+        else if (req->max_size == 0 || req->max_size > FETCH_SIZE_MAX)
+                why = "the size limit is out of range";
+        else if (req->timeout_sec == 0 || req->timeout_sec > FETCH_TIMEOUT_SEC_MAX)
+                why = "the time limit is out of range";
+        STRV_FOREACH(h, req->headers) {
+                const char *colon = strchr(*h, ':');
+
+                /* A CR or LF would let a header smuggle in more of the request. */
+                if (!why && (strlen(*h) > FETCH_HEADER_MAX || has_control_chars(*h) || !colon || colon == *h))
+                        why = "a header is not \"Name: value\" on one line";
+        }
+        if (!why)
+                return 0;
+        *ret_error = strdup(why);
+        return -EINVAL;
+}
 
 const char *fetch_helper_socket_path(void) {
         const char *p = getenv("OPBACKUP_FETCH_SOCKET");
@@ -159,17 +213,18 @@ static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchRe
         }
 }
 
-int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
+/* A GET over a connection to a helper; *ret_complete: the answer was read to its end. */
+static int get_through(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret, bool *ret_complete) {
         bool complete = false;
         int r;
 
-        if (helper_fd < 0)
-                return fetch_perform(req, out_fd, ret);
-
+        *ret_complete = false;
         *ret = (FetchResponse) {};
         r = fetch_request_check(req, &ret->error);
-        if (r < 0)
+        if (r < 0) {
+                *ret_complete = true;   /* nothing was sent */
                 return r;
+        }
         r = send_request(helper_fd, req);
         if (r >= 0)
                 r = receive_response(helper_fd, req, out_fd, ret, &complete);
@@ -178,6 +233,7 @@ int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse 
          * that later requests over it fail at once (-EPIPE). */
         if (!complete)
                 (void) shutdown(helper_fd, SHUT_RDWR);
+        *ret_complete = complete;
         if (r < 0) {
                 free(ret->body);
                 ret->body = NULL;
@@ -197,4 +253,121 @@ int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse 
         if (isempty(ret->effective_url) && free_and_strdup(&ret->effective_url, req->url) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+const char *fetch_helper_binary_path(void) {
+        const char *p = getenv("OPBACKUP_FETCH");
+
+        return isempty(p) ? OPBACKUP_FETCH_PATH : p;
+}
+
+/* In the child: the helper on the socket as its standard input, as systemd-less opbackup-fetch serves it.
+ * Only async-signal-safe calls (the worker may have threads). An exec that fails writes its errno to
+ * err_fd (close-on-exec: a successful exec closes it without a word). */
+_Noreturn static void helper_child(pid_t parent, int sock, int err_fd, const char *path) {
+        char *argv[] = { (char *) path, NULL };
+        sigset_t none;
+        int e;
+
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+                (void) signal(sig, SIG_DFL);
+        /* The helper must not outlive the worker that asks (a job canceled hard). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127);
+        if (err_fd < 3 && (err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                _exit(127);
+        if (dup2(sock, STDIN_FILENO) < 0) {
+                e = errno;
+                goto fail;
+        }
+        /* Nothing of the worker's but the connection and standard output and error. */
+        if ((err_fd > 3 && close_range(3, (unsigned) err_fd - 1, 0) < 0) ||
+            close_range((unsigned) err_fd + 1, ~0U, 0) < 0)
+                for (int fd = 3; fd < 65536; fd++)
+                        if (fd != err_fd)
+                                (void) close(fd);
+        execve(path, argv, environ);
+        e = errno;
+fail:
+        (void) !write(err_fd, &e, sizeof(e));
+        _exit(127);
+}
+
+/* Starts opbackup-fetch as a child of this process (so as its user) on one end of a socketpair;
+ * *ret_fd: the other end. */
+static int helper_spawn(int *ret_fd, pid_t *ret_pid, char **ret_error) {
+        const char *path = fetch_helper_binary_path();
+        _cleanup_close_ int sock = -1, err_r = -1;
+        int sv[2], p[2], e = 0;
+        pid_t parent = getpid(), pid;
+        ssize_t n;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                goto fail_errno;
+        sock = sv[0];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                close(sv[1]);
+                goto fail_errno;
+        }
+        err_r = p[0];
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                close(sv[1]);
+                close(p[1]);
+                goto fail_errno;
+        }
+        if (pid == 0)
+                helper_child(parent, sv[1], p[1], path);
+        close(sv[1]);
+        close(p[1]);
+        do
+                n = read(err_r, &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t) sizeof(e) && e > 0) {
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                if (asprintf(ret_error, "Cannot start the fetch helper %s: %s", path, strerror(e)) < 0)
+                        *ret_error = NULL;
+                return -e;
+        }
+        *ret_fd = TAKE_FD(sock);
+        *ret_pid = pid;
+        return 0;
+
+fail_errno:
+        e = errno;
+        if (asprintf(ret_error, "Cannot start the fetch helper %s: %s", path, strerror(e)) < 0)
+                *ret_error = NULL;
+        return -e;
+}
+
+int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
+        bool complete;
+        pid_t pid = -1;
+        int fd = -1, r;
+
+        if (helper_fd >= 0)
+                return get_through(helper_fd, req, out_fd, ret, &complete);
+
+        /* No helper socket: start the helper for this request, as this process's user. libcurl is loaded
+         * there, never here. */
+        *ret = (FetchResponse) {};
+        r = fetch_request_check(req, &ret->error);
+        if (r < 0)
+                return r;
+        r = helper_spawn(&fd, &pid, &ret->error);
+        if (r < 0)
+                return r;
+        r = get_through(fd, req, out_fd, ret, &complete);
+        close(fd);
+        /* At a complete answer the helper ends by itself at the end of its connection; else it may still be
+         * busy with the transfer nobody waits for. */
+        if (!complete)
+                (void) kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        return r;
 }

@@ -6,7 +6,6 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
-#include <strings.h>
 
 #include "build-config.h"
 #include "fetch.h"
@@ -36,51 +35,6 @@ struct Transfer {
         fetch_body_fn on_body;
         void *userdata;
 };
-
-void fetch_response_done(FetchResponse *r) {
-        free(r->body);
-        free(r->effective_url);
-        free(r->error);
-        *r = (FetchResponse) {};
-}
-
-static bool is_http_url(const char *url) {
-        return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
-}
-
-static bool has_control_chars(const char *s) {
-        for (; *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        return true;
-        return false;
-}
-
-int fetch_request_check(const FetchRequest *req, char **ret_error) {
-        const char *why = NULL;
-
-        *ret_error = NULL;
-        if (!req->url || !is_http_url(req->url))
-                why = "only http:// and https:// URLs can be fetched";
-        else if (strlen(req->url) > FETCH_URL_MAX || has_control_chars(req->url) || strchr(req->url, ' '))
-                why = "the URL is too long or contains spaces or control characters";
-        else if (strv_length(req->headers) > FETCH_HEADERS_MAX)
-                why = "too many headers";
-        else if (req->max_size == 0 || req->max_size > FETCH_SIZE_MAX)
-                why = "the size limit is out of range";
-        else if (req->timeout_sec == 0 || req->timeout_sec > FETCH_TIMEOUT_SEC_MAX)
-                why = "the time limit is out of range";
-        STRV_FOREACH(h, req->headers) {
-                const char *colon = strchr(*h, ':');
-
-                /* A CR or LF would let a header smuggle in more of the request. */
-                if (!why && (strlen(*h) > FETCH_HEADER_MAX || has_control_chars(*h) || !colon || colon == *h))
-                        why = "a header is not \"Name: value\" on one line";
-        }
-        if (!why)
-                return 0;
-        *ret_error = strdup(why);
-        return -EINVAL;
-}
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         Transfer *t = userdata;

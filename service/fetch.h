@@ -11,8 +11,10 @@
  * it prints; a restore's plugin repository and archives) is done by opbackup-fetch, a helper started by
  * systemd for each connection to its socket (opbackup-fetch.socket, root only) as a dynamic user that can
  * do nothing but talk HTTP. The daemon connects before it forks a worker and hands the connection down;
- * the worker, already the instance user, sends requests over it. Without the helper (no systemd, a daemon
- * started by hand, tests) the worker does the request itself, as the instance user.
+ * the worker, already the instance user, sends requests over it. Without the helper's socket (no systemd, a
+ * daemon started by hand, tests) the worker starts opbackup-fetch itself, as the instance user, on one end of
+ * a socketpair (its standard input), and talks the same protocol with it: libcurl and the libraries it
+ * pulls in are loaded only by opbackup-fetch, never by opbackupd or its workers.
  *
  * Over the connection: frames of one type byte, a 32-bit big-endian length and that many bytes.
  *   'Q' {"url": s, "headers": [s], "max_size": n, "timeout_sec": n}     request (client → helper)
@@ -56,13 +58,16 @@ void fetch_response_done(FetchResponse *r);
 /* Checks a request the way the helper does: 0, or -EINVAL with *ret_error saying what is wrong. */
 int fetch_request_check(const FetchRequest *req, char **ret_error);
 
-/* Does the request in this process, with libcurl. The body goes to out_fd (>= 0) or into ret->body.
+/* Does the request in this process, with libcurl (fetch-serve.c: linked into opbackup-fetch and the tests
+ * only, not into opbackupd). The body goes to out_fd (>= 0) or into ret->body.
  * Returns 0 when there is an answer (any status) and fills *ret; on failure a negative errno (-EFBIG
  * too large, -ETIMEDOUT, -ECANCELED, -EIO, errors writing to out_fd) and ret->error. */
 int fetch_perform(const FetchRequest *req, int out_fd, FetchResponse *ret);
 
-/* Does the request through the helper connected to helper_fd, or in this process (fetch_perform) when
- * helper_fd < 0. Same results as fetch_perform(); -EPIPE/-EPROTO when the helper breaks off. A failure
+/* Does the request through the helper connected to helper_fd, or, when helper_fd < 0, through an
+ * opbackup-fetch started for it as a child of this process (fetch_helper_binary_path(); the errno of the exec
+ * and "Cannot start the fetch helper ..." when that fails). Same results as fetch_perform(); -EPIPE/-EPROTO
+ * when the helper breaks off. A failure
  * other than one the helper reported (ret->error from the transfer itself: -EFBIG, -ETIMEDOUT, -EIO) leaves
  * part of an answer unread: the connection is then shut down, and every later request over it fails with
  * -EPIPE. Writes to the helper never raise SIGPIPE. */
@@ -75,6 +80,8 @@ int fetch_serve(int fd);
  * -ENOENT/-ECONNREFUSED when no helper listens there: then the caller fetches itself. */
 int fetch_helper_connect(const char *socket_path, int *ret_fd);
 const char *fetch_helper_socket_path(void);
+/* The helper to start when there is no socket: $OPBACKUP_FETCH, else the installed one. */
+const char *fetch_helper_binary_path(void);
 
 /* Frames (fetch-frame.c). Reading waits at most timeout_ms for each frame (-ETIMEDOUT), returns -EPIPE
  * at a clean end of the stream before a frame, -EPROTO for a broken one; *ret_data is NUL-terminated. */

@@ -2,7 +2,8 @@
 
 /* opbackup-fetch: does HTTP GETs for opbackupd, which has no network of its own. Started by systemd for
  * each connection to opbackup-fetch.socket (Accept=yes) as a dynamic user with nothing but network
- * access; see fetch.h for what goes over the connection. */
+ * access; without that socket, a worker of opbackupd starts it itself, as the instance user, on a socketpair
+ * as standard input. See fetch.h for what goes over the connection. */
 
 #include <curl/curl.h>
 #include <getopt.h>

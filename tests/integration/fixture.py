@@ -9,8 +9,9 @@
 # D-Bus calls as a user go through busclient.py (Debian package python3-dbus), because busctl prints only
 # the message of an error, never its name, and gdbus cannot pass file descriptors. See busclient.py.
 #
-# Environment: OPBACKUPD, OPBACKUPCTL (the binaries), OPBACKUP_SOURCE_ROOT (the source tree); without them
-# the fixture falls back to SOURCE/build/... for manual runs. OPBACKUP_TEST_KEEP=1 keeps the temp dir.
+# Environment: OPBACKUPD, OPBACKUPCTL, OPBACKUP_FETCH (the binaries), OPBACKUP_SOURCE_ROOT (the source tree);
+# without them the fixture falls back to SOURCE/build/... for manual runs. OPBACKUP_TEST_KEEP=1 keeps the
+# temp dir.
 
 import ctypes
 import grp
@@ -30,6 +31,7 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("OPBACKUP_SOURCE_ROOT") or os.path.normpath(os.path.join(HERE, "..", ".."))
 OPBACKUPD = os.environ.get("OPBACKUPD") or os.path.join(SOURCE_ROOT, "build", "service", "opbackupd")
+OPBACKUP_FETCH = os.environ.get("OPBACKUP_FETCH") or os.path.join(SOURCE_ROOT, "build", "service", "opbackup-fetch")
 OPBACKUPCTL = os.environ.get("OPBACKUPCTL") or os.path.join(SOURCE_ROOT, "build", "client", "opbackupctl")
 PYTHON = "/usr/bin/python3"     # the python3 first on PATH may be a per-user shim other users cannot run
 BUSCLIENT = os.path.join(HERE, "busclient.py")
@@ -536,6 +538,9 @@ class Fixture:
         def start_daemon(self):
                 # --verbose: the daemon's debug messages end up in the log printed when a test fails.
                 env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "DBUS_SYSTEM_BUS_ADDRESS": self.address}
+                # The opbackup-fetch the workers start when there is no helper socket (the built one, not
+                # the installed one); the workers inherit the daemon's environment.
+                env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
                         raise RuntimeError(f"{OPBACKUPD} is not there: build first or set OPBACKUPD")

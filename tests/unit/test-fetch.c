@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* HTTP GETs in this process and through the fetch helper's protocol (fetch.h), against a small HTTP
- * server on 127.0.0.1 run by a child: statuses, bodies, the size limit, headers, redirects (followed
- * only without headers, so an API key never leaves for another host), and requests the helper refuses. */
+/* HTTP GETs in this process (fetch_perform), through the fetch helper's protocol (fetch.h) to a helper on a
+ * socket, and through an opbackup-fetch that fetch_get() starts itself when there is no socket
+ * ($OPBACKUP_FETCH), against a small HTTP server on 127.0.0.1 run by a child, with the same results each
+ * way: statuses, bodies, the size limit, headers, redirects (followed only without headers, so an API key
+ * never leaves for another host), and requests the helper refuses. */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +16,12 @@
 
 static int port;
 static pid_t server_pid;
+/* helper_fd -1: fetch_perform() in this process if set, else fetch_get() with the helper it starts. */
+static bool in_process;
+
+static int do_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse *ret) {
+        return helper_fd < 0 && in_process ? fetch_perform(req, out_fd, ret) : fetch_get(helper_fd, req, out_fd, ret);
+}
 
 static void answer(int c, const char *request) {
         char head[512];
@@ -101,7 +109,7 @@ static void get(int helper_fd, const char *path, char *const *headers, uint64_t 
         _cleanup_free_ char *u = url(path);
         _cleanup_(fetch_response_done) FetchResponse resp = {};
         FetchRequest req = { .url = u, .headers = headers, .max_size = max_size, .timeout_sec = 10 };
-        int r = fetch_get(helper_fd, &req, -1, &resp);
+        int r = do_get(helper_fd, &req, -1, &resp);
 
         /* The same errno in this process and through the helper. */
         if (r != want_r)
@@ -148,7 +156,7 @@ static void streamed(int helper_fd) {
 
         ASSERT_TRUE(fd >= 0);
         unlink(path);
-        ASSERT_EQ(fetch_get(helper_fd, &req, fd, &resp), 0);
+        ASSERT_EQ(do_get(helper_fd, &req, fd, &resp), 0);
         ASSERT_EQ(resp.status, 200);
         ASSERT_NULL(resp.body);
         ASSERT_EQ(resp.size, 5);
@@ -159,14 +167,41 @@ static void streamed(int helper_fd) {
 
         req = (FetchRequest) { .url = big, .max_size = 64 * 1024 * 1024, .timeout_sec = 10,
                                .progress = stop_at_once, .userdata = &calls };
-        ASSERT_EQ(fetch_get(helper_fd, &req, -1, &canceled), -ECANCELED);
+        ASSERT_EQ(do_get(helper_fd, &req, -1, &canceled), -ECANCELED);
         ASSERT_STREQ(canceled.error, "Canceled");
         ASSERT_TRUE(calls >= 1);
 }
 
 static void test_in_process(void) {
+        in_process = true;
         requests(-1);
         streamed(-1);
+        in_process = false;
+}
+
+/* No helper socket: fetch_get() starts opbackup-fetch for each request, and the answers are the same. */
+static void test_self_started_helper(void) {
+        _cleanup_(fetch_response_done) FetchResponse resp = {};
+        FetchRequest req = { .url = "http://127.0.0.1:1/", .max_size = 10, .timeout_sec = 5 };
+        const char *helper = getenv("OPBACKUP_FETCH");
+        _cleanup_free_ char *saved = NULL;
+
+        if (!helper) {
+                fprintf(stderr, "OPBACKUP_FETCH is not set: not testing the self-started helper\n");
+                return;
+        }
+        requests(-1);
+        streamed(-1);
+        /* No child is left behind, also after a canceled transfer. */
+        ASSERT_TRUE(waitpid(-1, NULL, WNOHANG) <= 0);
+
+        /* A helper that cannot be started: its errno, and a word saying which. */
+        ASSERT_NOT_NULL(saved = strdup(helper));
+        ASSERT_EQ(setenv("OPBACKUP_FETCH", "/nonexistent/opbackup-fetch", 1), 0);
+        ASSERT_EQ(fetch_get(-1, &req, -1, &resp), -ENOENT);
+        ASSERT_CONTAINS(resp.error, "Cannot start the fetch helper /nonexistent/opbackup-fetch");
+        ASSERT_NULL(resp.body);
+        ASSERT_EQ(setenv("OPBACKUP_FETCH", saved, 1), 0);
 }
 
 static void test_through_helper(void) {
@@ -242,6 +277,7 @@ static void test_unreachable(void) {
 int main(void) {
         start_server();
         RUN(test_in_process);
+        RUN(test_self_started_helper);
         RUN(test_through_helper);
         RUN(test_refused);
         RUN(test_unreachable);
