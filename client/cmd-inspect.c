@@ -23,31 +23,7 @@ static void help(void) {
 }
 
 static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        enum { ARG_JSON = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, ARG_JSON },
-                {}
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (argc - optind != 1) {
-                fprintf(stderr, "inspect needs exactly one backup NAME or FILE.\n");
-                return -EXIT_USAGE;
-        }
-        return 1;
+        return ctl_parse_json_only(ctl, argc, argv, help, 1, "inspect needs exactly one backup NAME or FILE.");
 }
 
 /* A descriptor of the zip: the local file, or the service's. Returns an exit code. */

@@ -37,31 +37,7 @@ static void help(void) {
 }
 
 static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        enum { ARG_JSON = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, ARG_JSON },
-                {}
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (optind < argc) {
-                fprintf(stderr, "jobs takes no arguments (unexpected '%s').\n", argv[optind]);
-                return -EXIT_USAGE;
-        }
-        return 1;
+        return ctl_parse_json_only(ctl, argc, argv, help, 0, NULL);
 }
 
 /* Stage and progress; a job that ended since ListJobs simply has none. */

@@ -61,6 +61,10 @@ void ctl_json_print_line(struct json_object *o);        /* one line, flushed: fo
 const char *format_timestamp(char *buf, size_t size, int64_t usec);      /* local "YYYY-mm-dd HH:MM:SS" */
 const char *format_timestamp_iso(char *buf, size_t size, int64_t usec);  /* local ISO 8601 with offset */
 int parse_uint32(const char *s, uint32_t *ret);
+
+/* The options of a command that has only --json and --help, and n_args arguments after them (else
+ * wrong_count is printed; NULL: "COMMAND takes no arguments"). 1: go on, 0: help was shown, <0: -exit code. */
+int ctl_parse_json_only(Ctl *ctl, int argc, char *argv[], void (*help)(void), int n_args, const char *wrong_count);
 /* A progress bar on stderr: a terminal, and not -q. */
 bool ctl_show_progress(const Ctl *ctl);
 

@@ -2,6 +2,7 @@
 
 /* What several commands print the same way: JSON documents, timestamps, numbers from the command line. */
 
+#include <getopt.h>
 #include <json-c/json.h>
 #include <time.h>
 
@@ -65,4 +66,34 @@ int parse_uint32(const char *s, uint32_t *ret) {
 
 bool ctl_show_progress(const Ctl *ctl) {
         return !ctl->quiet && isatty(STDERR_FILENO);
+}
+
+int ctl_parse_json_only(Ctl *ctl, int argc, char *argv[], void (*help)(void), int n_args, const char *wrong_count) {
+        enum { ARG_JSON = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, ARG_JSON },
+                {}
+        };
+        int c;
+
+        optind = 0;     /* a full re-initialization: main() used getopt already */
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_JSON:
+                        ctl->json = true;
+                        break;
+                default:
+                        return -EXIT_USAGE;
+                }
+        if (argc - optind == n_args)
+                return 1;
+        if (wrong_count)
+                fprintf(stderr, "%s\n", wrong_count);
+        else
+                fprintf(stderr, "%s takes no arguments (unexpected '%s').\n", argv[0], argv[optind]);
+        return -EXIT_USAGE;
 }
