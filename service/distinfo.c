@@ -156,6 +156,10 @@ static int octoprint_version_of(int sp_fd, const char *dist_info, char **ret) {
         int r;
 
         r = read_file_at(sp_fd, dist_info, "METADATA", &metadata);
+        /* Plugins installed by older pips with "setup.py install" left *.egg-info folders, whose
+         * metadata file is PKG-INFO, in the same format. */
+        if (r < 0 && r != -ENOMEM && endswith(dist_info, ".egg-info"))
+                r = read_file_at(sp_fd, dist_info, "PKG-INFO", &metadata);
         if (r == -ENOMEM)
                 return r;
         if (r >= 0)
@@ -340,6 +344,10 @@ static int scan_dist_info(int sp_fd, const char *dist_info, char *const *bundled
                 return 0;
 
         r = read_file_at(sp_fd, dist_info, "METADATA", &metadata);
+        /* Plugins installed by older pips with "setup.py install" left *.egg-info folders, whose
+         * metadata file is PKG-INFO, in the same format. */
+        if (r < 0 && r != -ENOMEM && endswith(dist_info, ".egg-info"))
+                r = read_file_at(sp_fd, dist_info, "PKG-INFO", &metadata);
         if (r == -ENOMEM)
                 return r;
         if (r >= 0) {
@@ -409,7 +417,8 @@ int distinfo_plugin_list(int site_packages_fd, char *const *bundled, PluginInfo 
                         r = -E2BIG;
                         break;
                 }
-                if (!endswith(de->d_name, ".dist-info") || de->d_name[0] == '.')
+                if ((!endswith(de->d_name, ".dist-info") && !endswith(de->d_name, ".egg-info")) ||
+                    de->d_name[0] == '.')
                         continue;
                 dists++;
                 if (is_octoprint_dist_info(de->d_name))

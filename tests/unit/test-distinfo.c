@@ -171,6 +171,36 @@ static void test_plugin_list(void) {
         rm_rf(dir);
 }
 
+/* Plugins installed by older pips ("setup.py install") have *.egg-info folders with PKG-INFO. */
+static void test_egg_info(void) {
+        _cleanup_free_ char *dir = make_tempdir();
+        _cleanup_close_ int fd = -1;
+        PluginInfo *p = NULL;
+        size_t n = 0;
+
+        make_dir(dir, SP "OctoPrint_Legacy-0.3-py3.11.egg-info");
+        write_file(dir, SP "OctoPrint_Legacy-0.3-py3.11.egg-info/PKG-INFO",
+                   "Metadata-Version: 1.0\nName: OctoPrint-Legacy\nVersion: 0.3\nHome-page: https://example.org/legacy\n");
+        write_file(dir, SP "OctoPrint_Legacy-0.3-py3.11.egg-info/entry_points.txt",
+                   "[octoprint.plugin]\nlegacy = octoprint_legacy\n");
+        /* OctoPrint itself installed the old way: its entry points are still not plugins to list. */
+        make_dir(dir, SP "OctoPrint-1.11.8-py3.11.egg-info");
+        write_file(dir, SP "OctoPrint-1.11.8-py3.11.egg-info/PKG-INFO", "Name: OctoPrint\nVersion: 1.11.8\n");
+        write_file(dir, SP "OctoPrint-1.11.8-py3.11.egg-info/entry_points.txt",
+                   "[octoprint.plugin]\ncore = octoprint.plugins.core\n");
+        /* distutils wrote a single egg-info *file*: nothing to read there. */
+        write_file(dir, SP "oldthing-1.0-py3.11.egg-info", "Name: oldthing\n");
+
+        fd = open_sp(dir, NULL);
+        ASSERT_EQ(distinfo_plugin_list(fd, NULL, &p, &n), 0);
+        ASSERT_EQ(n, 1);
+        ASSERT_STREQ(p[0].key, "legacy");
+        ASSERT_STREQ(p[0].name, "OctoPrint-Legacy");
+        ASSERT_STREQ(p[0].url, "https://example.org/legacy");
+        plugin_info_array_free(p, n);
+        rm_rf(dir);
+}
+
 static void test_empty_list(void) {
         _cleanup_free_ char *json = plugin_list_to_json(NULL, 0);
         PluginInfo bad = { .key = (char *) "k", .name = (char *) "\xff", .url = NULL };
@@ -187,6 +217,7 @@ int main(void) {
         RUN(test_octoprint_version_from_folder_name);
         RUN(test_octoprint_not_installed);
         RUN(test_plugin_list);
+        RUN(test_egg_info);
         RUN(test_empty_list);
         return 0;
 }
