@@ -109,3 +109,26 @@ int ctl_instance_path(Ctl *ctl, char **ret_path) {
         *ret_path = strdup(path);
         return *ret_path ? 0 : ctl_report_error("GetInstance", NULL, -ENOMEM);
 }
+
+int ctl_read_dict(sd_bus_message *m, ctl_dict_entry_fn fn, void *userdata) {
+        const char *key, *contents;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(m, NULL, &contents);
+                if (r >= 0)
+                        r = fn(m, key, contents, userdata);
+                if (r == 0)
+                        r = sd_bus_message_skip(m, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}

@@ -131,40 +131,35 @@ static int on_backup_created(sd_bus_message *m, void *userdata, sd_bus_error *re
         return 0;
 }
 
-static int read_details(sd_bus_message *m, char **ret_name, char **ret_path, uint64_t *ret_size) {
-        const char *key, *contents, *s;
+typedef struct Details {
+        char *name, *path;
+        uint64_t size;
+} Details;
+
+static int detail(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        Details *d = userdata;
+        const char *s;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if ((streq(key, "name") || streq(key, "path")) && streq(contents, "s")) {
+                r = sd_bus_message_read(m, "v", "s", &s);
                 if (r < 0)
                         return r;
-                if (streq(key, "name") && streq(contents, "s")) {
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        if (r >= 0 && free_and_strdup(ret_name, s) < 0)
-                                r = -ENOMEM;
-                } else if (streq(key, "path") && streq(contents, "s")) {
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        if (r >= 0 && free_and_strdup(ret_path, s) < 0)
-                                r = -ENOMEM;
-                } else if (streq(key, "size") && streq(contents, "t"))
-                        r = sd_bus_message_read(m, "v", "t", ret_size);
-                else
-                        r = sd_bus_message_skip(m, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
+                return free_and_strdup(streq(key, "name") ? &d->name : &d->path, s) < 0 ? -ENOMEM : 1;
         }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+        if (streq(key, "size") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &d->size);
+        return 0;
+}
+
+static int read_details(sd_bus_message *m, char **ret_name, char **ret_path, uint64_t *ret_size) {
+        Details d = { .name = *ret_name, .path = *ret_path, .size = *ret_size };
+        int r = ctl_read_dict(m, detail, &d);
+
+        *ret_name = d.name;
+        *ret_path = d.path;
+        *ret_size = d.size;
+        return r;
 }
 
 static json_object *strv_to_json(char *const *l) {

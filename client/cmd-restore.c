@@ -190,35 +190,26 @@ static int read_unknown(sd_bus_message *m, json_object *into) {
         return r;
 }
 
-static int read_details(sd_bus_message *m, json_object *into) {
-        const char *key;
+static int restore_detail(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        json_object *into = userdata;
         int r;
 
+        if (streq(key, "unknown-plugins"))
+                r = read_unknown(m, into);
+        else if (streq(key, "installed-plugins"))
+                r = read_strv_variant(m, into, "installed_plugins");
+        else if (streq(key, "failed-plugins"))
+                r = read_strv_variant(m, into, "failed_plugins");
+        else
+                return 0;
+        return r < 0 ? r : 1;
+}
+
+static int read_details(sd_bus_message *m, json_object *into) {
         json_object_object_add(into, "unknown_plugins", json_object_new_array());
         json_object_object_add(into, "installed_plugins", json_object_new_array());
         json_object_object_add(into, "failed_plugins", json_object_new_array());
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (streq(key, "unknown-plugins"))
-                        r = read_unknown(m, into);
-                else if (streq(key, "installed-plugins"))
-                        r = read_strv_variant(m, into, "installed_plugins");
-                else if (streq(key, "failed-plugins"))
-                        r = read_strv_variant(m, into, "failed_plugins");
-                else
-                        r = sd_bus_message_skip(m, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        return ctl_read_dict(m, restore_detail, into);
 }
 
 static void print_result(json_object *o) {

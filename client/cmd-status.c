@@ -25,7 +25,8 @@ static void instance_props_done(InstanceProps *p) {
         free(p->restore_unsupported_reason);
 }
 
-static int read_props(sd_bus_message *reply, InstanceProps *p) {
+static int instance_prop(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        InstanceProps *p = userdata;
         const struct {
                 const char *name;
                 char **target;
@@ -38,45 +39,25 @@ static int read_props(sd_bus_message *reply, InstanceProps *p) {
                 { "UnusableReason", &p->unusable_reason },
                 { "RestoreUnsupportedReason", &p->restore_unsupported_reason },
         };
+        const char *s;
         int r;
 
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key, *contents, *s;
-                bool done = false;
+        for (size_t k = 0; k < ELEMENTSOF(strings); k++)
+                if (streq(key, strings[k].name) && streq(contents, "s")) {
+                        r = sd_bus_message_read(m, "v", "s", &s);
+                        return r < 0 ? r : free_and_strdup(strings[k].target, s) < 0 ? -ENOMEM : 1;
+                }
+        if (streq(key, "Usable") && streq(contents, "b"))
+                return sd_bus_message_read(m, "v", "b", &p->usable);
+        if (streq(key, "RestoreSupported") && streq(contents, "b"))
+                return sd_bus_message_read(m, "v", "b", &p->restore_supported);
+        if (streq(key, "FreeSpace") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &p->free_space);
+        return 0;
+}
 
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(reply, NULL, &contents);
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < ELEMENTSOF(strings); k++)
-                        if (streq(key, strings[k].name) && streq(contents, "s")) {
-                                r = sd_bus_message_read(reply, "v", "s", &s);
-                                if (r < 0 || free_and_strdup(strings[k].target, s) < 0)
-                                        return r < 0 ? r : -ENOMEM;
-                                done = true;
-                        }
-                if (!done && streq(key, "Usable") && streq(contents, "b"))
-                        r = sd_bus_message_read(reply, "v", "b", &p->usable), done = true;
-                else if (!done && streq(key, "RestoreSupported") && streq(contents, "b"))
-                        r = sd_bus_message_read(reply, "v", "b", &p->restore_supported), done = true;
-                else if (!done && streq(key, "FreeSpace") && streq(contents, "t"))
-                        r = sd_bus_message_read(reply, "v", "t", &p->free_space), done = true;
-                if (!done)
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(reply);
+static int read_props(sd_bus_message *reply, InstanceProps *p) {
+        return ctl_read_dict(reply, instance_prop, p);
 }
 
 static int get_instance_props(Ctl *ctl, const char *path, InstanceProps *p) {

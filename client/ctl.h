@@ -48,6 +48,11 @@ int ctl_call(Ctl *ctl, const char *path, const char *interface, const char *memb
  * default, longer when polkit may ask for a password. */
 int ctl_call_message(Ctl *ctl, sd_bus_message *m, uint64_t timeout_usec, sd_bus_message **ret_reply);
 
+/* Walks the a{sv} at m's read position: fn gets each key and its variant's signature and either reads
+ * the variant (returns 1) or leaves it to be skipped (returns 0); negative stops the walk. */
+typedef int (*ctl_dict_entry_fn)(sd_bus_message *m, const char *key, const char *contents, void *userdata);
+int ctl_read_dict(sd_bus_message *m, ctl_dict_entry_fn fn, void *userdata);
+
 /* The object path of -i INSTANCE (or the only instance). */
 int ctl_instance_path(Ctl *ctl, char **ret_path);
 

@@ -107,41 +107,26 @@ static void bar_draw(JobWatch *w) {
 }
 
 /* Reads the a{sv} of GetAll or PropertiesChanged into what the bar shows. */
-static int read_job_properties(JobWatch *w, sd_bus_message *m) {
-        const char *key, *contents;
+static int job_property(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        JobWatch *w = userdata;
+        const char *s;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(m, NULL, &contents);
-                if (r < 0)
-                        return r;
-                if (streq(key, "Stage") && streq(contents, "s")) {
-                        const char *s;
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        if (r >= 0 && free_and_strdup(&w->stage, s) < 0)
-                                r = -ENOMEM;
-                } else if (streq(key, "Progress") && streq(contents, "d"))
-                        r = sd_bus_message_read(m, "v", "d", &w->progress);
-                else if (streq(key, "BytesDone") && streq(contents, "t"))
-                        r = sd_bus_message_read(m, "v", "t", &w->bytes_done);
-                else if (streq(key, "BytesTotal") && streq(contents, "t"))
-                        r = sd_bus_message_read(m, "v", "t", &w->bytes_total);
-                else
-                        r = sd_bus_message_skip(m, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
+        if (streq(key, "Stage") && streq(contents, "s")) {
+                r = sd_bus_message_read(m, "v", "s", &s);
+                return r < 0 ? r : free_and_strdup(&w->stage, s) < 0 ? -ENOMEM : 1;
         }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+        if (streq(key, "Progress") && streq(contents, "d"))
+                return sd_bus_message_read(m, "v", "d", &w->progress);
+        if (streq(key, "BytesDone") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &w->bytes_done);
+        if (streq(key, "BytesTotal") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &w->bytes_total);
+        return 0;
+}
+
+static int read_job_properties(JobWatch *w, sd_bus_message *m) {
+        return ctl_read_dict(m, job_property, w);
 }
 
 /* ---- Signal handlers ---- */
