@@ -115,7 +115,9 @@ def proc_stat_ticks(pid):
 
 
 class MemorySampler:
-        """Peak RSS (VmHWM, kB) of the daemon and of each worker it forks, sampled every 5 ms."""
+        """Peak RSS (VmHWM, kB) of the daemon and of each worker it forks, sampled every 20 ms. VmHWM is the
+        kernel's own high-water mark, so sampling only has to catch each worker before it exits; the sampler
+        must stay cheap, since it competes for the CPU with the (idle-priority) workers it watches."""
 
         WORKERS = ("opbackup-backup", "opbackup-restor")    # comm: 15 characters at most
 
@@ -139,7 +141,7 @@ class MemorySampler:
                                         w_rss += bt.status_field(pid, "VmRSS") or 0
                         self.daemon_peak = max(self.daemon_peak, d_hwm)
                         self.both_peak = max(self.both_peak, d_rss + w_rss)
-                        self._stop.wait(0.005)
+                        self._stop.wait(0.02)
 
         def __enter__(self):
                 self._thread.start()
