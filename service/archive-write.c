@@ -28,6 +28,7 @@ struct ArchiveWriter {
 
         /* File entries are read and deflated by the pool, in the order libzip writes them. */
         DeflatePool *pool;
+        ReuseSource *reuse;              /* the previous backup, or NULL */
         PoolFile *files;
         size_t n_files, n_files_allocated;
         uint8_t *trial_buf;
@@ -469,7 +470,8 @@ int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *da
 }
 
 int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
-        bool store = should_store(w, e);
+        ReuseEntry reuse = { .index = -1 };
+        bool store;
         zip_source_t *src;
         zip_int64_t idx;
         FileSource *s;
@@ -483,6 +485,10 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
                 w->files = f;
                 w->n_files_allocated = n;
         }
+        /* What the previous backup deflated is not stored now: its data is likely what this file holds. */
+        if (w->level == 0 || e->size < REUSE_MIN_SIZE || !reuse_source_find(w->reuse, e->name, e->size, &reuse))
+                reuse.index = -1;
+        store = reuse.index < 0 && should_store(w, e);
         s = calloc(1, sizeof(FileSource));
         if (!s)
                 return -ENOMEM;
@@ -503,7 +509,7 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
                 }
                 return -ENOMEM;
         }
-        w->files[w->n_files++] = (PoolFile) { .path = e->path, .size = e->size, .store = store };
+        w->files[w->n_files++] = (PoolFile) { .path = e->path, .size = e->size, .store = store, .reuse = reuse };
         return set_entry_attributes(w, idx, e->mtime, e->mode, store);
 }
 
@@ -543,6 +549,11 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
                 return -ENOMEM;
         }
 
+        if (w->level > 0 && reuse_source_open(dirfd, name, &w->reuse) < 0) {
+                archive_writer_free(w);
+                return -ENOMEM;
+        }
+
         zip_error_init(&error);
         src = zip_source_function_create(out_callback, w, &error);
         if (src)
@@ -568,6 +579,7 @@ ArchiveWriter *archive_writer_free(ArchiveWriter *w) {
         if (w->zip)
                 zip_discard(w->zip);
         deflate_pool_free(w->pool);      /* after the sources that take chunks from it */
+        reuse_source_free(w->reuse);     /* after the pool's reader */
         free(w->files);
         free(w->trial_buf);
         out_remove(w);
@@ -636,6 +648,22 @@ static int rename_noreplace(int dirfd, const char *from, const char *to) {
         return 0;
 }
 
+static void log_reuse(ArchiveWriter *w) {
+        size_t files, rejected;
+        uint64_t bytes;
+        char sbuf[16];
+
+        if (!w->reuse)
+                return;
+        deflate_pool_reuse_stats(w->pool, &files, &bytes, &rejected);
+        if (files > 0)
+                backup_log(w->cb, LOG_INFO, "Reused the compressed data of %zu unchanged file%s (%s) from %s", files,
+                           files == 1 ? "" : "s", format_bytes(sbuf, sizeof(sbuf), bytes), reuse_source_name(w->reuse));
+        if (rejected > 0)
+                log_debug("%zu files differ from their entries in %s: compressed again", rejected,
+                          reuse_source_name(w->reuse));
+}
+
 int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error) {
         struct stat st;
         int k;
@@ -645,7 +673,7 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
                         *ret_error = strdup("Canceled");
                 return -ECANCELED;
         }
-        k = deflate_pool_start(w->pool, w->files, w->n_files);
+        k = deflate_pool_start(w->pool, w->files, w->n_files, w->reuse);
         if (k < 0) {
                 if (ret_error)
                         (void) asprintf(ret_error, "Cannot start the threads that compress the backup: %s",
@@ -671,6 +699,7 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
                 return failure;
         }
         w->zip = NULL;     /* zip_close() freed it */
+        log_reuse(w);
         if (deflate_pool_join_fallbacks(w->pool) > 0)
                 log_debug("%u chunks of %s could not be joined after deflating: stored instead",
                           deflate_pool_join_fallbacks(w->pool), w->name);

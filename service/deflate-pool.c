@@ -36,6 +36,25 @@ typedef struct Compressor {
         struct libdeflate_compressor *main, *trial;
 } Compressor;
 
+typedef enum CheckState {
+        CHECK_PENDING,
+        CHECK_REUSE,
+        CHECK_REJECTED,
+} CheckState;
+
+typedef struct ReuseCheck {
+        CheckState state;
+        uint32_t crc, raw_crc;  /* the file's, and its compressed data's */
+} ReuseCheck;
+
+typedef struct Verifier {
+        DeflatePool *pool;
+        pthread_t thread;
+        bool started;
+        ReuseReader *reader;
+        uint8_t *buf;
+} Verifier;
+
 struct DeflatePool {
         int level;
         unsigned n_threads, n_slots;
@@ -46,11 +65,20 @@ struct DeflatePool {
 
         const PoolFile *files;
         size_t n_files;
+        /* Reusing the previous backup's data: verifier threads check the candidates ahead of the reader
+         * (checks[], next_check), which then copies the data of those that passed. */
+        ReuseSource *reuse;
+        ReuseCheck *checks;
+        size_t next_check;
+        Verifier *verifiers;
+        ReuseReader *copier;
+        size_t reused_files, reuse_rejected;
+        uint64_t reused_bytes;
         pthread_t reader;
         bool reader_started;
 
         pthread_mutex_t lock;
-        pthread_cond_t have_work, have_done, have_free;
+        pthread_cond_t have_work, have_done, have_free, have_check;
         /* Slot sequence numbers: slots[i % n_slots]. tail <= work <= head <= tail + n_slots. */
         uint64_t head;          /* next to fill (reader) */
         uint64_t work;          /* next to compress */
@@ -179,8 +207,6 @@ static void *compressor_main(void *userdata) {
         return NULL;
 }
 
-/* ---- the reader thread ---- */
-
 static Slot *slot_acquire(DeflatePool *p) {
         Slot *s = NULL;
 
@@ -218,6 +244,148 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t n, uint64_t offset) {
         }
         return (ssize_t) done;
 }
+
+/* ---- reusing the previous backup's data ---- */
+
+#define VERIFY_BUFFER_SIZE (512U * 1024U)
+
+static bool is_candidate(const DeflatePool *p, size_t index) {
+        return p->reuse && p->files[index].reuse.index >= 0 && !p->files[index].store;
+}
+
+/* The CRC-32 of the whole file, if it is still a regular file of the expected size. */
+static bool file_crc(const PoolFile *f, uint8_t *buf, size_t n, uint32_t *ret) {
+        _cleanup_close_ int fd = -1;
+        uint64_t offset = 0;
+        uint32_t crc = 0;
+        struct stat st;
+
+        fd = open_no_symlinks(f->path, 0);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != f->size)
+                return false;
+        while (offset < f->size) {
+                size_t want = (size_t) MIN(f->size - offset, (uint64_t) n);
+                ssize_t got = read_full(fd, buf, want, offset);
+
+                if (got != (ssize_t) want)
+                        return false;
+                crc = (uint32_t) libdeflate_crc32(crc, buf, want);
+                offset += want;
+        }
+        if (f->size >= FADVISE_MIN_SIZE)
+                (void) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        *ret = crc;
+        return true;
+}
+
+static void *verifier_main(void *userdata) {
+        Verifier *v = userdata;
+        DeflatePool *p = v->pool;
+
+        for (;;) {
+                ReuseCheck c = { .state = CHECK_REJECTED };
+                const PoolFile *f;
+                size_t i;
+
+                pthread_mutex_lock(&p->lock);
+                while (p->next_check < p->n_files && !is_candidate(p, p->next_check))
+                        p->next_check++;
+                if (p->stop || p->next_check >= p->n_files) {
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                i = p->next_check++;
+                pthread_mutex_unlock(&p->lock);
+
+                f = &p->files[i];
+                if (file_crc(f, v->buf, VERIFY_BUFFER_SIZE, &c.crc) && c.crc == f->reuse.crc &&
+                    reuse_reader_verify(v->reader, &f->reuse, v->buf, VERIFY_BUFFER_SIZE, &p->stop, &c.raw_crc) > 0)
+                        c.state = CHECK_REUSE;
+
+                pthread_mutex_lock(&p->lock);
+                p->checks[i] = c;
+                if (c.state == CHECK_REJECTED)
+                        p->reuse_rejected++;
+                pthread_cond_broadcast(&p->have_check);
+                pthread_mutex_unlock(&p->lock);
+        }
+        return NULL;
+}
+
+/* The verdict on files[index], once a verifier has it; -1 when the pool is stopping. */
+static int wait_check(DeflatePool *p, size_t index, ReuseCheck *ret) {
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop && p->checks[index].state == CHECK_PENDING)
+                pthread_cond_wait(&p->have_check, &p->lock);
+        if (p->stop)
+                r = -1;
+        else
+                *ret = p->checks[index];
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+/* Hands out the previous backup's deflate data for a file that passed its check. Returns false when the
+ * pool is stopping. */
+static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
+        const PoolFile *f = &p->files[index];
+        const ReuseEntry *e = &f->reuse;
+        uint64_t copied = 0;
+        uint32_t copy_crc = 0;
+        bool last;
+        int k;
+
+        k = reuse_reader_open_raw(p->copier, e);
+        do {
+                Slot *s = slot_acquire(p);
+                PoolStatus status = POOL_OK;
+                ssize_t got = k;
+                int error = 0;
+
+                if (!s) {
+                        reuse_reader_close_raw(p->copier);
+                        return false;
+                }
+                if (k >= 0)
+                        got = reuse_reader_read_raw(p->copier, s->in,
+                                                    (size_t) MIN(e->comp_size - copied, (uint64_t) DEFLATE_POOL_CHUNK));
+                if (got > 0) {
+                        copy_crc = (uint32_t) libdeflate_crc32(copy_crc, s->in, (size_t) got);
+                        copied += (uint64_t) got;
+                }
+                last = got <= 0 || copied == e->comp_size;
+                /* The previous backup changed since it was checked: fail rather than write what was not. */
+                if (got <= 0 || (last && copy_crc != c->raw_crc)) {
+                        status = POOL_FAILED;
+                        error = got < 0 ? (int) got : -EIO;
+                        got = 0;
+                }
+                s->chunk = (PoolChunk) {
+                        .file = index,
+                        .data = s->in,
+                        .size = (size_t) got,
+                        .in_size = last ? f->size : 0,
+                        .crc = last ? c->crc : 0,
+                        .last = last,
+                        .status = status,
+                        .error = error,
+                };
+                if (last && status == POOL_OK) {
+                        /* Counted before the last chunk is handed out: the consumer reads the counts after it. */
+                        pthread_mutex_lock(&p->lock);
+                        p->reused_files++;
+                        p->reused_bytes += f->size;
+                        pthread_mutex_unlock(&p->lock);
+                }
+                slot_publish(p, s, true);
+        } while (!last);
+        reuse_reader_close_raw(p->copier);
+        return true;
+}
+
+/* ---- the reader thread ---- */
 
 /* Returns false when the pool is stopping. */
 static bool read_file(DeflatePool *p, size_t index) {
@@ -279,9 +447,21 @@ static bool read_file(DeflatePool *p, size_t index) {
 static void *reader_main(void *userdata) {
         DeflatePool *p = userdata;
 
-        for (size_t i = 0; i < p->n_files; i++)
+        for (size_t i = 0; i < p->n_files; i++) {
+                ReuseCheck c;
+
+                if (is_candidate(p, i)) {
+                        if (wait_check(p, i, &c) < 0)
+                                break;
+                        if (c.state == CHECK_REUSE) {
+                                if (!copy_reused(p, i, &c))
+                                        break;
+                                continue;
+                        }
+                }
                 if (!read_file(p, i))
                         break;
+        }
         pthread_mutex_lock(&p->lock);
         p->reader_done = true;
         pthread_cond_broadcast(&p->have_done);
@@ -339,6 +519,7 @@ int deflate_pool_new(int level, unsigned threads, DeflatePool **ret) {
         pthread_cond_init(&p->have_work, NULL);
         pthread_cond_init(&p->have_done, NULL);
         pthread_cond_init(&p->have_free, NULL);
+        pthread_cond_init(&p->have_check, NULL);
         p->slots = calloc(p->n_slots, sizeof(Slot));
         p->compressors = calloc(threads, sizeof(Compressor));
         if (!p->slots || !p->compressors)
@@ -371,7 +552,31 @@ oom:
         return -ENOMEM;
 }
 
-int deflate_pool_start(DeflatePool *p, const PoolFile *files, size_t n) {
+/* One verifier a compressor thread, each with its own handle on the previous backup. If the previous
+ * backup cannot be opened again (gone meanwhile), nothing is reused. */
+static int reuse_start(DeflatePool *p, ReuseSource *reuse) {
+        int k;
+
+        p->checks = calloc(p->n_files ?: 1, sizeof(ReuseCheck));
+        p->verifiers = calloc(p->n_threads, sizeof(Verifier));
+        if (!p->checks || !p->verifiers)
+                return -ENOMEM;
+        k = reuse_reader_new(reuse, &p->copier);
+        for (unsigned i = 0; k >= 0 && i < p->n_threads; i++) {
+                Verifier *v = &p->verifiers[i];
+
+                v->pool = p;
+                v->buf = malloc(VERIFY_BUFFER_SIZE);
+                k = v->buf ? reuse_reader_new(reuse, &v->reader) : -ENOMEM;
+        }
+        if (k == -ENOMEM)
+                return k;
+        if (k >= 0)
+                p->reuse = reuse;
+        return 0;
+}
+
+int deflate_pool_start(DeflatePool *p, const PoolFile *files, size_t n, ReuseSource *reuse) {
         sigset_t all, saved;
         int r = 0;
 
@@ -379,6 +584,11 @@ int deflate_pool_start(DeflatePool *p, const PoolFile *files, size_t n) {
                 return -EBUSY;
         p->files = files;
         p->n_files = n;
+        if (reuse) {
+                r = reuse_start(p, reuse);
+                if (r < 0)
+                        return r;
+        }
         /* Signals (SIGTERM: cancel) are for the thread that asks for chunks. */
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &saved);
@@ -386,12 +596,25 @@ int deflate_pool_start(DeflatePool *p, const PoolFile *files, size_t n) {
                 r = -pthread_create(&p->compressors[i].thread, NULL, compressor_main, &p->compressors[i]);
                 p->compressors[i].started = r == 0;
         }
+        for (unsigned i = 0; p->reuse && i < p->n_threads && r == 0; i++) {
+                r = -pthread_create(&p->verifiers[i].thread, NULL, verifier_main, &p->verifiers[i]);
+                p->verifiers[i].started = r == 0;
+        }
         if (r == 0) {
                 r = -pthread_create(&p->reader, NULL, reader_main, p);
                 p->reader_started = r == 0;
         }
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         return r;
+}
+
+void deflate_pool_reuse_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_bytes, size_t *ret_rejected) {
+        /* Read once the consumer took the last chunk: the reader counted before handing it out. */
+        pthread_mutex_lock(&p->lock);
+        *ret_files = p->reused_files;
+        *ret_bytes = p->reused_bytes;
+        *ret_rejected = p->reuse_rejected;
+        pthread_mutex_unlock(&p->lock);
 }
 
 unsigned deflate_pool_join_fallbacks(DeflatePool *p) {
@@ -402,12 +625,24 @@ DeflatePool *deflate_pool_free(DeflatePool *p) {
         if (!p)
                 return NULL;
         pthread_mutex_lock(&p->lock);
-        p->stop = true;
+        __atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);    /* verifiers read it while inflating */
         pthread_cond_broadcast(&p->have_work);
         pthread_cond_broadcast(&p->have_free);
+        pthread_cond_broadcast(&p->have_check);
         pthread_mutex_unlock(&p->lock);
         if (p->reader_started)
                 pthread_join(p->reader, NULL);
+        for (unsigned i = 0; p->verifiers && i < p->n_threads; i++) {
+                Verifier *v = &p->verifiers[i];
+
+                if (v->started)
+                        pthread_join(v->thread, NULL);
+                reuse_reader_free(v->reader);
+                free(v->buf);
+        }
+        reuse_reader_free(p->copier);
+        free(p->verifiers);
+        free(p->checks);
         for (unsigned i = 0; p->compressors && i < p->n_threads; i++) {
                 Compressor *c = &p->compressors[i];
 
@@ -424,6 +659,7 @@ DeflatePool *deflate_pool_free(DeflatePool *p) {
         pthread_cond_destroy(&p->have_work);
         pthread_cond_destroy(&p->have_done);
         pthread_cond_destroy(&p->have_free);
+        pthread_cond_destroy(&p->have_check);
         pthread_mutex_destroy(&p->lock);
         free(p->slots);
         free(p->compressors);

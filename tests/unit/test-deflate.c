@@ -201,7 +201,7 @@ static void run_pool(unsigned threads, int level) {
         }
 
         ASSERT_EQ(deflate_pool_new(level, threads, &p), 0);
-        ASSERT_EQ(deflate_pool_start(p, pf, ELEMENTSOF(pf)), 0);
+        ASSERT_EQ(deflate_pool_start(p, pf, ELEMENTSOF(pf), NULL), 0);
         for (size_t i = 0; i < ELEMENTSOF(spec); i++) {
                 TestFile *f = &files[i];
                 size_t expect = (size_t) MIN((uint64_t) f->n, f->claimed), got = 0, len = 0;
@@ -273,7 +273,7 @@ static void test_pool_stop_early(void) {
         for (size_t i = 0; i < ELEMENTSOF(f); i++)
                 f[i] = (PoolFile) { .path = path, .size = 8 * DEFLATE_POOL_CHUNK };
         ASSERT_EQ(deflate_pool_new(6, 2, &p), 0);
-        ASSERT_EQ(deflate_pool_start(p, f, ELEMENTSOF(f)), 0);
+        ASSERT_EQ(deflate_pool_start(p, f, ELEMENTSOF(f), NULL), 0);
         ASSERT_EQ(deflate_pool_next(p, &c), 0);
         deflate_pool_free(p);           /* holding a chunk, others in flight */
         ASSERT_EQ(deflate_pool_new(6, 2, &p), 0);
