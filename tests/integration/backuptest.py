@@ -319,6 +319,10 @@ def children(pid):
         return out
 
 
+def worker_pids(fx, comm=WORKER_BACKUP):
+        return [p for p, c in children(fx.daemon_proc.pid) if c == comm]
+
+
 def status_field(pid, field):
         """A field of /proc/PID/status in kB ("VmHWM", "VmRSS"), or None if the process is gone."""
         try:
