@@ -20,6 +20,7 @@
 #include "util.h"
 #include "worker.h"
 #include "worker-pipe.h"
+#include "zip-dlopen.h"
 #include <sys/wait.h>
 
 #define NAME_COUNTER_MAX 999
@@ -101,6 +102,11 @@ static int import_task(void *userdata, json_object **ret_json, int *ret_fd) {
         struct statvfs sv;
         int r;
 
+        r = zip_dlopen(&why);
+        if (r < 0) {
+                *ret_json = worker_error("Cannot check the backup: %s", why ?: strerror(-r));
+                return 0;
+        }
         (void) mkdir(a->folder, 0755);
         r = backup_folder_open(a->folder, &dir_fd);
         if (r < 0) {

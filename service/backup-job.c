@@ -26,6 +26,7 @@
 #include "privs.h"
 #include "util.h"
 #include "worker-pipe.h"
+#include "zip-dlopen.h"
 
 #define BACKUP_QUEUE_MAX 8U
 #define EXCLUDES_MAX 32U
@@ -272,7 +273,9 @@ static int backup_worker_main(int fd, void *userdata) {
         uint64_t size = 0;
         int r;
 
-        r = backup_execute(&req, &cb, &path, &size, &metadata_excludes, &error);
+        r = zip_dlopen(&error);
+        if (r >= 0)
+                r = backup_execute(&req, &cb, &path, &size, &metadata_excludes, &error);
         if (r < 0) {
                 json_object_object_add(o, "error", json_object_new_string(error ?: strerror(-r)));
                 json_object_object_add(o, "canceled", json_object_new_boolean(r == -ECANCELED));

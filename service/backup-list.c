@@ -14,6 +14,7 @@
 #include "names.h"
 #include "util.h"
 #include "worker.h"
+#include "zip-dlopen.h"
 
 #define BACKUPS_MAX 100000U
 #define LIST_TIMEOUT_SEC 120U
@@ -72,12 +73,18 @@ static json_object *entry_json(const char *name, const struct stat *st, int64_t 
 static int list_task(void *userdata, json_object **ret_json, int *ret_fd) {
         Instance *i = userdata;
         json_object *list, *o;
+        _cleanup_free_ char *why = NULL;
         _cleanup_close_ int dir_fd = -1;
         DIR *dir;
         struct dirent *de;
         unsigned n = 0;
         int r;
 
+        r = zip_dlopen(&why);
+        if (r < 0) {    /* or every backup would look invalid */
+                *ret_json = worker_error("Cannot read the backups in %s: %s", i->backup_folder, why ?: strerror(-r));
+                return 0;
+        }
         o = json_object_new_object();
         list = json_object_new_array();
         json_object_object_add(o, "backups", list);

@@ -28,6 +28,7 @@
 #include "util.h"
 #include "version.h"
 #include "worker-pipe.h"
+#include "zip-dlopen.h"
 
 #define RESTART_TIMEOUT_SEC 60
 
@@ -139,6 +140,9 @@ int restore_worker_main(int fd, void *userdata) {
         struct statvfs sv;
         int r;
 
+        r = zip_dlopen(&err);
+        if (r < 0)
+                return rw_fail(fd, NULL, err ?: strerror(-r));
         r = backup_folder_open(i->backup_folder, &dir_fd);
         if (r >= 0)
                 r = backup_open_at(dir_fd, j->name, &zip_fd);
