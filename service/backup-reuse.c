@@ -12,17 +12,19 @@
 #include "names.h"
 #include "util.h"
 
+struct ReuseReader {
+        zip_t *zip;
+        bool borrowed;          /* the ReuseSource's own zip_t */
+        zip_file_t *raw;        /* open by reuse_reader_open_raw() */
+};
+
 struct ReuseSource {
         zip_t *zip;
         char *name;
         int dirfd;
         dev_t dev;
         ino_t ino;
-};
-
-struct ReuseReader {
-        zip_t *zip;
-        zip_file_t *raw;        /* open by reuse_reader_open_raw() */
+        ReuseReader own;        /* reuse_source_reader() */
 };
 
 /* The zip in dirfd/name, if it is (still) the file dev/ino; ret_st: its stat. */
@@ -111,7 +113,8 @@ int reuse_source_open(int dirfd, const char *skip_name, ReuseSource **ret) {
                         close(fd);
                 return -ENOMEM;
         }
-        *r = (ReuseSource) { .zip = zip, .name = TAKE_PTR(name), .dirfd = fd, .dev = st.st_dev, .ino = st.st_ino };
+        *r = (ReuseSource) { .zip = zip, .name = TAKE_PTR(name), .dirfd = fd, .dev = st.st_dev, .ino = st.st_ino,
+                             .own = { .zip = zip, .borrowed = true } };
         *ret = r;
         return 0;
 }
@@ -119,6 +122,7 @@ int reuse_source_open(int dirfd, const char *skip_name, ReuseSource **ret) {
 ReuseSource *reuse_source_free(ReuseSource *r) {
         if (!r)
                 return NULL;
+        reuse_reader_close_raw(&r->own);
         zip_discard(r->zip);
         free(r->name);
         if (r->dirfd >= 0)
@@ -145,7 +149,7 @@ int reuse_reader_new(ReuseSource *r, ReuseReader **ret) {
 }
 
 ReuseReader *reuse_reader_free(ReuseReader *rr) {
-        if (!rr)
+        if (!rr || rr->borrowed)
                 return NULL;
         reuse_reader_close_raw(rr);
         zip_discard(rr->zip);
@@ -155,6 +159,16 @@ ReuseReader *reuse_reader_free(ReuseReader *rr) {
 
 const char *reuse_source_name(const ReuseSource *r) {
         return r ? r->name : NULL;
+}
+
+uint64_t reuse_source_entries(const ReuseSource *r) {
+        zip_int64_t n = zip_get_num_entries(r->zip, 0);
+
+        return n < 0 ? 0 : (uint64_t) n;
+}
+
+ReuseReader *reuse_source_reader(ReuseSource *r) {
+        return &r->own;
 }
 
 bool reuse_source_find(ReuseSource *r, const char *name, uint64_t size, ReuseEntry *ret) {

@@ -19,8 +19,9 @@
  * The previous backup was written by the instance user, like everything in the folder: it is read like
  * any untrusted zip (by libzip, in the worker, as that user), with inflated sizes bounded by the entry's.
  *
- * A ReuseSource is used by one thread (reuse_source_find() while the archive's entries are added); each
- * thread that reads entries afterwards has a ReuseReader of its own: another handle on the same file. */
+ * A ReuseSource is used by one thread at a time (reuse_source_find() while the archive's entries are
+ * added, then its own reader); each other thread that reads entries has a ReuseReader of its own:
+ * another handle on the same file. */
 
 typedef struct ReuseSource ReuseSource;
 typedef struct ReuseReader ReuseReader;
@@ -42,6 +43,13 @@ const char *reuse_source_name(const ReuseSource *r);
 
 /* The deflated, unencrypted entry `name` of `size` bytes: true and *ret filled, or false. */
 bool reuse_source_find(ReuseSource *r, const char *name, uint64_t size, ReuseEntry *ret);
+
+/* Entries of the previous backup: each handle on it holds its central directory (some 250 bytes an
+ * entry), which bounds how many are opened. */
+uint64_t reuse_source_entries(const ReuseSource *r);
+
+/* The ReuseSource's own handle, for the one thread that uses it once reuse_source_find() is done with. */
+ReuseReader *reuse_source_reader(ReuseSource *r);
 
 /* Another handle on the same file (the same inode, even if it was renamed meanwhile). */
 int reuse_reader_new(ReuseSource *r, ReuseReader **ret);

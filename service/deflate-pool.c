@@ -71,7 +71,8 @@ struct DeflatePool {
         ReuseCheck *checks;
         size_t next_check;
         Verifier *verifiers;
-        ReuseReader *copier;
+        unsigned n_verifiers;   /* set up (each with a reader, unless that failed) */
+        ReuseReader *copier;    /* the ReuseSource's own handle, used by the reader thread */
         size_t reused_files, reuse_rejected;
         uint64_t reused_bytes;
         pthread_t reader;
@@ -552,17 +553,27 @@ oom:
         return -ENOMEM;
 }
 
-/* One verifier a compressor thread, each with its own handle on the previous backup. If the previous
- * backup cannot be opened again (gone meanwhile), nothing is reused. */
-static int reuse_start(DeflatePool *p, ReuseSource *reuse) {
-        int k;
+/* One verifier a compressor thread, each with its own handle on the previous backup, as far as
+ * REUSE_HANDLES_MEMORY allows: an archive of very many files gets fewer, or none (then nothing is reused).
+ * The reader copies through the ReuseSource's own handle. If the previous backup cannot be opened again
+ * (gone meanwhile), nothing is reused either. */
+#define REUSE_HANDLES_MEMORY (32U * 1024U * 1024U)
+#define REUSE_ENTRY_MEMORY 256U
 
+static int reuse_start(DeflatePool *p, ReuseSource *reuse) {
+        uint64_t per_handle = MAX(reuse_source_entries(reuse), (uint64_t) 1) * REUSE_ENTRY_MEMORY;
+        unsigned n = (unsigned) MIN((uint64_t) p->n_threads, REUSE_HANDLES_MEMORY / per_handle);
+        int k = 0;
+
+        if (n == 0)
+                return 0;
         p->checks = calloc(p->n_files ?: 1, sizeof(ReuseCheck));
-        p->verifiers = calloc(p->n_threads, sizeof(Verifier));
+        p->verifiers = calloc(n, sizeof(Verifier));
         if (!p->checks || !p->verifiers)
                 return -ENOMEM;
-        k = reuse_reader_new(reuse, &p->copier);
-        for (unsigned i = 0; k >= 0 && i < p->n_threads; i++) {
+        p->n_verifiers = n;
+        p->copier = reuse_source_reader(reuse);
+        for (unsigned i = 0; k >= 0 && i < n; i++) {
                 Verifier *v = &p->verifiers[i];
 
                 v->pool = p;
@@ -596,7 +607,7 @@ int deflate_pool_start(DeflatePool *p, const PoolFile *files, size_t n, ReuseSou
                 r = -pthread_create(&p->compressors[i].thread, NULL, compressor_main, &p->compressors[i]);
                 p->compressors[i].started = r == 0;
         }
-        for (unsigned i = 0; p->reuse && i < p->n_threads && r == 0; i++) {
+        for (unsigned i = 0; p->reuse && i < p->n_verifiers && r == 0; i++) {
                 r = -pthread_create(&p->verifiers[i].thread, NULL, verifier_main, &p->verifiers[i]);
                 p->verifiers[i].started = r == 0;
         }
@@ -632,7 +643,7 @@ DeflatePool *deflate_pool_free(DeflatePool *p) {
         pthread_mutex_unlock(&p->lock);
         if (p->reader_started)
                 pthread_join(p->reader, NULL);
-        for (unsigned i = 0; p->verifiers && i < p->n_threads; i++) {
+        for (unsigned i = 0; i < p->n_verifiers; i++) {
                 Verifier *v = &p->verifiers[i];
 
                 if (v->started)
@@ -640,7 +651,6 @@ DeflatePool *deflate_pool_free(DeflatePool *p) {
                 reuse_reader_free(v->reader);
                 free(v->buf);
         }
-        reuse_reader_free(p->copier);
         free(p->verifiers);
         free(p->checks);
         for (unsigned i = 0; p->compressors && i < p->n_threads; i++) {
