@@ -125,8 +125,28 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* A call on a job's interface at a path where no job is (any more) gets the API's NoSuchJob, not sd-bus's
+ * UnknownObject: a client cancelling a job that just ended learns what happened. Everything else on such
+ * paths (introspection of the job folder, say) goes on to sd-bus as usual. */
+static int job_gone(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        const char *path = sd_bus_message_get_path(m);
+        uint8_t type = 0;
+
+        if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL ||
+            !streq_ptr(sd_bus_message_get_interface(m), JOB_INTERFACE) || job_from_path(d, path))
+                return 0;
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_JOB,
+                                 "There is no job %s: it has ended, or never was. opbackupctl jobs lists the jobs.",
+                                 path);
+}
+
 int bus_job_register(Daemon *d) {
         int r;
+
+        r = sd_bus_add_fallback(d->bus, NULL, OBJECT_JOB_PREFIX, job_gone, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the handler for ended jobs: %m");
 
         r = sd_bus_add_fallback_vtable(d->bus, NULL, OBJECT_JOB_PREFIX, JOB_INTERFACE, job_vtable,
                                        job_object_find, d);

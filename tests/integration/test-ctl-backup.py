@@ -257,6 +257,10 @@ def test_jobs_and_cancel():
                 expect("4242" in r.stderr, f"the error does not name the job: {r.stderr.strip()}")
                 r = fx.ctl(USER_ALLOWED, "cancel", "abc")
                 expect_eq(r.returncode, 2, f"exit code of cancel abc ({r.stderr.strip()})")
+                # On the bus: a job that ended (or never was) answers the API's NoSuchJob, naming it.
+                e = fx.call_error(USER_ALLOWED, "/org/opbackup/backup1/job/4242", fixture.IFACE_JOB, "Cancel")
+                expect(e is not None and e.name == "org.opbackup.backup1.Error.NoSuchJob" and "4242" in e.message,
+                       f"Job.Cancel of job 4242, which never was: {e and (e.name, e.message)}")
 
 
 def test_monitor_json():
