@@ -20,8 +20,9 @@ typedef struct BackupEntry {
 } BackupEntry;
 
 typedef struct BackupCache {
-        BackupEntry *entries;
+        BackupEntry *entries;           /* newest first */
         size_t n;
+        BackupEntry **by_name;          /* the same entries sorted by name, for lookups */
 } BackupCache;
 
 void backup_cache_done(BackupCache *c);
