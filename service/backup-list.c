@@ -121,11 +121,6 @@ static int load_zip(ListTask *t, json_object **ret_error) {
                                           why ?: strerror(-r));
                 return r;
         }
-        /* libzip converts the DOS time of every entry with mktime(), and glibc, with TZ unset, stats
-         * /etc/localtime on each call in case it changed: a syscall per entry of every backup read. With
-         * TZ naming that same file it is read once. (The times are not used here anyway.) */
-        if (!getenv("TZ"))
-                (void) setenv("TZ", ":/etc/localtime", 0);
         t->zip_loaded = true;
         return 0;
 }
