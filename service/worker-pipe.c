@@ -27,9 +27,37 @@ struct WorkerPipe {
         bool broken;
 };
 
+static int cmp_int(const void *a, const void *b) {
+        return (*(const int *) a > *(const int *) b) - (*(const int *) a < *(const int *) b);
+}
+
+/* close_range() over the gaps between the descriptors to keep: a few syscalls, where walking
+ * /proc/self/fd costs some per descriptor (and a worker starts for every ListBackups). */
+static bool close_ranges(const int *keep, size_t n_keep) {
+        int sorted[16];
+        unsigned lo = 3;
+
+        if (n_keep > ELEMENTSOF(sorted))
+                return false;
+        memcpy(sorted, keep, n_keep * sizeof(int));
+        qsort(sorted, n_keep, sizeof(int), cmp_int);
+        for (size_t i = 0; i < n_keep; i++) {
+                if (sorted[i] < (int) lo)
+                        continue;
+                if ((unsigned) sorted[i] > lo && close_range(lo, (unsigned) sorted[i] - 1, 0) < 0)
+                        return false;
+                lo = (unsigned) sorted[i] + 1;
+        }
+        return close_range(lo, ~0U, 0) >= 0;
+}
+
 void close_all_fds_except(const int *keep, size_t n_keep) {
-        DIR *d = opendir("/proc/self/fd");
+        DIR *d;
         struct dirent *de;
+
+        if (close_ranges(keep, n_keep))
+                return;
+        d = opendir("/proc/self/fd");     /* kernels before 5.9 */
 
         if (!d) {
                 for (int fd = 3; fd < 4096; fd++) {

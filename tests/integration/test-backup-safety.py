@@ -127,6 +127,18 @@ def test_daemon_killed_mid_backup():
                 expect(".orphan.zip" in fx.daemon_log(), "the daemon does not log the removal of .orphan.zip")
 
 
+def open_sockets(pid):
+        out = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                        continue
+                if target.startswith("socket:"):
+                        out.add(target)
+        return out
+
+
 def test_daemon_killed_while_worker_waits():
         # The worker is waiting for a slow additional-excludes hook and writes nothing meanwhile, so only
         # PR_SET_PDEATHSIG (not a broken pipe) can end it when the daemon dies.
@@ -141,6 +153,10 @@ def test_daemon_killed_while_worker_waits():
                 pid = bt.wait_until(lambda: bt.worker_pids(fx), "the backup worker", timeout=30)[0]
                 bt.wait_until(lambda: any(c == "sleep" for _, c in bt.children(pid)) or
                               any(bt.children(p) for p, _ in bt.children(pid)), "the hook to run", timeout=30)
+                # The worker holds none of the daemon's descriptors: not its bus connection, not a socket
+                # of another worker (each end of a socketpair is a socket of its own).
+                shared = open_sockets(fx.daemon_proc.pid) & open_sockets(pid)
+                expect(not shared, f"the backup worker holds sockets of the daemon: {shared}")
                 fx.daemon_proc.kill()
                 fx.daemon_proc.wait()
                 start = time.monotonic()
