@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <strings.h>
 
 #include "util.h"
@@ -187,4 +189,22 @@ const char *format_bytes(char *buf, size_t size, unsigned long long bytes) {
         else
                 snprintf(buf, size, "%.1f %s", v, units[u]);
         return buf;
+}
+
+int opendir_fd(int dirfd, DIR **ret) {
+        DIR *d;
+        int fd, r;
+
+        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        rewinddir(d);
+        *ret = d;
+        return 0;
 }

@@ -3,6 +3,7 @@
 
 /* Small helpers in the style of systemd: cleanup attributes, TAKE_*, string vectors. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -99,6 +100,10 @@ int strv_split_words(const char *s, char ***ret);
 
 /* Reads at most max bytes from fd into a NUL-terminated buffer. -EFBIG if there is more. */
 int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+
+/* A DIR listing the folder dirfd refers to, from its start; dirfd stays open and the caller's. (The DIR
+ * reads through a duplicate of dirfd, so dirfd's own position moves with it.) */
+int opendir_fd(int dirfd, DIR **ret);
 int write_all(int fd, const void *buf, size_t size);
 
 /* Parses "yes/no/true/false/1/0/on/off/y/n" in any case. Returns 1, 0 or -EINVAL. */

@@ -476,8 +476,7 @@ static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
         json_object_object_add(*ret_json, "removed", removed);
         if (backup_folder_open(i->backup_folder, &dir_fd) < 0)
                 return 0;
-        d = fdopendir(fcntl(dir_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
+        if (opendir_fd(dir_fd, &d) < 0)
                 return 0;
         while ((de = readdir(d))) {
                 struct stat st;

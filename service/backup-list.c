@@ -236,9 +236,9 @@ static int list_task(void *userdata, json_object **ret_json, int *ret_fd) {
         }
         if (dir_fd >= 0) {
                 t.dir_fd = dir_fd;
-                dir = fdopendir(fcntl(dir_fd, F_DUPFD_CLOEXEC, 3));
-                if (!dir)
-                        return -errno;
+                r = opendir_fd(dir_fd, &dir);
+                if (r < 0)
+                        return r;
                 r = list_folder(&t, dir, ret_json);
                 closedir(dir);
                 if (r < 0)

@@ -404,16 +404,11 @@ static int list_names(int fd, char ***ret) {
         _cleanup_strv_free_ char **names = NULL;
         size_t n = 0, allocated = 0;
         DIR *d;
-        int dfd;
+        int r;
 
-        dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return -errno;
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return -errno;
-        }
+        r = opendir_fd(fd, &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;

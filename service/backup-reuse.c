@@ -59,16 +59,11 @@ static int newest_backup(int dirfd, const char *skip_name, char **ret) {
         struct timespec best_time = {};
         struct dirent *de;
         DIR *d;
-        int fd;
+        int r;
 
-        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
+        r = opendir_fd(dirfd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 struct stat st;
 

@@ -329,18 +329,13 @@ static int list_plugins(int dirfd, const char *suffix, bool want_dirs, char ***r
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
         size_t n_l = 0;
         DIR *d;
-        int fd;
+        int r;
 
         if (!l)
                 return -ENOMEM;
-        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
+        r = opendir_fd(dirfd, &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 _cleanup_free_ char *name = NULL;
                 size_t n = strlen(de->d_name);

@@ -349,9 +349,9 @@ static int move_entries(const char *from, const char *to, const char *const *ski
         r = open_dir_nofollow(to, &to_fd);
         if (r < 0)
                 return r;
-        d = fdopendir(fcntl(from_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return -errno;
+        r = opendir_fd(from_fd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 bool skipped = streq(de->d_name, ".") || streq(de->d_name, "..");
 
