@@ -25,6 +25,9 @@ typedef struct ArchiveItem {
         size_t path_len;        /* without a directory's trailing '/' */
         zip_uint64_t index;
         uint64_t size;          /* declared uncompressed size */
+        uint64_t comp_size;     /* declared size of the data as stored */
+        uint32_t crc;           /* declared CRC-32 of the uncompressed data */
+        bool deflated;          /* else stored (the only other method accepted) */
         int64_t mtime;
         bool has_mtime;
         bool has_mode;
@@ -55,6 +58,13 @@ void archive_plan_done(ArchivePlan *p);
 typedef int (*ArchiveSink)(const void *data, size_t n, void *userdata);
 int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf_size, ArchiveSink sink,
                         void *userdata, char **ret_error);
+
+/* The message for libzip's failure to open or read an entry: damaged, CRC, I/O (-EIO). */
+int archive_stream_error(char **ret_error, const ArchiveItem *it, zip_error_t *ze);
+
+/* Sets *ret_error to "Backup entry '<name>' <problem>: refusing to restore this backup" and returns
+ * -EBADMSG (-ENOMEM if out of memory). */
+int archive_refuse_entry(char **ret_error, const char *name, const char *problem);
 
 /* An entry name as it can be shown in a message (valid UTF-8, control characters and invalid bytes as
  * \xNN, long names shortened). Never NULL unless out of memory. */

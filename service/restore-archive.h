@@ -6,6 +6,7 @@
 
 #include "backup.h"
 #include "distinfo.h"
+#include "rm-rf.h"
 
 /* The archive half of a restore (SPEC §3 steps 2 and 3), run inside a worker that is the instance user
  * already. The archive is untrusted: everything is checked before anything is changed, and extraction
@@ -47,15 +48,11 @@ int restore_archive_validate_full(int zip_fd, const char *installed_version, uin
  * O_NOFOLLOW (and O_EXCL for files). Duplicate names: the last one wins. An entry that inflates beyond
  * its declared size, a CRC mismatch or damaged data stops the extraction (-EBADMSG). Progress goes to
  * cb->progress("extracting", done, total) in uncompressed bytes, then "syncing"; a negative return
- * cancels (-ECANCELED). Durability: each file's writeback is started when it is closed, and the file
- * system is synced (syncfs) at the end, which also covers the directories. Returns -ENOSPC/-EDQUOT when
- * space ran out. On failure the caller removes the staging directory. cb may be NULL. */
+ * cancels (-ECANCELED). The data is read and inflated by threads ahead of the writer (restore-inflate.h),
+ * which also write files of 1 MiB and more, with O_DIRECT. Durability: the file system is synced (syncfs)
+ * at the end, which covers the files and the directories. Returns -ENOSPC/-EDQUOT when space ran out. On
+ * failure the caller removes the staging directory. cb may be NULL. */
 int restore_archive_extract(int zip_fd, int staging_fd, const BackupCallbacks *cb, char **ret_error);
 
 void archive_summary_done(ArchiveSummary *s);
 
-/* Removes name (a directory tree or anything else) relative to dir_fd without following symlinks and
- * without leaving dir_fd's tree, whatever happens to the tree meanwhile. Directories the caller owns but
- * cannot write or search are made so first. Uses a bounded number of file descriptors at any depth.
- * Returns 0 if name does not exist. */
-int rm_rf_at(int dir_fd, const char *name);

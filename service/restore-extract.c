@@ -1,42 +1,50 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 
 #include "restore-archive-internal.h"
+#include "restore-inflate.h"
 
-#define CHUNK_SIZE (256U * 1024U)
 #define PROGRESS_INTERVAL_USEC 100000ULL
-#define RM_RF_OPEN_MAX 32U
 
 /* ---- extraction ---- */
+
+typedef struct OutFile {
+        const ArchiveItem *item;
+        int fd;
+        bool direct;                    /* fd is O_DIRECT */
+} OutFile;
 
 typedef struct Extractor {
         const ArchivePlan *plan;
         int staging_fd;
         const BackupCallbacks *cb;
         char **ret_error;
-        uint8_t *buf;
+        EntryReader *reader;
 
         /* The folder the last entry went to, kept open: an archive lists a folder's files together. */
         char *dir_path;                 /* relative to staging; "" is staging itself */
         int dir_fd;
 
-        const ArchiveItem *item;        /* the file being written */
-        int fd;
+        /* The file each reader lane is giving out, being written. */
+        OutFile out[ENTRY_READER_LANES_MAX];
 
         uint64_t done, total, last_progress;
 } Extractor;
 
+#define EXTRACTOR_NULL ((Extractor) { .dir_fd = -1, .out = { [0 ... ENTRY_READER_LANES_MAX - 1] = { .fd = -1 } } })
+
 static void extractor_done(Extractor *x) {
-        free(x->buf);
+        /* The reader's threads first: they use the plan's zip. */
+        entry_reader_free(x->reader);
         free(x->dir_path);
         if (x->dir_fd >= 0)
                 close(x->dir_fd);
-        if (x->fd >= 0)
-                close(x->fd);
+        for (size_t i = 0; i < ENTRY_READER_LANES_MAX; i++)
+                if (x->out[i].fd >= 0)
+                        close(x->out[i].fd);
 }
 
 static uint64_t now_usec(void) {
@@ -46,13 +54,18 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
+/* Bytes written: by the writer, and by the reader's lanes (large files). */
+static uint64_t done_bytes(Extractor *x) {
+        return x->done + (x->reader ? entry_reader_written(x->reader) : 0);
+}
+
 static int report(Extractor *x, bool force) {
         uint64_t now = now_usec();
 
         if (!force && now - x->last_progress < PROGRESS_INTERVAL_USEC)
                 return 0;
         x->last_progress = now;
-        if (backup_progress(x->cb, "extracting", x->done, x->total) < 0) {
+        if (backup_progress(x->cb, "extracting", done_bytes(x), x->total) < 0) {
                 free(*x->ret_error);
                 *x->ret_error = strdup("Canceled");
                 return -ECANCELED;
@@ -149,16 +162,6 @@ static int enter_dir(Extractor *x, const char *name, const char *path, size_t le
         return 0;
 }
 
-static int write_sink(const void *data, size_t n, void *userdata) {
-        Extractor *x = userdata;
-        int k;
-
-        k = write_all(x->fd, data, n);
-        if (k < 0)
-                return write_failed(x, k, "write the file", x->item->name);
-        x->done += n;
-        return report(x, false);
-}
 
 static int set_times(int fd, const ArchiveItem *it) {
         struct timespec ts[2];
@@ -169,10 +172,14 @@ static int set_times(int fd, const ArchiveItem *it) {
         return futimens(fd, ts) < 0 ? -errno : 0;
 }
 
-static int extract_file(Extractor *x, const ArchiveItem *it) {
+/* Creates the file a lane's entry goes to. A file the lane writes itself (direct: the large ones) is
+ * opened with O_DIRECT: its data goes to the disk, not through the page cache. Copying into freshly
+ * allocated page cache costs about as much CPU as inflating (more on VMs that give freed memory back to
+ * the host), and the data has to reach the disk before the swap anyway. */
+static int open_file(Extractor *x, OutFile *o, const ArchiveItem *it, bool direct) {
         const char *slash = memrchr(it->path, '/', it->path_len);
         const char *base = slash ? slash + 1 : it->path;
-        int r;
+        int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, r;
 
         if (!component_ok(base))
                 return write_failed(x, EINVAL, "create the file", it->name);
@@ -180,24 +187,89 @@ static int extract_file(Extractor *x, const ArchiveItem *it) {
         if (r < 0)
                 return r;
         /* Duplicates were resolved before: a file that exists already was not made by us. */
-        x->fd = openat(x->dir_fd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
-        if (x->fd < 0)
+        o->item = it;
+        o->direct = direct;
+        o->fd = openat(x->dir_fd, base, flags | (o->direct ? O_DIRECT : 0), 0600);
+        if (o->fd < 0 && o->direct && errno == EINVAL) {
+                /* No O_DIRECT here (older tmpfs): the file was not created. */
+                o->direct = false;
+                o->fd = openat(x->dir_fd, base, flags, 0600);
+        }
+        if (o->fd < 0)
                 return write_failed(x, errno, "create the file", it->name);
-        x->item = it;
-        r = archive_item_stream(x->plan->zip, it, x->buf, CHUNK_SIZE, write_sink, x, x->ret_error);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+static int finish_file(Extractor *x, OutFile *o) {
+        const ArchiveItem *it = o->item;
+        int r;
+
         /* No setuid, setgid or sticky bit from an archive. */
-        if (fchmod(x->fd, it->has_mode ? it->mode & 0777 : 0644) < 0)
+        if (fchmod(o->fd, it->has_mode ? it->mode & 0777 : 0644) < 0)
                 return write_failed(x, errno, "set the file's mode", it->name);
-        r = set_times(x->fd, it);
+        r = set_times(o->fd, it);
         if (r < 0)
                 return write_failed(x, r, "set the file's time", it->name);
-        r = close(x->fd);
-        x->fd = -1;
+        r = close(o->fd);
+        o->fd = -1;
         if (r < 0 && errno != EINTR)
                 return write_failed(x, errno, "write the file", it->name);
         return 0;
+}
+
+/* Writes the files as their pieces come, from whichever reader lane has one, and creates those the
+ * lanes write themselves. */
+static int extract_files(Extractor *x) {
+        for (;;) {
+                EntryPiece piece;
+                OutFile *o;
+                int r;
+
+                r = entry_reader_next(x->reader, &piece, x->ret_error);
+                if (r < 0 && !*x->ret_error && piece.item)
+                        return write_failed(x, r, "write the file", piece.item->name);
+                if (r <= 0)
+                        return r;
+                if (r == 2) {
+                        r = report(x, false);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                o = &x->out[piece.lane];
+                if (piece.open) {
+                        r = open_file(x, o, piece.item, true);
+                        if (r < 0)
+                                return r;
+                        entry_reader_attach(x->reader, &piece, TAKE_FD(o->fd), o->direct);
+                        continue;
+                }
+                if (piece.fd >= 0) {
+                        /* Written (and counted) by the lane, size and CRC checked. */
+                        o->fd = piece.fd;
+                        o->item = piece.item;
+                } else {
+                        if (piece.first) {
+                                r = open_file(x, o, piece.item, false);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (o->fd < 0 || o->item != piece.item)
+                                return write_failed(x, EPROTO, "write the file", piece.item->name);
+                        r = write_all(o->fd, piece.data, piece.size);
+                        if (r < 0)
+                                return write_failed(x, r, "write the file", piece.item->name);
+                }
+                x->done += piece.size;
+                r = report(x, false);
+                if (r < 0)
+                        return r;
+                if (piece.last) {
+                        r = finish_file(x, o);
+                        if (r < 0)
+                                return r;
+                }
+        }
 }
 
 /* Folder entries get their mode and time last: writing into a folder changes its mtime. */
@@ -223,41 +295,46 @@ static int finish_dirs(Extractor *x) {
 
 int restore_archive_extract(int zip_fd, int staging_fd, const BackupCallbacks *cb, char **ret_error) {
         _cleanup_(archive_plan_done) ArchivePlan p = {};
-        _cleanup_(extractor_done) Extractor x = { .dir_fd = -1, .fd = -1 };
+        _cleanup_free_ const ArchiveItem **files = NULL;
+        _cleanup_(extractor_done) Extractor x = EXTRACTOR_NULL;
+        size_t n_files = 0;
         int r;
 
         *ret_error = NULL;
         r = archive_plan_open(zip_fd, RESTORE_ENTRIES_MAX, &p, ret_error);
         if (r < 0)
                 return r;
-        x = (Extractor) {
-                .plan = &p,
-                .staging_fd = staging_fd,
-                .cb = cb,
-                .ret_error = ret_error,
-                .buf = malloc(CHUNK_SIZE),
-                .dir_fd = -1,
-                .fd = -1,
-                .total = p.total_size,
-        };
-        if (!x.buf)
+        x.plan = &p;
+        x.staging_fd = staging_fd;
+        x.cb = cb;
+        x.ret_error = ret_error;
+        x.total = p.total_size;
+        files = calloc(p.n_files ?: 1, sizeof(ArchiveItem *));
+        if (!files)
                 return -ENOMEM;
+        for (size_t i = 0; i < p.n_items; i++)
+                if (p.items[i].kind == ITEM_FILE && !p.items[i].superseded)
+                        files[n_files++] = &p.items[i];
+        r = entry_reader_start(p.zip, zip_fd, files, n_files, &x.reader);
+        if (r < 0)
+                return r;
         r = report(&x, true);
         if (r < 0)
                 return r;
 
+        /* The folders first (also the empty ones), while the readers start on the files. */
         for (size_t i = 0; i < p.n_items; i++) {
                 const ArchiveItem *it = &p.items[i];
 
-                if (it->superseded)
+                if (it->kind != ITEM_DIR || it->superseded)
                         continue;
-                if (it->kind == ITEM_FILE)
-                        r = extract_file(&x, it);
-                else if (it->kind == ITEM_DIR)
-                        r = enter_dir(&x, it->name, it->path, it->path_len);
+                r = enter_dir(&x, it->name, it->path, it->path_len);
                 if (r < 0)
                         return r;
         }
+        r = extract_files(&x);
+        if (r < 0)
+                return r;
         r = report(&x, true);
         if (r < 0)
                 return r;
@@ -269,7 +346,7 @@ int restore_archive_extract(int zip_fd, int staging_fd, const BackupCallbacks *c
          * files, often to an SD card, where a journal commit per file costs minutes (starting each file's
          * writeback early measured slower too). It covers data and folders alike and reports writeback
          * errors since staging_fd was opened (Linux >= 5.8). */
-        if (backup_progress(cb, "syncing", x.done, x.total) < 0) {
+        if (backup_progress(cb, "syncing", done_bytes(&x), x.total) < 0) {
                 *ret_error = strdup("Canceled");
                 return -ECANCELED;
         }
@@ -280,196 +357,4 @@ int restore_archive_extract(int zip_fd, int staging_fd, const BackupCallbacks *c
                 return r;
         }
         return 0;
-}
-
-/* ---- rm_rf_at ---- */
-
-typedef struct RmLevel {
-        char *name;     /* relative to the level above; level 0 relative to the caller's dir_fd */
-        DIR *d;         /* NULL while closed to save descriptors: reopened, and read again, when needed */
-} RmLevel;
-
-typedef struct RmTree {
-        int dir_fd;
-        RmLevel *levels;
-        size_t n, allocated, n_open;
-} RmTree;
-
-static void rm_tree_done(RmTree *t) {
-        for (size_t i = 0; i < t->n; i++) {
-                free(t->levels[i].name);
-                if (t->levels[i].d)
-                        closedir(t->levels[i].d);
-        }
-        free(t->levels);
-}
-
-static int parent_fd(RmTree *t, size_t i) {
-        return i == 0 ? t->dir_fd : dirfd(t->levels[i - 1].d);
-}
-
-/* Adds u+rwx to a folder we own (restored modes, or a user's read-only folder), without following a
- * symlink: glibc's fchmodat() with AT_SYMLINK_NOFOLLOW works on an O_PATH descriptor. */
-static int make_accessible(int dir_fd, const char *name) {
-        struct stat st;
-
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode) || (st.st_mode & 0700) == 0700)
-                return -EACCES;
-        return fchmodat(dir_fd, name, (st.st_mode & 07777) | 0700, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-static int open_subdir(int dir_fd, const char *name, DIR **ret) {
-        int fd;
-
-        for (int attempt = 0;; attempt++) {
-                fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd >= 0 || errno != EACCES || attempt > 0 || make_accessible(dir_fd, name) < 0)
-                        break;
-        }
-        if (fd < 0)
-                return -errno;
-        *ret = fdopendir(fd);
-        if (!*ret) {
-                close(fd);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* Opens level i, and every closed level above it on the way; keeps at most RM_RF_OPEN_MAX open by
- * closing the shallowest (deeper ones are needed first). */
-static int rm_open(RmTree *t, size_t i) {
-        size_t j = i;
-
-        while (j > 0 && !t->levels[j - 1].d)
-                j--;
-        for (; j <= i; j++) {
-                int r;
-
-                if (t->levels[j].d)
-                        continue;
-                r = open_subdir(parent_fd(t, j), t->levels[j].name, &t->levels[j].d);
-                if (r < 0)
-                        return r;
-                t->n_open++;
-        }
-        for (size_t k = 0; t->n_open > RM_RF_OPEN_MAX && k + 1 < i; k++)
-                if (t->levels[k].d) {
-                        closedir(t->levels[k].d);
-                        t->levels[k].d = NULL;
-                        t->n_open--;
-                }
-        return 0;
-}
-
-static int rm_push(RmTree *t, const char *name) {
-        if (t->n == t->allocated) {
-                size_t na = t->allocated ? t->allocated * 2 : 16;
-                RmLevel *l = reallocarray(t->levels, na, sizeof(RmLevel));
-
-                if (!l)
-                        return -ENOMEM;
-                t->levels = l;
-                t->allocated = na;
-        }
-        t->levels[t->n] = (RmLevel) { .name = strdup(name) };
-        if (!t->levels[t->n].name)
-                return -ENOMEM;
-        t->n++;
-        return 0;
-}
-
-/* unlinkat() that makes the folder writable once if it has to. */
-static int rm_unlink(RmTree *t, size_t level, const char *name, int flags) {
-        int fd = dirfd(t->levels[level].d);
-
-        for (int attempt = 0;; attempt++) {
-                struct stat st;
-
-                if (unlinkat(fd, name, flags) >= 0 || errno == ENOENT)
-                        return 0;
-                if ((errno != EACCES && errno != EPERM) || attempt > 0 || fstat(fd, &st) < 0 ||
-                    (st.st_mode & 0700) == 0700 || fchmod(fd, (st.st_mode & 07777) | 0700) < 0)
-                        return -errno;
-        }
-}
-
-/* The deepest level is read to the end: remove it from its parent and go up. */
-static int rm_pop(RmTree *t) {
-        RmLevel *l = &t->levels[t->n - 1];
-        int r = 0;
-
-        if (l->d) {
-                closedir(l->d);
-                l->d = NULL;
-                t->n_open--;
-        }
-        if (t->n == 1) {
-                if (unlinkat(t->dir_fd, l->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                        r = -errno;
-        } else {
-                r = rm_open(t, t->n - 2);
-                if (r >= 0)
-                        r = rm_unlink(t, t->n - 2, l->name, AT_REMOVEDIR);
-        }
-        free(l->name);
-        t->n--;
-        return r;
-}
-
-static int rm_step(RmTree *t) {
-        RmLevel *l = &t->levels[t->n - 1];
-        struct dirent *de;
-        bool is_dir;
-        int r;
-
-        if (!l->d) {
-                r = rm_open(t, t->n - 1);
-                /* Replaced by a non-folder since it was listed: remove it as what it is now. */
-                if ((r == -ENOTDIR || r == -ELOOP) && t->n > 1 && rm_open(t, t->n - 2) >= 0) {
-                        r = rm_unlink(t, t->n - 2, l->name, 0);
-                        free(l->name);
-                        t->n--;
-                        return r;
-                }
-                if (r < 0)
-                        return r;
-        }
-        errno = 0;
-        de = readdir(l->d);
-        if (!de)
-                return errno > 0 ? -errno : rm_pop(t);
-        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                return 0;
-        is_dir = de->d_type == DT_DIR;
-        if (de->d_type == DT_UNKNOWN) {
-                struct stat st;
-
-                if (fstatat(dirfd(l->d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return errno == ENOENT ? 0 : -errno;
-                is_dir = S_ISDIR(st.st_mode);
-        }
-        if (is_dir)
-                return rm_push(t, de->d_name);
-        r = rm_unlink(t, t->n - 1, de->d_name, 0);
-        /* Became a folder since it was listed. */
-        return r == -EISDIR ? rm_push(t, de->d_name) : r;
-}
-
-int rm_rf_at(int dir_fd, const char *name) {
-        _cleanup_(rm_tree_done) RmTree t = { .dir_fd = dir_fd };
-        struct stat st;
-        int r;
-
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISDIR(st.st_mode))
-                return unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-
-        r = rm_push(&t, name);
-        while (r >= 0 && t.n > 0)
-                r = rm_step(&t);
-        return r < 0 ? r : 0;
 }

@@ -63,7 +63,7 @@ char *archive_name_for_message(const char *name) {
 }
 
 /* "Backup entry '<name>' <problem>: refusing to restore this backup". Returns -EBADMSG (or -ENOMEM). */
-static int refuse_entry(char **ret_error, const char *name, const char *problem) {
+int archive_refuse_entry(char **ret_error, const char *name, const char *problem) {
         _cleanup_free_ char *shown = archive_name_for_message(name);
 
         if (!shown || asprintf(ret_error, "Backup entry '%s' %s" REFUSE, shown, problem) < 0) {
@@ -234,7 +234,8 @@ static const char *entry_problem(zip_t *z, const zip_stat_t *st, ArchiveItem *it
 }
 
 static int scan_entry(ArchivePlan *p, zip_uint64_t i, char **ret_error) {
-        const zip_uint64_t need = ZIP_STAT_NAME | ZIP_STAT_SIZE | ZIP_STAT_COMP_METHOD | ZIP_STAT_ENCRYPTION_METHOD;
+        const zip_uint64_t need = ZIP_STAT_NAME | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_CRC |
+                ZIP_STAT_COMP_METHOD | ZIP_STAT_ENCRYPTION_METHOD;
         ArchiveItem *it = &p->items[i];
         const char *problem;
         char buf[160];
@@ -249,6 +250,9 @@ static int scan_entry(ArchivePlan *p, zip_uint64_t i, char **ret_error) {
                 .name = st.name,
                 .index = i,
                 .size = st.size,
+                .comp_size = st.comp_size,
+                .crc = st.crc,
+                .deflated = st.comp_method == ZIP_CM_DEFLATE,
                 .has_mtime = st.valid & ZIP_STAT_MTIME,
                 .mtime = (int64_t) st.mtime,
         };
@@ -258,7 +262,7 @@ static int scan_entry(ArchivePlan *p, zip_uint64_t i, char **ret_error) {
         if (!problem)
                 problem = entry_problem(p->zip, &st, it, buf, sizeof(buf));
         if (problem)
-                return refuse_entry(ret_error, st.name, problem);
+                return archive_refuse_entry(ret_error, st.name, problem);
 
         /* Duplicates: the last one wins, as in CPython's zipfile (OctoPrint reads with it). */
         if (it->kind == ITEM_METADATA)
@@ -438,22 +442,22 @@ int archive_plan_open(int zip_fd, uint64_t max_entries, ArchivePlan *ret, char *
 
 /* ---- reading entries ---- */
 
-static int stream_error(char **ret_error, const ArchiveItem *it, zip_error_t *ze) {
+int archive_stream_error(char **ret_error, const ArchiveItem *it, zip_error_t *ze) {
         int code = zip_error_code_zip(ze);
 
         if (code == ZIP_ER_MEMORY)
                 return -ENOMEM;
         if (code == ZIP_ER_CRC)
-                return refuse_entry(ret_error, it->name, "fails its CRC check (the backup is damaged)");
+                return archive_refuse_entry(ret_error, it->name, "fails its CRC check (the backup is damaged)");
         if (code == ZIP_ER_READ || code == ZIP_ER_SEEK) {
-                int r = refuse_entry(ret_error, it->name, "cannot be read from the backup file");
+                int r = archive_refuse_entry(ret_error, it->name, "cannot be read from the backup file");
                 return r == -ENOMEM ? r : -EIO;
         }
         {
                 char buf[200];
 
                 snprintf(buf, sizeof(buf), "is damaged (%s)", zip_error_strerror(ze));
-                return refuse_entry(ret_error, it->name, buf);
+                return archive_refuse_entry(ret_error, it->name, buf);
         }
 }
 
@@ -465,13 +469,13 @@ int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf
 
         f = zip_fopen_index(zip, it->index, 0);
         if (!f)
-                return stream_error(ret_error, it, zip_get_error(zip));
+                return archive_stream_error(ret_error, it, zip_get_error(zip));
         for (;;) {
                 /* Reading to the end (k == 0) is what makes libzip compare the CRC. */
                 zip_int64_t k = zip_fread(f, buf, buf_size);
 
                 if (k < 0) {
-                        r = stream_error(ret_error, it, zip_file_get_error(f));
+                        r = archive_stream_error(ret_error, it, zip_file_get_error(f));
                         break;
                 }
                 if (k == 0)
@@ -481,7 +485,7 @@ int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf
 
                         snprintf(m, sizeof(m), "inflates beyond its declared size of %llu bytes (the backup "
                                  "is damaged or hostile)", (unsigned long long) it->size);
-                        r = refuse_entry(ret_error, it->name, m);
+                        r = archive_refuse_entry(ret_error, it->name, m);
                         break;
                 }
                 done += (uint64_t) k;
@@ -491,7 +495,8 @@ int archive_item_stream(zip_t *zip, const ArchiveItem *it, void *buf, size_t buf
         }
         zip_fclose(f);
         if (r == 0 && done != it->size)
-                r = refuse_entry(ret_error, it->name, "is shorter than its declared size (the backup is damaged)");
+                r = archive_refuse_entry(ret_error, it->name, "is shorter than its declared size (the backup is "
+                                         "damaged)");
         return r;
 }
 

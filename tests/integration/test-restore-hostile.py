@@ -105,6 +105,11 @@ CASES = {
         "shorter-than-declared": r"'basedir/short\.bin' is shorter than its declared size",
         "crc-mismatch": r"'basedir/stored\.txt' fails its CRC check",
         "corrupt-deflate": r"'basedir/broken\.txt' is damaged",
+        "large-inflate-beyond": r"'basedir/uploads/pieces\.gcode' inflates beyond its declared size",
+        "large-shorter": r"'basedir/uploads/pieces\.gcode' is shorter than its declared size",
+        "large-crc-mismatch": r"'basedir/uploads/pieces\.gcode' fails its CRC check",
+        "large-corrupt-piece": r"'basedir/uploads/pieces\.gcode' is damaged",
+        "large-stream-beyond": r"'basedir/uploads/stream\.gcode' inflates beyond its declared size",
         # Made here.
         "over-free-space": r"Not enough free space to restore this backup: it needs 11\d MiB",
         "deep-slip": r"leaves basedir",

@@ -10,12 +10,14 @@ give. Raw header edits (flags, methods, sizes, names zipfile cannot write) go th
 import io
 import json
 import os
+import random
 import stat
 import struct
 import sys
 import time
 import warnings
 import zipfile
+import zlib
 
 OUT, ROOT = sys.argv[1], sys.argv[2]
 VERSION = "1.11.8"
@@ -27,10 +29,10 @@ USERS = b"admin:\n  active: true\n"
 warnings.simplefilter("ignore", UserWarning)
 
 
-def info(name, mode=None, date_time=(2023, 5, 6, 7, 8, 10)):
+def info(name, mode=None, date_time=(2023, 5, 6, 7, 8, 10), store=False):
     zi = zipfile.ZipInfo(name, date_time)
     zi.create_system = 3
-    zi.compress_type = zipfile.ZIP_DEFLATED
+    zi.compress_type = zipfile.ZIP_STORED if store else zipfile.ZIP_DEFLATED
     if mode is not None:
         zi.external_attr = (mode & 0xFFFF) << 16
         if stat.S_ISDIR(mode):
@@ -294,6 +296,104 @@ def good():
         json.dump(expect, f)
 
 
+PIECE = 1024 * 1024      # restore-inflate.h: ENTRY_READER_CHUNK
+
+
+def gcode(n, seed):
+    """n bytes of G-code-like text (compresses about as real G-code does)."""
+    rnd = random.Random(seed)
+    out, size = [], 0
+    while size < n:
+        line = "G1 X%.3f Y%.3f E%.5f F%d\n" % (rnd.uniform(0, 220), rnd.uniform(0, 220), rnd.uniform(0, 9),
+                                              rnd.choice((1200, 1800, 3000)))
+        out.append(line)
+        size += len(line)
+    return "".join(out).encode()[:n]
+
+
+def deflate_pieces(data, flush, level=6):
+    """data as one raw deflate stream in pieces of PIECE bytes, each but the last ended by zlib's flush:
+    Z_FULL_FLUSH makes pieces that stand alone, as opbackup's backups have them (deflate-pool.h);
+    Z_SYNC_FLUSH ends them the same way, but later pieces refer back into earlier ones."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = []
+    for k in range(0, len(data), PIECE):
+        out.append(c.compress(data[k:k + PIECE]))
+        if k + PIECE < len(data):
+            out.append(c.flush(flush))
+    out.append(c.flush(zlib.Z_FINISH))
+    return b"".join(out)
+
+
+def build_deflated(entries):
+    """Like build(), with (name, data, stream) entries whose deflate data is given: written stored, then
+    relabelled as deflated with data's CRC and size."""
+    plain = [(n, d) for n, d, *rest in entries if not rest]
+    raw = [(n, d, stream) for n, d, *rest in entries for stream in rest]
+    z = build(plain + [(info(n, 0o100644, store=True), stream) for n, _, stream in raw])
+    for name, data, _ in raw:
+        z = patch_both(z, name, "method", "<H", zipfile.ZIP_DEFLATED)
+        z = patch_both(z, name, "crc", "<I", zlib.crc32(data))
+        z = patch_both(z, name, "usize", "<I", len(data))
+    return z
+
+
+def large():
+    """good-large.zip: files of more than a piece, in every layout a restore reads differently, with
+    their contents in good-large-src/ (the test compares); and large entries that must fail."""
+    full = gcode(3 * PIECE + 500000, 1)
+    exact = gcode(2 * PIECE, 2)
+    synced = gcode(2 * PIECE + 123457, 3)
+    one_more = gcode(PIECE + 1, 4)
+    one_piece = gcode(PIECE, 5)
+    noise = os.urandom(2 * PIECE + 999)
+    # Stored data full of the bytes that end a piece: guesses that are wrong.
+    decoys = b"".join(os.urandom(1000) + b"\0\0\xff\xff" for _ in range(2500))
+    files = [
+        ("uploads/pieces.gcode", full, deflate_pieces(full, zlib.Z_FULL_FLUSH)),
+        ("uploads/exact.gcode", exact, deflate_pieces(exact, zlib.Z_FULL_FLUSH)),
+        ("uploads/synced.gcode", synced, deflate_pieces(synced, zlib.Z_SYNC_FLUSH)),
+        ("uploads/one-more.gcode", one_more, deflate_pieces(one_more, zlib.Z_FULL_FLUSH)),
+        ("uploads/one-piece.gcode", one_piece, deflate_pieces(one_piece, zlib.Z_FULL_FLUSH)),
+        ("data/noise.bin", noise, deflate_pieces(noise, zlib.Z_FULL_FLUSH)),
+        ("data/decoys.bin", decoys, deflate_pieces(decoys, zlib.Z_FULL_FLUSH, level=0)),
+    ]
+    stream = gcode(2 * PIECE + 77, 6)           # one stream, as zipfile writes it
+    video = os.urandom(2 * PIECE + 4097)        # stored
+    vi = info("basedir/timelapse/video.mp4", 0o100644, store=True)
+    z = build_deflated(base() + [("basedir/" + n, d, st) for n, d, st in files] +
+                       [("basedir/uploads/stream.gcode", stream), (vi, video)])
+    write("good-large", z)
+    src = os.path.join(OUT, "good-large-src")
+    names = []
+    for rel, data in [(n, d) for n, d, _ in files] + [("uploads/stream.gcode", stream),
+                                                         ("timelapse/video.mp4", video)]:
+        os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+        with open(os.path.join(src, rel), "wb") as f:
+            f.write(data)
+        names.append(rel)
+    with open(os.path.join(OUT, "good-large.list"), "w") as f:
+        f.write("\n".join(names) + "\n")
+
+    # Found only while extracting, past the first piece.
+    name = "basedir/uploads/pieces.gcode"
+    one = [(name, full, deflate_pieces(full, zlib.Z_FULL_FLUSH))]
+    write("large-inflate-beyond", patch_both(build_deflated(base() + one), name, "usize", "<I", len(full) - 1000))
+    write("large-shorter", patch_both(build_deflated(base() + one), name, "usize", "<I", len(full) + 2 * PIECE))
+    write("large-crc-mismatch", patch_both(build_deflated(base() + one), name, "crc", "<I", zlib.crc32(full) ^ 1))
+    d = build_deflated(base() + one)
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    first = len(c.compress(full[:PIECE]) + c.flush(zlib.Z_FULL_FLUSH))    # where the second piece starts
+    off = data_offset(d, name) + first
+    for k in range(16):
+        d[off + k] = 0xFF     # an invalid deflate block type
+    write("large-corrupt-piece", d)
+    d = build([("metadata.json", META), ("basedir/config.yaml", CONFIG), ("basedir/users.yaml", USERS),
+               ("basedir/uploads/stream.gcode", stream)])
+    write("large-stream-beyond", patch_both(d, "basedir/uploads/stream.gcode", "usize", "<I", PIECE + 5))
+
+
 os.makedirs(OUT, exist_ok=True)
 hostile()
 good()
+large()

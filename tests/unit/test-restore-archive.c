@@ -270,6 +270,15 @@ static const Case extract_cases[] = {
         CONTENT("crc-mismatch", "Backup entry 'basedir/stored.txt' fails its CRC check (the backup is damaged)"
                 REFUSING),
         CONTENT("corrupt-deflate", "Backup entry 'basedir/broken.txt' is damaged (Zlib error: data error)" REFUSING),
+        /* The same past the first MiB, where the data comes in pieces (restore-inflate.c). */
+        CONTENT("large-inflate-beyond", "Backup entry 'basedir/uploads/pieces.gcode' inflates beyond its declared "
+                "size of 3644728 bytes (the backup is damaged or hostile)" REFUSING),
+        CONTENT("large-shorter", "Backup entry 'basedir/uploads/pieces.gcode' is shorter than its declared size"),
+        CONTENT("large-crc-mismatch", "Backup entry 'basedir/uploads/pieces.gcode' fails its CRC check"),
+        CONTENT("large-corrupt-piece", "Backup entry 'basedir/uploads/pieces.gcode' is damaged (Zlib error: data "
+                "error)"),
+        CONTENT("large-stream-beyond", "Backup entry 'basedir/uploads/stream.gcode' inflates beyond its declared "
+                "size of 1048581 bytes"),
 };
 
 static void generate_corpus(void) {
@@ -592,6 +601,55 @@ static void test_good_octoprint(void) {
         staging_done(&st);
 }
 
+/* Files of more than a piece (1 MiB), in each layout the readers treat differently: opbackup's pieces
+ * (libdeflate), pieces that refer back (zlib takes over with the last piece as its dictionary), stored
+ * data full of bytes that look like a piece's end, one zipfile stream, stored; sizes on and next to a
+ * piece's. Each comes out as it went in, whichever lane read it. */
+static void test_good_large(void) {
+        _cleanup_(archive_summary_done) ArchiveSummary s = {};
+        _cleanup_free_ char *error = NULL, *list_path = NULL, *list = NULL, *src_path = NULL;
+        Staging st = staging_new();
+        unsigned n = 0, n_dirs = 0;
+        size_t list_size;
+        int fd = open_zip("good-large"), src_fd;
+
+        list_path = path_join(corpus, "good-large.list");
+        src_path = path_join(corpus, "good-large-src");
+        src_fd = open(src_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_TRUE(src_fd >= 0);
+        {
+                int lfd = open(list_path, O_RDONLY | O_CLOEXEC);
+
+                ASSERT_TRUE(lfd >= 0);
+                ASSERT_EQ(read_full_fd(lfd, MIB, &list, &list_size), 0);
+                close(lfd);
+        }
+
+        ASSERT_EQ(restore_archive_validate(fd, INSTALLED, PLENTY, &s, &error), 0);
+        ASSERT_EQ(restore_archive_extract(fd, st.fd, NULL, &error), 0);
+        ASSERT_NULL(error);
+        for (char *rel = strtok(list, "\n"); rel; rel = strtok(NULL, "\n")) {
+                _cleanup_free_ char *got = NULL, *want = NULL;
+                size_t got_size, want_size;
+                struct stat sb;
+
+                fprintf(stderr, "  %s\n", rel);
+                got = read_at(st.fd, rel, &got_size);
+                want = read_at(src_fd, rel, &want_size);
+                ASSERT_EQ(got_size, want_size);
+                ASSERT_TRUE(memcmp(got, want, got_size) == 0);
+                ASSERT_EQ(fstatat(st.fd, rel, &sb, AT_SYMLINK_NOFOLLOW), 0);
+                ASSERT_EQ(sb.st_mode & 07777, 0644);
+                n++;
+        }
+        ASSERT_EQ(n, 9);
+        /* config.yaml and users.yaml besides. */
+        ASSERT_EQ(count_files(st.fd, &n_dirs), (int) n + 2);
+        close(src_fd);
+        close(fd);
+        staging_done(&st);
+}
+
 /* Another process of the instance user could plant symlinks in staging while we extract: they are
  * never followed, for folders or files. */
 static void test_planted_symlinks(void) {
@@ -806,6 +864,7 @@ int main(void) {
         RUN(test_many_plugins);
         RUN(test_installed_version);
         RUN(test_good_octoprint);
+        RUN(test_good_large);
         RUN(test_planted_symlinks);
         RUN(test_cancel);
         RUN(test_engine_backup);
