@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <ctype.h>
+#include <stdint.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <strings.h>
@@ -206,5 +207,24 @@ int opendir_fd(int dirfd, DIR **ret) {
         }
         rewinddir(d);
         *ret = d;
+        return 0;
+}
+
+int array_reserve_bytes(void **array, size_t *allocated, size_t need, size_t size) {
+        size_t n;
+        void *t;
+
+        if (need <= *allocated)
+                return 0;
+        n = *allocated > SIZE_MAX / 2 ? need : *allocated * 2;
+        if (n < need)
+                n = need;
+        if (n < 16)
+                n = 16;
+        t = reallocarray(*array, n, size);
+        if (!t)
+                return -ENOMEM;
+        *array = t;
+        *allocated = n;
         return 0;
 }

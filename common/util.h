@@ -104,6 +104,18 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
 /* A DIR listing the folder dirfd refers to, from its start; dirfd stays open and the caller's. (The DIR
  * reads through a duplicate of dirfd, so dirfd's own position moves with it.) */
 int opendir_fd(int dirfd, DIR **ret);
+
+/* Makes room for `need` elements in `array` (`allocated` of them so far), at least doubling, so that
+ * appending one at a time stays linear. 0, or -ENOMEM with array and allocated unchanged. */
+int array_reserve_bytes(void **array, size_t *allocated, size_t need, size_t size);
+#define ARRAY_RESERVE(array, allocated, need)                                                   \
+        ({                                                                                      \
+                void *_a = (array);                                                             \
+                int _r = array_reserve_bytes(&_a, &(allocated), (need), sizeof(*(array)));      \
+                if (_r >= 0)                                                                    \
+                        (array) = _a;                                                           \
+                _r;                                                                             \
+        })
 int write_all(int fd, const void *buf, size_t size);
 
 /* Parses "yes/no/true/false/1/0/on/off/y/n" in any case. Returns 1, 0 or -EINVAL. */

@@ -476,15 +476,8 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
         zip_int64_t idx;
         FileSource *s;
 
-        if (w->n_files == w->n_files_allocated) {
-                size_t n = MAX(w->n_files_allocated * 2, (size_t) 64);
-                PoolFile *f = reallocarray(w->files, n, sizeof(PoolFile));
-
-                if (!f)
-                        return -ENOMEM;
-                w->files = f;
-                w->n_files_allocated = n;
-        }
+        if (ARRAY_RESERVE(w->files, w->n_files_allocated, w->n_files + 1) < 0)
+                return -ENOMEM;
         /* What the previous backup deflated is not stored now: its data is likely what this file holds. */
         if (w->level == 0 || e->size < REUSE_MIN_SIZE || !reuse_source_find(w->reuse, e->name, e->size, &reuse))
                 reuse.index = -1;

@@ -224,15 +224,8 @@ static int plan_add(Walker *w, const char *name, const char *path, const struct 
         if (p->n_entries >= PLAN_ENTRIES_MAX)
                 return set_error(w, EFBIG, "The instance has more than %u files to back up; a restore would refuse "
                                  "such a backup. Exclude folders or remove files.", PLAN_ENTRIES_MAX);
-        if (p->n_entries == p->n_allocated) {
-                size_t na = p->n_allocated ? p->n_allocated * 2 : 256;
-                PlanEntry *t = reallocarray(p->entries, na, sizeof(PlanEntry));
-
-                if (!t)
-                        return -ENOMEM;
-                p->entries = t;
-                p->n_allocated = na;
-        }
+        if (ARRAY_RESERVE(p->entries, p->n_allocated, p->n_entries + 1) < 0)
+                return -ENOMEM;
         e = &p->entries[p->n_entries];
         *e = (PlanEntry) {
                 .name = strdup(name),
@@ -412,16 +405,9 @@ static int list_names(int fd, char ***ret) {
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (n + 2 > allocated) {
-                        size_t na = allocated ? allocated * 2 : 32;
-                        char **t = reallocarray(names, na, sizeof(char *));
-
-                        if (!t) {
-                                closedir(d);
-                                return -ENOMEM;
-                        }
-                        names = t;
-                        allocated = na;
+                if (ARRAY_RESERVE(names, allocated, n + 2) < 0) {
+                        closedir(d);
+                        return -ENOMEM;
                 }
                 names[n] = strdup(de->d_name);
                 if (!names[n]) {

@@ -271,15 +271,8 @@ static int rm_open(RmTree *t, size_t i) {
 }
 
 static int rm_push(RmTree *t, const char *name) {
-        if (t->n == t->allocated) {
-                size_t na = t->allocated ? t->allocated * 2 : 16;
-                RmLevel *l = reallocarray(t->levels, na, sizeof(RmLevel));
-
-                if (!l)
-                        return -ENOMEM;
-                t->levels = l;
-                t->allocated = na;
-        }
+        if (ARRAY_RESERVE(t->levels, t->allocated, t->n + 1) < 0)
+                return -ENOMEM;
         t->levels[t->n] = (RmLevel) { .name = strdup(name) };
         if (!t->levels[t->n].name)
                 return -ENOMEM;
