@@ -145,6 +145,24 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
+ssize_t pread_full(int fd, void *buf, size_t n, uint64_t offset) {
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = pread(fd, (uint8_t *) buf + done, n - done, (off_t) (offset + done));
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                done += (size_t) k;
+        }
+        return (ssize_t) done;
+}
+
 int write_all(int fd, const void *buf, size_t size) {
         const char *p = buf;
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,10 @@ int strv_split_words(const char *s, char ***ret);
 
 /* Reads at most max bytes from fd into a NUL-terminated buffer. -EFBIG if there is more. */
 int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+
+/* Reads n bytes at offset, retrying short reads and EINTR: the bytes read (fewer only at the end of the
+ * file), or negative errno. */
+ssize_t pread_full(int fd, void *buf, size_t n, uint64_t offset);
 
 /* A DIR listing the folder dirfd refers to, from its start; dirfd stays open and the caller's. (The DIR
  * reads through a duplicate of dirfd, so dirfd's own position moves with it.) */

@@ -108,21 +108,13 @@ static uint64_t min_u64(uint64_t a, uint64_t b) {
         return a < b ? a : b;
 }
 
-static int pread_full(int fd, void *buf, size_t size, uint64_t offset) {
-        while (size > 0) {
-                ssize_t n = pread(fd, buf, size, (off_t) offset);
+/* All of [offset, offset + size): a file shorter than fstat() said changed under us. */
+static int pread_exact(int fd, void *buf, size_t size, uint64_t offset) {
+        ssize_t n = pread_full(fd, buf, size, offset);
 
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO;    /* shorter than fstat() said: the file changed under us */
-                buf = (uint8_t *) buf + n;
-                size -= n;
-                offset += n;
-        }
-        return 0;
+        if (n < 0)
+                return (int) n;
+        return (size_t) n == size ? 0 : -EIO;
 }
 
 static zip_int64_t zip_reader_read(ZipReader *z, void *data, zip_uint64_t len) {
@@ -133,7 +125,7 @@ static zip_int64_t zip_reader_read(ZipReader *z, void *data, zip_uint64_t len) {
         len = min_u64(len, z->size - z->offset);
         if (z->offset < z->block_offset || z->offset + len > z->block_offset + z->block_len) {
                 if (len >= ZIP_READER_BLOCK) {
-                        r = pread_full(z->fd, data, len, z->offset);
+                        r = pread_exact(z->fd, data, len, z->offset);
                         if (r < 0)
                                 goto fail;
                         z->offset += len;
@@ -142,7 +134,7 @@ static zip_int64_t zip_reader_read(ZipReader *z, void *data, zip_uint64_t len) {
                 /* A file that fits is read whole; else the block starts where the read does. */
                 z->block_offset = z->size <= ZIP_READER_BLOCK ? 0 : z->offset;
                 z->block_len = min_u64(ZIP_READER_BLOCK, z->size - z->block_offset);
-                r = pread_full(z->fd, z->block, z->block_len, z->block_offset);
+                r = pread_exact(z->fd, z->block, z->block_len, z->block_offset);
                 if (r < 0) {
                         z->block_len = 0;
                         goto fail;

@@ -228,24 +228,6 @@ static void slot_publish(DeflatePool *p, Slot *s, bool store) {
         pthread_mutex_unlock(&p->lock);
 }
 
-static ssize_t read_full(int fd, uint8_t *buf, size_t n, uint64_t offset) {
-        size_t done = 0;
-
-        while (done < n) {
-                ssize_t k = pread(fd, buf + done, n - done, (off_t) (offset + done));
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                done += (size_t) k;
-        }
-        return (ssize_t) done;
-}
-
 /* ---- reusing the previous backup's data ---- */
 
 #define VERIFY_BUFFER_SIZE (512U * 1024U)
@@ -266,7 +248,7 @@ static bool file_crc(const PoolFile *f, uint8_t *buf, size_t n, uint32_t *ret) {
                 return false;
         while (offset < f->size) {
                 size_t want = (size_t) MIN(f->size - offset, (uint64_t) n);
-                ssize_t got = read_full(fd, buf, want, offset);
+                ssize_t got = pread_full(fd, buf, want, offset);
 
                 if (got != (ssize_t) want)
                         return false;
@@ -416,7 +398,7 @@ static bool read_file(DeflatePool *p, size_t index) {
                         return false;
                 if (status == POOL_OK) {
                         want = (size_t) MIN(f->size - offset, (uint64_t) DEFLATE_POOL_CHUNK);
-                        got = read_full(fd, s->in, want, offset);
+                        got = pread_full(fd, s->in, want, offset);
                         if (got < 0) {
                                 status = POOL_FAILED;
                                 error = (int) got;

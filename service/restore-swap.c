@@ -430,15 +430,11 @@ int swap_execute(const SwapPlan *p, bool *ret_swapped, char **ret_error) {
 
         *ret_error = NULL;
         *ret_swapped = false;
-        if (p->in_place) {
-                if (exists_nofollow(p->old))
-                        return asprintf(ret_error, "%s exists (left by an earlier restore with keep-previous?): "
-                                        "move it away and try again", p->old) < 0 ? -ENOMEM : -EEXIST;
-                return swap_in_place(p, ret_swapped, ret_error);
-        }
         if (exists_nofollow(p->old))
                 return asprintf(ret_error, "%s exists (left by an earlier restore with keep-previous?): move it "
                                 "away and try again", p->old) < 0 ? -ENOMEM : -EEXIST;
+        if (p->in_place)
+                return swap_in_place(p, ret_swapped, ret_error);
         r = journal_write(p, "swapping");
         if (r < 0)
                 return asprintf(ret_error, "Cannot write the restore journal %s: %s", p->journal,
