@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "ctl.h"
+#include "errors.h"
 #include "util.h"
 
 int ctl_connect(Ctl *ctl) {
@@ -41,7 +42,7 @@ int ctl_report_error(const char *what, const sd_bus_error *e, int r) {
         if (e && error_is_not_running(e)) {
                 fprintf(stderr, "%s: the opbackup service (%s) is not running and could not be started.\n"
                         "Start it with 'systemctl start opbackupd' (as root), or check that opbackup is "
-                        "installed (its D-Bus activation file and bus policy).\n", what, BUS_NAME_OPBACKUP);
+                        "installed (its D-Bus activation file and bus policy).\n", what, BUS_NAME);
                 return EXIT_FAIL;
         }
         if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED) ||
@@ -52,11 +53,11 @@ int ctl_report_error(const char *what, const sd_bus_error *e, int r) {
         fprintf(stderr, "%s: %s\n", what, msg);
         if (!e)
                 return EXIT_FAIL;
-        if (sd_bus_error_has_name(e, "org.opbackup.backup1.Error.NoSuchInstance") ||
-            sd_bus_error_has_name(e, "org.opbackup.backup1.Error.NoSuchBackup") ||
-            sd_bus_error_has_name(e, "org.opbackup.backup1.Error.NoSuchJob"))
+        if (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_INSTANCE) ||
+            sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_BACKUP) ||
+            sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_JOB))
                 return EXIT_NOT_FOUND;
-        if (sd_bus_error_has_name(e, "org.opbackup.backup1.Error.Busy"))
+        if (sd_bus_error_has_name(e, BUS_ERROR_BUSY))
                 return EXIT_BUSY;
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
                 return EXIT_USAGE;
@@ -82,7 +83,7 @@ int ctl_call(Ctl *ctl, const char *path, const char *interface, const char *memb
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME_OPBACKUP, path, interface, member);
+        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, path, interface, member);
         if (r < 0)
                 return ctl_report_error(member, NULL, r);
         if (!isempty(types)) {
@@ -100,7 +101,7 @@ int ctl_instance_path(Ctl *ctl, char **ret_path) {
         const char *path;
         int r;
 
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "GetInstance", &reply, "s", strempty(ctl->instance));
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "GetInstance", &reply, "s", strempty(ctl->instance));
         if (r != 0)
                 return r;
         r = sd_bus_message_read(reply, "o", &path);

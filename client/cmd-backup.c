@@ -90,7 +90,7 @@ static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *
         const char *job;
         int r;
 
-        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME_OPBACKUP, instance_path, IFACE_INSTANCE,
+        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, instance_path, INSTANCE_INTERFACE,
                                            "CreateBackup");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, a->excludes);
@@ -214,7 +214,7 @@ int backup_instance(Ctl *ctl, const char *instance_path, const BackupArgs *args)
                 if (r != 0)
                         return r;
                 created.watch = watch;
-                r = sd_bus_match_signal(ctl->bus, &slot, BUS_NAME_OPBACKUP, PATH_MANAGER, IFACE_MANAGER,
+                r = sd_bus_match_signal(ctl->bus, &slot, BUS_NAME, OBJECT_ROOT, MANAGER_INTERFACE,
                                         "BackupCreated", on_backup_created, &created);
                 if (r < 0) {
                         fprintf(stderr, "Cannot watch for BackupCreated: %s\n", strerror(-r));

@@ -5,6 +5,7 @@
 #include <getopt.h>
 
 #include "ctl.h"
+#include "errors.h"
 #include "util.h"
 
 static void help(void) {
@@ -44,16 +45,16 @@ static int parse_args(int argc, char *argv[], uint32_t *ret_id) {
 int cmd_cancel(Ctl *ctl, int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        char path[sizeof(PATH_MANAGER "/job/") + 16];
+        char path[sizeof(OBJECT_ROOT "/job/") + 16];
         uint32_t id;
         int r;
 
         r = parse_args(argc, argv, &id);
         if (r <= 0)
                 return -r;
-        snprintf(path, sizeof(path), "%s/job/%" PRIu32, PATH_MANAGER, id);
+        snprintf(path, sizeof(path), "%s/job/%" PRIu32, OBJECT_ROOT, id);
 
-        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME_OPBACKUP, path, IFACE_JOB, "Cancel");
+        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, path, JOB_INTERFACE, "Cancel");
         if (r < 0)
                 return ctl_report_error("Cancel", NULL, r);
         r = sd_bus_call(ctl->bus, m, ctl->ask_password ? 5ULL * 60 * 1000000 : 0, &error, NULL);
@@ -62,7 +63,7 @@ int cmd_cancel(Ctl *ctl, int argc, char *argv[]) {
                 if (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
                     sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_METHOD) ||
                     sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
-                    sd_bus_error_has_name(&error, "org.opbackup.backup1.Error.NoSuchJob")) {
+                    sd_bus_error_has_name(&error, BUS_ERROR_NO_SUCH_JOB)) {
                         fprintf(stderr, "No job %" PRIu32 " is running or queued (see 'opbackupctl jobs').\n", id);
                         return EXIT_NOT_FOUND;
                 }

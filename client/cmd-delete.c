@@ -48,7 +48,7 @@ int cmd_delete(Ctl *ctl, int argc, char *argv[]) {
         if (r != 0)
                 return r;
         for (int k = optind; k < argc; k++) {
-                r = ctl_call(ctl, instance_path, IFACE_INSTANCE, "DeleteBackup", NULL, "s", argv[k]);
+                r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "DeleteBackup", NULL, "s", argv[k]);
                 if (r != 0) {
                         if (ret == 0)
                                 ret = r;

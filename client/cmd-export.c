@@ -165,7 +165,7 @@ int cmd_export(Ctl *ctl, int argc, char *argv[]) {
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        r = ctl_call(ctl, instance_path, IFACE_INSTANCE, "OpenBackup", &reply, "s", a.name);
+        r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "OpenBackup", &reply, "s", a.name);
         if (r != 0)
                 return r;
         r = sd_bus_message_read(reply, "h", &fd);

@@ -57,7 +57,7 @@ int cmd_import(Ctl *ctl, int argc, char *argv[]) {
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME_OPBACKUP, instance_path, IFACE_INSTANCE,
+        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, instance_path, INSTANCE_INTERFACE,
                                            "ImportBackup");
         if (r >= 0)
                 r = sd_bus_message_append(m, "hs", fd, base);

@@ -52,7 +52,7 @@ static int open_source(Ctl *ctl, const char *arg, bool *ret_local, int *ret_fd) 
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        r = ctl_call(ctl, instance_path, IFACE_INSTANCE, "OpenBackup", &reply, "s", arg);
+        r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "OpenBackup", &reply, "s", arg);
         if (r != 0)
                 return r;
         r = sd_bus_message_read(reply, "h", &fd);

@@ -46,8 +46,8 @@ static void get_job_props(Ctl *ctl, JobInfo *j) {
         const char *key, *contents, *s;
         int r;
 
-        if (sd_bus_call_method(ctl->bus, BUS_NAME_OPBACKUP, j->path, "org.freedesktop.DBus.Properties", "GetAll",
-                               NULL, &reply, "s", IFACE_JOB) < 0)
+        if (sd_bus_call_method(ctl->bus, BUS_NAME, j->path, "org.freedesktop.DBus.Properties", "GetAll",
+                               NULL, &reply, "s", JOB_INTERFACE) < 0)
                 return;
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
@@ -130,7 +130,7 @@ int cmd_jobs(Ctl *ctl, int argc, char *argv[]) {
         r = parse_args(ctl, argc, argv);
         if (r <= 0)
                 return -r;
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListJobs", &reply, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListJobs", &reply, NULL);
         if (r != 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ussso)");

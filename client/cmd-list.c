@@ -104,7 +104,7 @@ int cmd_list(Ctl *ctl, int argc, char *argv[]) {
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        r = ctl_call(ctl, instance_path, IFACE_INSTANCE, "ListBackups", &reply, NULL);
+        r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "ListBackups", &reply, NULL);
         if (r != 0)
                 return r;
         if (ctl->json)

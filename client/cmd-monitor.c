@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "ctl.h"
+#include "errors.h"
 #include "util.h"
 
 #define JSON_DEPTH_MAX 16
@@ -243,7 +244,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         const char *name, *old_owner, *new_owner;
 
         if (!streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus") ||
-            sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BUS_NAME_OPBACKUP))
+            sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BUS_NAME))
                 return 0;
         if (isempty(new_owner)) {
                 if (!mon->ctl->quiet)
@@ -254,7 +255,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         }
         /* A new service: subscribe there too. */
         if (free_and_strdup(&mon->owner, new_owner) < 0 ||
-            sd_bus_call_method_async(mon->ctl->bus, NULL, BUS_NAME_OPBACKUP, PATH_MANAGER, IFACE_MANAGER,
+            sd_bus_call_method_async(mon->ctl->bus, NULL, BUS_NAME, OBJECT_ROOT, MANAGER_INTERFACE,
                                      "Subscribe", on_subscribed, mon, "") < 0) {
                 fprintf(stderr, "Cannot subscribe to the restarted opbackup service.\n");
                 mon->exit_code = EXIT_FAIL;
@@ -285,7 +286,7 @@ static int get_owner(Ctl *ctl, char **ret) {
         int r;
 
         r = sd_bus_call_method(ctl->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetNameOwner", &error, &reply, "s", BUS_NAME_OPBACKUP);
+                               "GetNameOwner", &error, &reply, "s", BUS_NAME);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "s", &owner);
         if (r < 0)
@@ -295,9 +296,9 @@ static int get_owner(Ctl *ctl, char **ret) {
 
 int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
         static const char *const rules[] = {
-                "type='signal',sender='" BUS_NAME_OPBACKUP "',path='" PATH_MANAGER "',interface='" IFACE_MANAGER "'",
-                "type='signal',sender='" BUS_NAME_OPBACKUP "',path_namespace='" PATH_MANAGER "/job',"
-                "interface='" IFACE_JOB "',member='Log'",
+                "type='signal',sender='" BUS_NAME "',path='" OBJECT_ROOT "',interface='" MANAGER_INTERFACE "'",
+                "type='signal',sender='" BUS_NAME "',path_namespace='" OBJECT_ROOT "/job',"
+                "interface='" JOB_INTERFACE "',member='Log'",
         };
         sd_bus_slot *slots[ELEMENTSOF(rules) + 2] = {};
         Monitor mon = { .ctl = ctl };
@@ -315,7 +316,7 @@ int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
                 r = sd_bus_add_match(ctl->bus, &slots[ELEMENTSOF(rules)],
                                      "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                                      "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                     "arg0='" BUS_NAME_OPBACKUP "'", on_name_owner_changed, &mon);
+                                     "arg0='" BUS_NAME "'", on_name_owner_changed, &mon);
         if (r >= 0)
                 r = sd_bus_match_signal(ctl->bus, &slots[ELEMENTSOF(rules) + 1], NULL, "/org/freedesktop/DBus/Local",
                                         "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, &mon);
@@ -324,7 +325,7 @@ int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
                 r = EXIT_FAIL;
                 goto finish;
         }
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "Subscribe", NULL, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "Subscribe", NULL, NULL);
         if (r == 0)
                 r = get_owner(ctl, &mon.owner);
         if (r != 0)

@@ -81,7 +81,7 @@ int cmd_prune(Ctl *ctl, int argc, char *argv[]) {
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        r = ctl_call(ctl, instance_path, IFACE_INSTANCE, "PruneBackups", &reply, "us", a.keep, strempty(a.match));
+        r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", a.keep, strempty(a.match));
         if (r != 0)
                 return r;
         r = sd_bus_message_read_strv(reply, &deleted);

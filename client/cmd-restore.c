@@ -9,6 +9,7 @@
 #include <libgen.h>
 
 #include "ctl.h"
+#include "errors.h"
 #include "names.h"
 #include "util.h"
 
@@ -86,7 +87,7 @@ static int get_basedir(Ctl *ctl, const char *path, char **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_get_property_string(ctl->bus, BUS_NAME_OPBACKUP, path, IFACE_INSTANCE, "Basedir", &error, ret);
+        r = sd_bus_get_property_string(ctl->bus, BUS_NAME, path, INSTANCE_INTERFACE, "Basedir", &error, ret);
         return r < 0 ? ctl_report_error("Reading the instance", &error, r) : 0;
 }
 
@@ -123,7 +124,7 @@ static int start_restore(Ctl *ctl, const char *path, const RestoreArgs *a, uint3
                 if (copy && backup_name_is_valid(basename(copy)))
                         base = basename(copy);
         }
-        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME_OPBACKUP, path, IFACE_INSTANCE,
+        r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, path, INSTANCE_INTERFACE,
                                            a->local ? "RestoreBackupFromFile" : "RestoreBackup");
         if (r >= 0)
                 r = a->local ? sd_bus_message_append(m, "h", fd) : sd_bus_message_append(m, "s", a->what);
@@ -291,7 +292,7 @@ int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]) {
         if (argc == 2 && streq(argv[1], "--clear")) {
                 r = ctl_instance_path(ctl, &path);
                 if (r == 0)
-                        r = ctl_call(ctl, path, IFACE_INSTANCE, "ClearUnknownPlugins", NULL, NULL);
+                        r = ctl_call(ctl, path, INSTANCE_INTERFACE, "ClearUnknownPlugins", NULL, NULL);
                 if (r == 0 && !ctl->quiet)
                         printf("Cleared the list of plugins to reinstall by hand.\n");
                 return r;
@@ -302,7 +303,7 @@ int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]) {
         }
         r = ctl_instance_path(ctl, &path);
         if (r == 0)
-                r = ctl_call(ctl, path, IFACE_INSTANCE, "GetUnknownPlugins", &reply, NULL);
+                r = ctl_call(ctl, path, INSTANCE_INTERFACE, "GetUnknownPlugins", &reply, NULL);
         if (r != 0)
                 return r;
         if (ctl->json)

@@ -121,7 +121,7 @@ static int load_instance(Ctl *ctl, const char *name, const char *path, Scheduled
         ret->path = strdup(path);
         if (!ret->name || !ret->path)
                 return ctl_report_error("scheduled-backup", NULL, -ENOMEM);
-        r = ctl_call(ctl, path, "org.freedesktop.DBus.Properties", "GetAll", &reply, "s", IFACE_INSTANCE);
+        r = ctl_call(ctl, path, "org.freedesktop.DBus.Properties", "GetAll", &reply, "s", INSTANCE_INTERFACE);
         if (r != 0)
                 return r;
         r = read_properties(reply, ret);
@@ -149,7 +149,7 @@ static int list_instances(Ctl *ctl, ScheduledInstance **ret, size_t *ret_n) {
                 *ret_n = 1;
                 return load_instance(ctl, ctl->instance, p, &l[0]);
         }
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListInstances", &reply, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListInstances", &reply, NULL);
         if (r != 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(so)");
@@ -178,7 +178,7 @@ static int prune(Ctl *ctl, const ScheduledInstance *s) {
         _cleanup_strv_free_ char **deleted = NULL;
         int r;
 
-        r = ctl_call(ctl, s->path, IFACE_INSTANCE, "PruneBackups", &reply, "us", s->keep, GENERATED_NAME_GLOB);
+        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, GENERATED_NAME_GLOB);
         if (r != 0)
                 return r;
         r = sd_bus_message_read_strv(reply, &deleted);

@@ -6,6 +6,7 @@
 
 #include "build-config.h"
 #include "ctl.h"
+#include "errors.h"
 #include "util.h"
 
 typedef struct InstanceProps {
@@ -65,8 +66,8 @@ static int get_instance_props(Ctl *ctl, const char *path, InstanceProps *p) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call_method(ctl->bus, BUS_NAME_OPBACKUP, path, "org.freedesktop.DBus.Properties", "GetAll",
-                               &error, &reply, "s", IFACE_INSTANCE);
+        r = sd_bus_call_method(ctl->bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               &error, &reply, "s", INSTANCE_INTERFACE);
         if (r < 0)
                 return ctl_report_error("Reading instance properties", &error, r);
         r = read_props(reply, p);
@@ -117,7 +118,7 @@ static int status_jobs(Ctl *ctl, json_object *jobs) {
         unsigned n = 0;
         int r;
 
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListJobs", &reply, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListJobs", &reply, NULL);
         if (r != 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ussso)");
@@ -158,7 +159,7 @@ int cmd_status(Ctl *ctl, int argc, char *argv[]) {
                 fprintf(stderr, "status takes no arguments.\n");
                 return EXIT_USAGE;
         }
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "ListInstances", &reply, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListInstances", &reply, NULL);
         if (r != 0)
                 return r;
         if (ctl->json) {

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
+
 struct json_object;
 
 /* Exit codes (SPEC §8). */
@@ -18,11 +20,6 @@ enum {
         EXIT_BUSY = 5,
 };
 
-#define BUS_NAME_OPBACKUP "org.opbackup.backup1"
-#define PATH_MANAGER "/org/opbackup/backup1"
-#define IFACE_MANAGER "org.opbackup.backup1.Manager"
-#define IFACE_INSTANCE "org.opbackup.backup1.Instance"
-#define IFACE_JOB "org.opbackup.backup1.Job"
 
 typedef struct Ctl {
         const char *instance;           /* -i */

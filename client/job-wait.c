@@ -16,10 +16,11 @@
 #include <systemd/sd-event.h>
 
 #include "ctl.h"
+#include "errors.h"
 #include "util.h"
 
 #define CANCEL_TIMEOUT_USEC (5ULL * 60 * 1000000)      /* polkit may ask a person for a password */
-#define JOB_PATH_PREFIX PATH_MANAGER "/job"
+#define JOB_PATH_PREFIX OBJECT_ROOT "/job"
 
 struct JobWatch {
         Ctl *ctl;
@@ -142,7 +143,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (!is_our_job(w, m))
                 return 0;
-        if (sd_bus_message_read(m, "s", &iface) < 0 || !streq(iface, IFACE_JOB))
+        if (sd_bus_message_read(m, "s", &iface) < 0 || !streq(iface, JOB_INTERFACE))
                 return 0;
         if (read_job_properties(w, m) >= 0)
                 bar_draw(w);
@@ -229,7 +230,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (!streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus") ||
             sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
-            !streq(name, BUS_NAME_OPBACKUP) || !streq_ptr(old_owner, w->owner))
+            !streq(name, BUS_NAME) || !streq_ptr(old_owner, w->owner))
                 return 0;
         bar_clear(w);
         fprintf(stderr, "The opbackup service stopped while job %u was running; what became of the %s is "
@@ -255,7 +256,7 @@ static int on_cancel_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         int code;
 
         /* The job ended meanwhile: its JobRemoved is on its way (or here already). */
-        if (!e || sd_bus_error_has_name(e, "org.opbackup.backup1.Error.NoSuchJob") ||
+        if (!e || sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_JOB) ||
             sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_OBJECT))
                 return 0;
         bar_clear(w);
@@ -269,7 +270,7 @@ static int send_cancel(JobWatch *w) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(w->ctl->bus, &m, BUS_NAME_OPBACKUP, w->path, IFACE_JOB, "Cancel");
+        r = sd_bus_message_new_method_call(w->ctl->bus, &m, BUS_NAME, w->path, JOB_INTERFACE, "Cancel");
         if (r >= 0)
                 r = sd_bus_call_async(w->ctl->bus, NULL, m, on_cancel_reply, w, CANCEL_TIMEOUT_USEC);
         if (r < 0) {
@@ -371,7 +372,7 @@ static int get_owner(JobWatch *w) {
         int r;
 
         r = sd_bus_call_method(w->ctl->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                               "org.freedesktop.DBus", "GetNameOwner", &error, &reply, "s", BUS_NAME_OPBACKUP);
+                               "org.freedesktop.DBus", "GetNameOwner", &error, &reply, "s", BUS_NAME);
         if (r < 0)
                 return ctl_report_error("Finding the opbackup service", &error, r);
         r = sd_bus_message_read(reply, "s", &owner);
@@ -404,19 +405,19 @@ int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
 
         /* The local matches check the sender again (job_watch_from_service()): sd-bus compares the
          * well-known name with the message's unique sender name only on the broker's side. */
-        r = add_match(w, 0, "type='signal',sender='" BUS_NAME_OPBACKUP "',path='" PATH_MANAGER "',"
-                      "interface='" IFACE_MANAGER "',member='JobRemoved'", on_job_removed);
+        r = add_match(w, 0, "type='signal',sender='" BUS_NAME "',path='" OBJECT_ROOT "',"
+                      "interface='" MANAGER_INTERFACE "',member='JobRemoved'", on_job_removed);
         if (r >= 0)
-                r = add_match(w, 1, "type='signal',sender='" BUS_NAME_OPBACKUP "',"
+                r = add_match(w, 1, "type='signal',sender='" BUS_NAME "',"
                               "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
-                              "path_namespace='" JOB_PATH_PREFIX "',arg0='" IFACE_JOB "'", on_properties_changed);
+                              "path_namespace='" JOB_PATH_PREFIX "',arg0='" JOB_INTERFACE "'", on_properties_changed);
         if (r >= 0)
-                r = add_match(w, 2, "type='signal',sender='" BUS_NAME_OPBACKUP "',interface='" IFACE_JOB "',"
+                r = add_match(w, 2, "type='signal',sender='" BUS_NAME "',interface='" JOB_INTERFACE "',"
                               "member='Log',path_namespace='" JOB_PATH_PREFIX "'", on_log);
         if (r >= 0)
                 r = add_match(w, 3, "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                               "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                              "arg0='" BUS_NAME_OPBACKUP "'", on_name_owner_changed);
+                              "arg0='" BUS_NAME "'", on_name_owner_changed);
         if (r >= 0)
                 r = sd_bus_match_signal(ctl->bus, &w->slots[4], NULL, "/org/freedesktop/DBus/Local",
                                         "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, w);
@@ -427,7 +428,7 @@ int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
         }
 
         /* Subscribing may start the service (bus activation); only then does it have an owner. */
-        r = ctl_call(ctl, PATH_MANAGER, IFACE_MANAGER, "Subscribe", NULL, NULL);
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "Subscribe", NULL, NULL);
         if (r == 0)
                 r = get_owner(w);
         if (r != 0) {
@@ -460,8 +461,8 @@ static void initial_progress(JobWatch *w) {
 
         /* The job may have ended already (its JobRemoved is queued then): nothing to show. */
         if (!w->show_progress ||
-            sd_bus_call_method(w->ctl->bus, BUS_NAME_OPBACKUP, w->path, "org.freedesktop.DBus.Properties",
-                               "GetAll", NULL, &reply, "s", IFACE_JOB) < 0)
+            sd_bus_call_method(w->ctl->bus, BUS_NAME, w->path, "org.freedesktop.DBus.Properties",
+                               "GetAll", NULL, &reply, "s", JOB_INTERFACE) < 0)
                 return;
         if (read_job_properties(w, reply) >= 0)
                 bar_draw(w);

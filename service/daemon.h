@@ -5,14 +5,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "config.h"
-
-#define OBJECT_ROOT "/org/opbackup/backup1"
-#define OBJECT_INSTANCE_PREFIX "/org/opbackup/backup1/instance"
-#define OBJECT_JOB_PREFIX "/org/opbackup/backup1/job"
-#define MANAGER_INTERFACE "org.opbackup.backup1.Manager"
-#define INSTANCE_INTERFACE "org.opbackup.backup1.Instance"
-#define JOB_INTERFACE "org.opbackup.backup1.Job"
 
 #define SUBSCRIBERS_MAX 256U
 

@@ -28,7 +28,6 @@
 #include "version.h"
 #include "worker-pipe.h"
 
-#define RESTART_TIMEOUT_SEC 60
 
 #include "restore-internal.h"
 

@@ -32,7 +32,6 @@
 #include "worker-pipe.h"
 #include "restore-internal.h"
 
-#define RESTART_TIMEOUT_SEC 60
 
 static void restore_job_data_free(void *p) {
         RestoreJobData *r = p;

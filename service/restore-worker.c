@@ -30,7 +30,6 @@
 #include "worker-pipe.h"
 #include "zip-dlopen.h"
 
-#define RESTART_TIMEOUT_SEC 60
 
 #include "restore-internal.h"
 
