@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 #include "test-util.h"
 
 #define PYTHON "/usr/bin/python3"

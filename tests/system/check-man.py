@@ -81,7 +81,7 @@ def main():
                         problems.append(f"opbackupctl(1) does not document exit status {code}")
 
         # Configuration keys, from config.c's key table and [Daemon].
-        config_c = read(os.path.join(src, "service", "config.c"))
+        config_c = read(os.path.join(src, "service", "instance", "config.c"))
         keys = re.findall(r'KEY\("[A-Za-z]+", "([A-Za-z]+)"', config_c) + ["IdleTimeoutSec"]
         documented(problems, "opbackupd.conf(5)", conf_page, keys, "the key", "{}=")
         sections = re.findall(r'KEY\("([A-Za-z]+)", ', config_c)

@@ -13,7 +13,7 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "backup.h"
+#include "backup/backup.h"
 #include "test-util.h"
 
 #if !defined(BACKUP_CHECKER) || !defined(GEN_INSTANCE)

@@ -5,9 +5,9 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "archive-write.h"
-#include "backup-plan.h"
-#include "excludes.h"
+#include "backup/archive-write.h"
+#include "backup/backup-plan.h"
+#include "backup/excludes.h"
 #include "test-util.h"
 
 static char **warnings;

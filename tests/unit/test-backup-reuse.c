@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <syslog.h>
 
-#include "backup.h"
+#include "backup/backup.h"
 #include "test-util.h"
 
 #define FILE_SIZE (600U * 1024U)        /* above REUSE_MIN_SIZE */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include "config.h"
+#include "instance/config.h"
 #include "test-util.h"
 
 static const InstanceConfig *find(const DaemonConfig *c, const char *name) {

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "deflate-join.h"
-#include "deflate-pool.h"
+#include "backup/deflate-join.h"
+#include "backup/deflate-pool.h"
 #include "test-util.h"
 
 static uint64_t rng = 88172645463325252ULL;

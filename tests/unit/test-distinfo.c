@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 
-#include "distinfo.h"
+#include "instance/distinfo.h"
 #include "test-util.h"
 
 #define SP "venv/lib/python3.11/site-packages/"

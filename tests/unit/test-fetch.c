@@ -11,7 +11,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "fetch.h"
+#include "fetch/fetch-client.h"
+#include "fetch/fetch-serve.h"
 #include "test-util.h"
 
 static int port;

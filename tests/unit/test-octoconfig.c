@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include "octoconfig.h"
+#include "instance/octoconfig.h"
 #include "test-util.h"
 
 static int parse(const char *yaml, OctoConfig *c, char **ret_error) {

@@ -4,7 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 
-#include "plugins.h"
+#include "plugins/plugins-install.h"
+#include "plugins/plugins.h"
 #include "test-util.h"
 
 static RepoEntry *parse(const char *json, size_t *ret_n) {

@@ -2,7 +2,7 @@
 /* Reading OctoPrint's GET /api/job answers for print-aware backups (printer-state.c). The JSON shapes are
  * OctoPrint's own (api/job.py: {"job": ..., "progress": ..., "state": get_state_string()}). */
 
-#include "printer-state.h"
+#include "printer/printer-state.h"
 #include "test-util.h"
 
 static void check(long status, const char *body, PrinterActivity want, const char *want_what) {

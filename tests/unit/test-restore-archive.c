@@ -12,8 +12,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "backup/backup-log.h"
+#include "backup/backup.h"
 #include "pyjson.h"
-#include "restore-archive.h"
+#include "restore/restore-extract.h"
+#include "restore/restore-validate.h"
+#include "restore/rm-rf.h"
 #include "test-util.h"
 
 #ifndef MAKE_HOSTILE_ZIPS

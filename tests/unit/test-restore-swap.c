@@ -6,8 +6,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "restore-archive.h"
-#include "restore-swap.h"
+#include "restore/restore-swap.h"
+#include "restore/restore-validate.h"
+#include "restore/rm-rf.h"
 #include "test-util.h"
 
 static char root[] = "/tmp/test-restore-swap-XXXXXX";

@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/* CreateBackup: validation at call time, a queue per instance, and the worker that runs the backup
+ * engine (backup.c) as the instance user, reporting log lines and progress over a pipe as JSON lines. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "backup/backup-job.h"
+#include "backup/backup.h"
+#include "daemon/job.h"
+#include "daemon/polkit.h"
+#include "errors.h"
+#include "folder/backup-folder.h"
+#include "folder/backup-manage.h"
+#include "folders.h"
+#include "instance/instance.h"
+#include "log.h"
+#include "names.h"
+#include "printer/printer-wait.h"
+#include "util.h"
+#include "worker/privs.h"
+#include "worker/worker-pipe.h"
+#include "worker/zip-dlopen.h"
+
+#define BACKUP_QUEUE_MAX 8U
+#define EXCLUDES_MAX 32U
+
+typedef struct BackupJobData {
+        char **excludes;                /* as the caller gave them, validated */
+        bool name_generated;
+        bool when_idle;                 /* wait while the printer prints (printer-wait.c) */
+        PrinterWait *waiter;
+        WorkerPipe *worker;
+        /* what the worker reported */
+        char *path;
+        uint64_t size;
+        char **metadata_excludes;
+        char *error;
+        bool canceled;
+} BackupJobData;
+
+static void backup_job_data_free(void *p) {
+        BackupJobData *b = p;
+
+        if (!b)
+                return;
+        strv_free(b->excludes);
+        printer_wait_free(b->waiter);
+        worker_pipe_free(b->worker);
+        free(b->path);
+        strv_free(b->metadata_excludes);
+        free(b->error);
+        free(b);
+}
+
+/* "uploads", "timelapse", ...: known and excludable, each once. */
+static int read_excludes(sd_bus_message *m, char ***ret, sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = sd_bus_message_read_strv(m, &l);
+        if (r < 0)
+                return r;
+        if (strv_length(l) > EXCLUDES_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Too many excludes.");
+        STRV_FOREACH(e, l) {
+                FolderId id = folder_id_from_string(*e);
+
+                if ((int) id < 0 || !folder_excludable(id)) {
+                        char list[256] = "";
+                        for (int f = 0; f < _FOLDER_MAX; f++)
+                                if (folder_excludable(f)) {
+                                        if (*list)
+                                                strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+                                        strncat(list, folder_id_to_string(f), sizeof(list) - strlen(list) - 1);
+                                }
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Cannot exclude '%.64s'%s: the folders that can be excluded are %s.",
+                                                 *e, (int) id >= 0 ? " (it is never in a backup)" : "", list);
+                }
+                for (char *const *f = l; f < e; f++)
+                        if (streq(*f, *e))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "'%s' is excluded twice.", *e);
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle, sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        *ret_name = NULL;
+        *ret_when_idle = false;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "name")) {
+                        const char *name;
+
+                        r = sd_bus_message_read(m, "v", "s", &name);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'name' must be a string.");
+                        r = check_backup_name(name, error);
+                        if (r < 0)
+                                return r;
+                        if (free_and_strdup(ret_name, name) < 0)
+                                return -ENOMEM;
+                } else if (streq(key, "when-idle")) {
+                        int b;
+
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'when-idle' must be a boolean.");
+                        *ret_when_idle = b;
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%.64s'.", key);
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static bool name_in_use(Instance *i, const char *name) {
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i && streq_ptr(j->name, name))
+                        return true;
+        for (size_t k = 0; k < i->backup_cache.n; k++)
+                if (streq(i->backup_cache.entries[k].name, name))
+                        return true;
+        return false;
+}
+
+/* {prefix}-backup-{now}.zip; two backups asked for in the same second get the next free second rather
+ * than one overwriting the other. */
+static int generate_name(Instance *i, char **ret) {
+        _cleanup_free_ char *prefix = backup_prefix_from_appearance(i->octo.appearance_name);
+        time_t t = time(NULL);
+
+        if (!prefix)
+                return -ENOMEM;
+        for (int n = 0; n < 3600; n++, t++) {
+                char *name = backup_filename(prefix, t);
+                if (!name)
+                        return -ENOMEM;
+                if (!name_in_use(i, name)) {
+                        *ret = name;
+                        return 0;
+                }
+                free(name);
+        }
+        return -EBUSY;
+}
+
+static unsigned count_jobs(Instance *i, JobOperation op, bool *ret_restore_running) {
+        unsigned n = 0;
+
+        *ret_restore_running = false;
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i) {
+                        if (j->operation == JOB_RESTORE)
+                                *ret_restore_running = true;
+                        if (j->operation == op)
+                                n++;
+                }
+        return n;
+}
+
+int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **excludes = NULL;
+        _cleanup_free_ char *name = NULL;
+        Instance *i = userdata;
+        BackupJobData *data;
+        bool restore_running, when_idle;
+        uid_t uid = 0;
+        Job *j;
+        int r;
+
+        r = read_excludes(m, &excludes, error);
+        if (r < 0)
+                return r;
+        r = read_options(m, &name, &when_idle, error);
+        if (r < 0)
+                return r;
+        r = check_instance_usable(i, error);
+        if (r < 0)
+                return r;
+        /* Names already in the folder count as taken: look before answering. */
+        {
+                _cleanup_free_ char *err = NULL;
+                r = backup_list_refresh(i, &err);
+                if (r < 0)
+                        return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
+        }
+        if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
+                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%u backups of %s are queued already; try again "
+                                         "when they are done.", BACKUP_QUEUE_MAX, i->name);
+        if (restore_running)
+                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "A restore of %s is running; back up after it.",
+                                         i->name);
+        if (name && name_in_use(i, name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "A backup named %s exists already or is being made: choose another name.",
+                                         name);
+        if (!name) {
+                r = generate_name(i, &name);
+                if (r < 0)
+                        return r;
+        }
+
+        data = calloc(1, sizeof(*data));
+        if (!data)
+                return -ENOMEM;
+        data->excludes = TAKE_PTR(excludes);
+        data->when_idle = when_idle;
+        (void) bus_sender_uid(m, &uid);
+        r = job_new(i->daemon, i, JOB_BACKUP, ACTION_CREATE, uid, sd_bus_message_get_sender(m), &j);
+        if (r < 0) {
+                backup_job_data_free(data);
+                return r;
+        }
+        j->data = data;
+        j->free_data = backup_job_data_free;
+        j->name = TAKE_PTR(name);
+        j->cancel = backup_job_cancel;
+
+        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
+        instance_start_next_job(i);
+        return r;
+}
+
+/* ---- In the worker, as the instance user ---- */
+
+static int backup_worker_main(int fd, void *userdata) {
+        Job *j = userdata;       /* the daemon's memory, as fork() copied it */
+        Instance *i = j->instance;
+        BackupJobData *b = j->data;
+        WorkerReporter reporter = { .fd = fd };
+        BackupCallbacks cb = { .log = worker_report_log, .progress = worker_report_progress, .userdata = &reporter };
+        BackupRequest req = {
+                .instance = i->name,
+                .octo = &i->octo,
+                .basedir = i->config->basedir,
+                .config_file = i->config->config_file,
+                .backup_folder = i->backup_folder,
+                .venv = i->venv,
+                .bundled_plugins = i->config->bundled_plugins,
+                .excludes = b->excludes,
+                .name = j->name,
+                .octoprint_version = i->octoprint_version,
+                .config_dir = i->daemon->config_dir,
+                .compression_level = i->config->compression_level,
+        };
+        _cleanup_strv_free_ char **metadata_excludes = NULL;
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        json_object *o = json_object_new_object();
+        uint64_t size = 0;
+        int r;
+
+        r = zip_dlopen(&error);
+        if (r >= 0)
+                r = backup_execute(&req, &cb, &path, &size, &metadata_excludes, &error);
+        if (r < 0) {
+                json_object_object_add(o, "error", json_object_new_string(error ?: strerror(-r)));
+                json_object_object_add(o, "canceled", json_object_new_boolean(r == -ECANCELED));
+        } else {
+                json_object *ex = json_object_new_array();
+                STRV_FOREACH(e, metadata_excludes)
+                        json_object_array_add(ex, json_object_new_string(*e));
+                json_object_object_add(o, "path", json_object_new_string(path));
+                json_object_object_add(o, "size", json_object_new_uint64(size));
+                json_object_object_add(o, "excludes", ex);
+        }
+        return worker_send(fd, o) < 0 || r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- In the daemon ---- */
+
+static void on_worker_message(json_object *msg, void *userdata) {
+        Job *j = userdata;
+        BackupJobData *b = j->data;
+        json_object *v, *w;
+
+        if (job_apply_worker_message(j, msg))
+                return;
+        if (json_object_object_get_ex(msg, "error", &v)) {
+                (void) free_and_strdup(&b->error, json_object_get_string(v));
+                b->canceled = json_object_object_get_ex(msg, "canceled", &w) && json_object_get_boolean(w);
+        } else if (json_object_object_get_ex(msg, "path", &v)) {
+                (void) free_and_strdup(&b->path, json_object_get_string(v));
+                if (json_object_object_get_ex(msg, "size", &w))
+                        b->size = json_object_get_uint64(w);
+                strv_free(b->metadata_excludes);
+                b->metadata_excludes = calloc(1, sizeof(char *));
+                if (json_object_object_get_ex(msg, "excludes", &w) && b->metadata_excludes)
+                        for (size_t k = 0; k < json_object_array_length(w); k++)
+                                (void) strv_extend(&b->metadata_excludes,
+                                                   json_object_get_string(json_object_array_get_idx(w, k)) ?: "");
+        }
+}
+
+static int append_backup_created(sd_bus_message *m, void *userdata) {
+        Job *j = userdata;
+        BackupJobData *b = j->data;
+        int r;
+
+        r = sd_bus_message_append(m, "sss", j->instance->name, j->name, b->path);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(m, b->metadata_excludes);
+}
+
+static int append_details(sd_bus_message *m, void *userdata) {
+        Job *j = userdata;
+        BackupJobData *b = j->data;
+
+        return sd_bus_message_append(m, "{sv}{sv}{sv}", "name", "s", j->name, "path", "s", b->path,
+                                     "size", "t", b->size);
+}
+
+static void cleanup_temp_files(Instance *i);
+
+static void on_worker_exit(int si_code, int status, void *userdata) {
+        _cleanup_free_ char *why = NULL;
+        Job *j = userdata;
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+
+        if (b->path && !b->error && si_code == CLD_EXITED && status == 0) {
+                log_info("Instance %s: backup %s created (%" PRIu64 " bytes).", i->name, b->path, b->size);
+                (void) daemon_emit_signal(i->daemon, OBJECT_ROOT, MANAGER_INTERFACE, "BackupCreated", NULL,
+                                          append_backup_created, j);
+                job_finish(j, "done", NULL, append_details, j);
+        } else {
+                if (!b->error) {
+                        /* Killed or crashed: it had no chance to clean up after itself. */
+                        cleanup_temp_files(i);
+                        if (asprintf(&why, "The backup worker %s %d before finishing.",
+                                     si_code == CLD_EXITED ? "exited with status" : "was killed by signal",
+                                     status) < 0)
+                                why = NULL;
+                }
+                job_finish(j, b->canceled || j->cancel_requested ? "canceled" : "failed",
+                           b->error ?: why ?: "The backup failed.", NULL, NULL);
+        }
+        instance_start_next_job(i);
+}
+
+static int backup_job_run_worker(Job *j) {
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        job_set_progress(j, "starting", 0, 0);
+        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-backup", backup_worker_main, j, NULL, 0,
+                              on_worker_message, on_worker_exit, j, &b->worker);
+        if (r < 0) {
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "Cannot start the backup worker: %s", strerror(-r)) < 0)
+                        msg = NULL;
+                job_finish(j, "failed", msg ?: "Cannot start the backup worker.", NULL, NULL);
+                return r;
+        }
+        log_info("Instance %s: backup %s started (job %u, worker %d).", i->name, j->name, j->id,
+                 (int) worker_pipe_pid(b->worker));
+        return 0;
+}
+
+static int append_skipped(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "{sv}", "skipped", "b", 1);
+}
+
+static void on_printer_verdict(Job *j, PrinterVerdict verdict, const char *reason) {
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+
+        switch (verdict) {
+        case PRINTER_VERDICT_BACKUP:
+                b->waiter = printer_wait_free(b->waiter);
+                if (backup_job_run_worker(j) >= 0)
+                        return;
+                break;          /* the job is over: start the next one */
+        case PRINTER_VERDICT_SKIP:
+                /* Nothing failed: the backup is not wanted now. "skipped" tells clients apart from a
+                 * person's Cancel. */
+                job_finish(j, "canceled", reason, append_skipped, j);
+                break;
+        case PRINTER_VERDICT_CANCELED:
+                job_finish(j, "canceled", reason, NULL, NULL);
+                break;
+        }
+        instance_start_next_job(i);
+}
+
+static int backup_job_start(Job *j) {
+        _cleanup_free_ char *skip = NULL;
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        j->state = JOB_RUNNING;
+        if (!b->when_idle)
+                return backup_job_run_worker(j);
+        r = printer_wait_start(j, on_printer_verdict, &b->waiter, &skip);
+        if (r > 0)
+                return 0;
+        if (r == 0 && !skip)
+                return backup_job_run_worker(j);
+        if (r < 0)
+                job_finish(j, "failed", "Cannot start the printer check.", NULL, NULL);
+        else
+                job_finish(j, "canceled", skip, append_skipped, j);
+        instance_start_next_job(i);
+        return r;
+}
+
+void backup_job_cancel(Job *j) {
+        BackupJobData *b = j->data;
+
+        if (j->state == JOB_QUEUED) {
+                job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
+                return;
+        }
+        if (b->waiter) {
+                printer_wait_cancel(b->waiter);
+                return;
+        }
+        /* SIGTERM: the engine notices at its next progress report and removes its temp file. */
+        worker_pipe_kill(b->worker, SIGTERM);
+}
+
+void instance_start_next_job(Instance *i) {
+        Job *next = NULL;
+
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i) {
+                        if (j->state == JOB_RUNNING)
+                                return;
+                        if (j->state == JOB_QUEUED)
+                                next = j;      /* the list is newest first: the last one is the oldest */
+                }
+        if (!next)
+                return;
+        if (next->operation == JOB_BACKUP)
+                (void) backup_job_start(next);
+        else if (next->start)
+                (void) next->start(next);
+}
+
+/* ---- Start-up: what a killed daemon or worker left behind ---- */
+
+static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
+        Instance *i = userdata;
+        _cleanup_close_ int dir_fd = -1;
+        json_object *removed = json_object_new_array();
+        struct dirent *de;
+        DIR *d;
+
+        *ret_json = json_object_new_object();
+        json_object_object_add(*ret_json, "removed", removed);
+        if (backup_folder_open(i->backup_folder, &dir_fd) < 0)
+                return 0;
+        if (opendir_fd(dir_fd, &d) < 0)
+                return 0;
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (!backup_is_temp_name(de->d_name))
+                        continue;
+                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (unlinkat(dir_fd, de->d_name, 0) == 0)
+                        json_object_array_add(removed, json_object_new_string(de->d_name));
+        }
+        closedir(d);
+        (void) fsync(dir_fd);
+        return 0;
+}
+
+static void cleanup_temp_files(Instance *i) {
+        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+        json_object *list;
+
+        if (i->unusable_reason || !i->backup_folder)
+                return;
+        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, i, -1, &reply) < 0)
+                return;
+        if (json_object_object_get_ex(reply.json, "removed", &list))
+                for (size_t k = 0; k < json_object_array_length(list); k++)
+                        log_notice("Instance %s: removed %s, left by an interrupted backup.", i->name,
+                                   json_object_get_string(json_object_array_get_idx(list, k)));
+}
+
+int backups_recover(Daemon *d) {
+        for (size_t k = 0; k < d->n_instances; k++)
+                cleanup_temp_files(d->instances[k]);
+        return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/daemon.h"
+
+typedef enum JobOperation {
+        JOB_BACKUP,
+        JOB_RESTORE,
+} JobOperation;
+
+typedef enum JobState {
+        JOB_QUEUED,
+        JOB_RUNNING,
+        JOB_FINISHED,
+} JobState;
+
+/* A long operation as a bus object (SPEC §4), like systemd-importd's transfers. */
+struct Job {
+        Job *next;
+        Daemon *daemon;
+        Instance *instance;
+        uint32_t id;
+        char *object_path;
+        JobOperation operation;
+        JobState state;
+        char *name;                     /* backup file name */
+        char *stage;
+        double progress;
+        uint64_t bytes_done, bytes_total;
+        uid_t started_by;
+        char *action;                   /* the polkit action that started it: Cancel needs the same */
+        bool cancel_requested;
+        char *sender;                   /* unique bus name of the caller that started it */
+
+        uint64_t last_progress_usec;
+        bool progress_dirty;
+        sd_event_source *progress_timer;
+
+        void (*cancel)(Job *j);         /* operation-specific: stop the worker */
+        int (*start)(Job *j);           /* operation-specific: start a queued job */
+
+        void *data;                     /* operation-specific */
+        void (*free_data)(void *data);
+};
+
+const char *job_operation_to_string(JobOperation op);
+
+/* Registers the job object tree (fallback vtable + node enumerator). */
+int bus_job_register(Daemon *d);
+void jobs_free_all(Daemon *d);
+
+int job_new(Daemon *d, Instance *i, JobOperation op, const char *action, uid_t started_by,
+            const char *sender, Job **ret);
+Job *job_free(Job *j);
+/* Ends the job: JobRemoved(result, error, details) to subscribers and the starter, then frees it. */
+void job_finish(Job *j, const char *result, const char *error, signal_append_fn append_details,
+                void *details_userdata);
+void job_log(Job *j, int level, const char *line);
+/* Updates progress; PropertiesChanged is rate-limited to ~5/s, stage changes go out at once. */
+void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total);
+void job_cancel(Job *j);
+/* Applies a worker's "log" or "stage" message to the job; false for other messages. */
+struct json_object;
+bool job_apply_worker_message(Job *j, struct json_object *msg);

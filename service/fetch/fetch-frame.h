@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/* The protocol between a client (fetch-client.c) and opbackup-fetch (fetch-serve.c).
+ *
+ * Over the connection: frames of one type byte, a 32-bit big-endian length and that many bytes.
+ *   'Q' {"url": s, "headers": [s], "max_size": n, "timeout_sec": n}     request (client → helper)
+ *   'H' {"status": n, "length": n}                                      response head (length -1: unknown)
+ *   'D' <bytes>                                                         body, in pieces
+ *   'E' {"size": n, "url": s} or {"error": s, "errno": n}               end (url: after redirects)
+ * Several requests may follow each other on one connection. */
+
+/* Reading waits at most timeout_ms for each frame (-ETIMEDOUT), returns -EPIPE
+ * at a clean end of the stream before a frame, -EPROTO for a broken one; *ret_data is NUL-terminated. */
+#define FETCH_FRAME_MAX (1024U * 1024U)
+int fetch_frame_write(int fd, char type, const void *data, size_t size);
+int fetch_frame_read(int fd, int timeout_ms, char *ret_type, char **ret_data, size_t *ret_size);

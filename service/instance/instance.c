@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <libgen.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "instance/instance.h"
+#include "instance/probe.h"
+#include "log.h"
+#include "util.h"
+#include "worker/privs.h"
+
+int instance_new(Daemon *d, InstanceConfig *config, Instance **ret) {
+        Instance *i;
+        int r;
+
+        i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->daemon = d;
+        i->uid = (uid_t) -1;
+        i->gid = (gid_t) -1;
+        i->name = strdup(config->name);
+        if (!i->name) {
+                free(i);
+                return -ENOMEM;
+        }
+        r = sd_bus_path_encode(OBJECT_INSTANCE_PREFIX, i->name, &i->object_path);
+        if (r < 0) {
+                free(i->name);
+                free(i);
+                return r;
+        }
+        i->config = config;
+        *ret = i;
+        return 0;
+}
+
+static void instance_clear_probe(Instance *i) {
+        free(i->user);
+        octoconfig_done(&i->octo);
+        free(i->backup_folder);
+        free(i->venv);
+        free(i->octoprint_version);
+        free(i->unusable_reason);
+        free(i->restore_unsupported_reason);
+        i->user = i->backup_folder = i->venv = i->octoprint_version = NULL;
+        i->unusable_reason = i->restore_unsupported_reason = NULL;
+        i->has_pip = false;
+}
+
+Instance *instance_free(Instance *i) {
+        if (!i)
+                return NULL;
+        instance_clear_probe(i);
+        backup_cache_done(&i->backup_cache);
+        instance_config_free(i->config);
+        free(i->name);
+        free(i->object_path);
+        free(i);
+        return NULL;
+}
+
+static int env_truthy(const char *name, const char **ret_value) {
+        const char *v = getenv(name);
+
+        *ret_value = v;
+        return v && parse_boolean(v) > 0;
+}
+
+int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
+                           const char *env_octoprint, const char *env_opbackup, bool parent_writable,
+                           const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason) {
+        int r = 0;
+
+        *ret_reason = NULL;
+        if (config_unsupported)
+                r = asprintf(ret_reason, "Restore is disabled by Unsupported=yes in %s", strempty(config_source));
+        else if (env_octoprint && parse_boolean(env_octoprint) > 0)
+                r = asprintf(ret_reason, "Restore is disabled by the environment variable "
+                             "OCTOPRINT_BACKUP_RESTORE_UNSUPPORTED=%s", env_octoprint);
+        else if (env_opbackup && parse_boolean(env_opbackup) > 0)
+                r = asprintf(ret_reason, "Restore is disabled by the environment variable "
+                             "OPBACKUP_RESTORE_UNSUPPORTED=%s", env_opbackup);
+        else if (yaml_unsupported)
+                r = asprintf(ret_reason, "Restore is disabled by plugins.backup.restore_unsupported in config.yaml");
+        else if (!parent_writable)
+                r = asprintf(ret_reason, "Restore is not possible: the folder containing the basedir (%s) "
+                             "is not writable", strempty(basedir_parent));
+        else if (!has_venv)
+                r = asprintf(ret_reason, "Restore is not possible: the instance has no Python environment "
+                             "to reinstall plugins with (set Python=)");
+        else if (!has_pip)
+                r = asprintf(ret_reason, "Restore is not possible: there is no pip in the instance's Python "
+                             "environment to reinstall plugins with");
+        return r < 0 ? -ENOMEM : 0;
+}
+
+
+/* Replaces *p with a message made of fmt and one string argument. */
+#define set_reason(p, fmt, arg) (free(*(p)), asprintf((p), fmt, (arg)) < 0 ? -ENOMEM : 0)
+
+static int instance_find_user(Instance *i) {
+        struct stat st;
+        int r;
+
+        if (i->config->user) {
+                r = resolve_user(i->config->user, &i->uid, &i->gid, &i->user);
+                if (r < 0)
+                        return set_reason(&i->unusable_reason, "User=%s does not exist", i->config->user);
+        } else {
+                if (stat(i->config->basedir, &st) < 0)
+                        return asprintf(&i->unusable_reason, "Basedir %s cannot be used: %s",
+                                        i->config->basedir, strerror(errno)) < 0 ? -ENOMEM : 0;
+                r = resolve_user_by_uid(st.st_uid, &i->uid, &i->gid, &i->user);
+                if (r < 0)
+                        return asprintf(&i->unusable_reason, "The owner of %s (uid %u) has no user entry: "
+                                        "set User=", i->config->basedir, (unsigned) st.st_uid) < 0 ? -ENOMEM : 0;
+        }
+        /* Working as root on a root-owned basedir would defeat the privilege separation; only an
+         * explicit User=root allows it. */
+        if (i->uid == 0 && !streq_ptr(i->config->user, "root"))
+                return set_reason(&i->unusable_reason, "Basedir %s belongs to root: set User=root explicitly "
+                                  "if OctoPrint really runs as root", i->config->basedir);
+        return 0;
+}
+
+static int instance_compute_paths(Instance *i) {
+        if (i->config->python) {
+                _cleanup_free_ char *copy = strdup(i->config->python);
+                if (!copy)
+                        return -ENOMEM;
+                /* <venv>/bin/python → <venv> */
+                i->venv = strdup(dirname(dirname(copy)));
+                if (!i->venv)
+                        return -ENOMEM;
+        }
+        if (i->config->backup_folder)
+                i->backup_folder = strdup(i->config->backup_folder);
+        else if (i->octo.backup_path)
+                i->backup_folder = strdup(i->octo.backup_path);
+        else if (asprintf(&i->backup_folder, "%s/data/backup", i->config->basedir) < 0)
+                i->backup_folder = NULL;
+        return i->backup_folder ? 0 : -ENOMEM;
+}
+
+static int instance_compute_restore_support(Instance *i) {
+        _cleanup_free_ char *copy = NULL;
+        const char *env1, *env2, *parent;
+
+        if (i->unusable_reason)
+                return set_reason(&i->restore_unsupported_reason, "%s", i->unusable_reason);
+
+        copy = strdup(i->config->basedir);
+        if (!copy)
+                return -ENOMEM;
+        parent = dirname(copy);
+        (void) env_truthy("OCTOPRINT_BACKUP_RESTORE_UNSUPPORTED", &env1);
+        (void) env_truthy("OPBACKUP_RESTORE_UNSUPPORTED", &env2);
+        return restore_support_reason(i->config->restore_unsupported, i->config->source,
+                                      i->octo.restore_unsupported, env1, env2, access(parent, W_OK) == 0,
+                                      parent, i->venv != NULL, i->has_pip, &i->restore_unsupported_reason);
+}
+
+int instance_probe(Instance *i) {
+        _cleanup_(probe_result_done) ProbeResult p = {};
+        int r;
+
+        instance_clear_probe(i);
+
+        if (i->config->error) {
+                i->unusable_reason = strdup(i->config->error);
+                if (!i->unusable_reason)
+                        return -ENOMEM;
+                return instance_compute_restore_support(i);
+        }
+
+        r = instance_find_user(i);
+        if (r < 0)
+                return r;
+        if (!i->unusable_reason) {
+                _cleanup_free_ char *copy = i->config->python ? strdup(i->config->python) : NULL;
+                const char *venv = copy ? dirname(dirname(copy)) : NULL;
+
+                r = probe_run(i->uid, i->gid, i->config->basedir, i->config->config_file, venv, &p);
+                if (r < 0)
+                        r = asprintf(&i->unusable_reason, "Cannot examine the instance as user %s: %s",
+                                     i->user, strerror(-r)) < 0 ? -ENOMEM : 0;
+                else if (p.error)
+                        i->unusable_reason = TAKE_PTR(p.error);
+                else {
+                        i->octo = p.octo;
+                        p.octo = (OctoConfig) {};
+                        i->octoprint_version = TAKE_PTR(p.octoprint_version);
+                        i->has_pip = p.has_pip;
+                }
+                if (r < 0)
+                        return r;
+        }
+        r = instance_compute_paths(i);
+        if (r < 0)
+                return r;
+        if (i->unusable_reason)
+                log_warning("Instance %s is unusable: %s", i->name, i->unusable_reason);
+        return instance_compute_restore_support(i);
+}
+
+int instance_free_space(Instance *i, uint64_t *ret) {
+        _cleanup_free_ char *path = NULL;
+        struct statvfs sv;
+
+        if (!i->backup_folder) {
+                *ret = 0;
+                return 0;
+        }
+        path = strdup(i->backup_folder);
+        if (!path)
+                return -ENOMEM;
+        /* The folder may not exist before the first backup: ask its nearest existing parent. */
+        while (statvfs(path, &sv) < 0) {
+                char *slash = strrchr(path, '/');
+                if (errno != ENOENT || !slash || slash == path) {
+                        *ret = 0;
+                        return 0;
+                }
+                *slash = 0;
+        }
+        *ret = (uint64_t) sv.f_bavail * sv.f_frsize;
+        return 0;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "daemon/daemon.h"
+#include "folder/backup-list.h"
+#include "instance/config.h"
+#include "instance/octoconfig.h"
+
+/* One OctoPrint installation, as configured and as found on disk. */
+struct Instance {
+        Daemon *daemon;
+        char *name;
+        char *object_path;
+        InstanceConfig *config;         /* owned */
+
+        /* Found by instance_probe(); the files are read as the instance user. */
+        uid_t uid;
+        gid_t gid;
+        char *user;
+        OctoConfig octo;
+        char *backup_folder;
+        char *venv;
+        char *octoprint_version;
+        bool has_pip;
+
+        BackupCache backup_cache;
+
+        char *unusable_reason;          /* NULL: usable */
+        char *restore_unsupported_reason; /* NULL: restore supported */
+};
+
+int instance_new(Daemon *d, InstanceConfig *config, Instance **ret);
+Instance *instance_free(Instance *i);
+
+/* (Re)reads config.yaml, the OctoPrint version and pip from disk, as the instance user, and recomputes
+ * usability and restore support. Problems are recorded in the instance, never returned: only
+ * out-of-memory is an error. */
+int instance_probe(Instance *i);
+
+/* Restore support (SPEC §3 step 1) from plain data, so it can be unit-tested. Returns NULL when restore is
+ * supported, else the reason (static or allocated into *ret_reason). */
+int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
+                           const char *env_octoprint, const char *env_opbackup, bool parent_writable,
+                           const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason);
+
+int instance_free_space(Instance *i, uint64_t *ret);
+

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+/* RestoreBackup and RestoreBackupFromFile (SPEC §3). A worker, as the instance user, validates the whole
+ * archive, extracts it into a staging folder next to basedir and reinstalls plugins; only then does the
+ * daemon stop the unit, swap basedir under a journal (restore-swap.c), restart and clean up. Any refusal
+ * before the swap leaves the instance exactly as it was. */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+
+#include "backup/backup-job.h"
+#include "daemon/job.h"
+#include "daemon/polkit.h"
+#include "errors.h"
+#include "fetch/fetch-client.h"
+#include "folder/backup-folder.h"
+#include "folder/backup-import.h"
+#include "folder/backup-manage.h"
+#include "folders.h"
+#include "instance/instance.h"
+#include "log.h"
+#include "names.h"
+#include "plugins/plugins.h"
+#include "restore/restore-finish.h"
+#include "restore/restore-job.h"
+#include "restore/restore-swap.h"
+#include "restore/restore-validate.h"
+#include "restore/restore-worker.h"
+#include "restore/rm-rf.h"
+#include "util.h"
+#include "version.h"
+#include "worker/privs.h"
+#include "worker/worker-pipe.h"
+
+
+static void restore_job_data_free(void *p) {
+        RestoreJobData *r = p;
+
+        if (!r)
+                return;
+        worker_pipe_free(r->worker);
+        if (r->staging_fd >= 0)
+                close(r->staging_fd);
+        if (r->fetch_fd >= 0)
+                close(r->fetch_fd);
+        free(r->options.name);
+        swap_plan_done(&r->plan);
+        strv_free(r->excludes);
+        free(r->unknown_json);
+        strv_free(r->installed);
+        strv_free(r->failed);
+        free(r->error);
+        free(r->error_name);
+        free(r);
+}
+
+static int read_restore_options(sd_bus_message *m, RestoreOptions *o, sd_bus_error *error) {
+        static const char *const flags[] = { "skip-plugins", "ignore-plugin-errors", "keep-previous", "restart" };
+        bool *targets[] = { &o->skip_plugins, &o->ignore_plugin_errors, &o->keep_previous, &o->restart };
+        const char *key;
+        int r;
+
+        *o = (RestoreOptions) { .restart = true };
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                bool known = false;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < ELEMENTSOF(flags); k++)
+                        if (streq(key, flags[k])) {
+                                int b;
+                                r = sd_bus_message_read(m, "v", "b", &b);
+                                if (r < 0)
+                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                 "The option '%s' must be a boolean.", key);
+                                *targets[k] = b;
+                                known = true;
+                        }
+                if (!known && streq(key, "name")) {
+                        const char *name;
+                        r = sd_bus_message_read(m, "v", "s", &name);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'name' must be a string.");
+                        if (free_and_strdup(&o->name, name) < 0)
+                                return -ENOMEM;
+                        known = true;
+                }
+                if (!known)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%.64s'.", key);
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int check_restore_possible(Instance *i, sd_bus_error *error) {
+        int r;
+
+        r = check_instance_usable(i, error);
+        if (r < 0)
+                return r;
+        if (i->restore_unsupported_reason)
+                return sd_bus_error_setf(error, BUS_ERROR_RESTORE_UNSUPPORTED, "%s.", i->restore_unsupported_reason);
+        {
+                _cleanup_free_ char *old = NULL;
+                struct stat st;
+
+                _cleanup_free_ char *old_in_place = NULL;
+
+                if (asprintf(&old, "%s.opbackup-old", i->config->basedir) < 0 ||
+                    asprintf(&old_in_place, "%s/.opbackup-old", i->config->basedir) < 0)
+                        return -ENOMEM;
+                if (lstat(old_in_place, &st) == 0)
+                        free(old), old = TAKE_PTR(old_in_place);
+                if (lstat(old, &st) == 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_FILE_EXISTS,
+                                                 "%s exists, kept by an earlier restore (keep-previous): move it away "
+                                                 "or remove it, then restore again.", old);
+        }
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i)
+                        return sd_bus_error_setf(error, BUS_ERROR_BUSY,
+                                                 "A %s of %s is %s: restore when it is done.",
+                                                 job_operation_to_string(j->operation), i->name,
+                                                 j->state == JOB_RUNNING ? "running" : "queued");
+        return 0;
+}
+
+/* What can be known at once about the backup, from the listing: that it exists, is a backup, and is not
+ * from a newer OctoPrint. The worker validates everything again, and deeper. */
+static int check_backup_listed(Instance *i, const char *name, sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
+        unsigned bmaj, bmin, imaj, imin;
+        int r;
+
+        r = backup_list_refresh(i, &err);
+        if (r < 0)
+                return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
+        for (size_t k = 0; k < i->backup_cache.n; k++) {
+                const BackupEntry *e = &i->backup_cache.entries[k];
+
+                if (!streq(e->name, name))
+                        continue;
+                if (!e->valid)
+                        return sd_bus_error_setf(error, BUS_ERROR_INVALID_BACKUP,
+                                                 "%s is not an OctoPrint backup (no readable metadata.json).", name);
+                if (version_major_minor(e->version, &bmaj, &bmin) >= 0 &&
+                    version_major_minor(i->octoprint_version, &imaj, &imin) >= 0 &&
+                    (bmaj > imaj || (bmaj == imaj && bmin > imin)))
+                        return sd_bus_error_setf(error, BUS_ERROR_INCOMPATIBLE_VERSION,
+                                                 "Backup is from a newer version of OctoPrint and cannot be applied, "
+                                                 "you need at least OctoPrint %u.%u.0 to restore this backup", bmaj, bmin);
+                return 0;
+        }
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_BACKUP, "No backup %s in %s (see 'opbackupctl list').",
+                                 name, i->backup_folder);
+}
+
+static int restore_job_start(Job *j);
+static void restore_job_cancel(Job *j);
+
+static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, RestoreOptions *options) {
+        RestoreJobData *data;
+        uid_t uid = 0;
+        Job *j;
+        int r;
+
+        data = calloc(1, sizeof(*data));
+        if (!data)
+                return -ENOMEM;
+        data->staging_fd = -1;
+        data->fetch_fd = -1;
+        data->options = *options;
+        *options = (RestoreOptions) {};
+        (void) bus_sender_uid(m, &uid);
+        r = job_new(i->daemon, i, JOB_RESTORE, ACTION_RESTORE, uid, sd_bus_message_get_sender(m), &j);
+        if (r < 0) {
+                restore_job_data_free(data);
+                return r;
+        }
+        j->data = data;
+        j->free_data = restore_job_data_free;
+        j->name = strdup(name);
+        j->start = restore_job_start;
+        j->cancel = restore_job_cancel;
+        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
+        instance_start_next_job(i);
+        return r;
+}
+
+int method_restore_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *name_copy = NULL;
+        RestoreOptions options = {};
+        Instance *i = userdata;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        name_copy = strdup(name);
+        if (!name_copy)
+                return -ENOMEM;
+        r = read_restore_options(m, &options, error);
+        if (r >= 0)
+                r = check_backup_name(name_copy, error);
+        if (r >= 0)
+                r = check_restore_possible(i, error);
+        if (r >= 0)
+                r = check_backup_listed(i, name_copy, error);
+        if (r >= 0)
+                r = create_restore_job(m, i, name_copy, &options);
+        free(options.name);
+        return r;
+}
+
+static void restore_after_import(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
+                                 void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        RestoreOptions *options = userdata;
+        int r;
+
+        if (error)
+                (void) sd_bus_reply_method_error(m, error);
+        else {
+                /* The situation may have changed during the copy. */
+                options->imported = true;
+                r = check_restore_possible(i, &e);
+                if (r >= 0)
+                        r = check_backup_listed(i, stored, &e);
+                if (r >= 0)
+                        r = create_restore_job(m, i, stored, options);
+                if (r < 0)
+                        (void) backup_delete(i, stored);
+                if (r < 0) {
+                        if (sd_bus_error_is_set(&e))
+                                (void) sd_bus_reply_method_error(m, &e);
+                        else
+                                (void) sd_bus_reply_method_errno(m, r, NULL);
+                }
+        }
+        free(options->name);
+        free(options);
+}
+
+int method_restore_backup_from_file_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        RestoreOptions *options;
+        Instance *i = userdata;
+        int fd, r;
+
+        r = sd_bus_message_read(m, "h", &fd);
+        if (r < 0)
+                return r;
+        options = calloc(1, sizeof(*options));
+        if (!options)
+                return -ENOMEM;
+        r = read_restore_options(m, options, error);
+        if (r >= 0 && options->name)
+                r = check_backup_name(options->name, error);
+        if (r >= 0)
+                r = check_restore_possible(i, error);
+        /* The file is copied into the backup folder first, so it cannot change under the restore. */
+        if (r >= 0)
+                r = backup_import_start(i, m, fd, options->name, restore_after_import, options, error);
+        if (r < 0) {
+                free(options->name);
+                free(options);
+        }
+        return r;
+}
+
+static int prepare_staging(Job *j, char **ret_error) {
+        RestoreJobData *d = j->data;
+        Instance *i = j->instance;
+        _cleanup_free_ char *msg = NULL;
+        struct stat st, pst;
+        int r, fd;
+
+        if (stat(i->config->basedir, &st) < 0)
+                return asprintf(ret_error, "Cannot use basedir %s: %s", i->config->basedir, strerror(errno)) < 0
+                       ? -ENOMEM : -errno;
+        {
+                _cleanup_free_ char *parent = strndup(i->config->basedir, strrchr(i->config->basedir, '/') - i->config->basedir);
+                if (!parent)
+                        return -ENOMEM;
+                if (stat(isempty(parent) ? "/" : parent, &pst) < 0)
+                        return -errno;
+        }
+        /* A basedir that is a mount point (a Docker volume, say) cannot be renamed: its contents are
+         * swapped in place instead, with staging and the safety copy inside it. */
+        if (st.st_dev != pst.st_dev) {
+                r = swap_plan_init_in_place(&d->plan, i->config->basedir);
+                if (r >= 0)
+                        job_log(j, LOG_INFO, "Basedir is a mount point: restoring its contents in place");
+        } else
+                r = swap_plan_init(&d->plan, i->config->basedir);
+        if (r < 0)
+                return r;
+
+        /* Left by a restore that died before writing its journal. */
+        r = swap_recover(i->config->basedir, &msg);
+        if (r > 0)
+                job_log(j, LOG_NOTICE, msg);
+        {
+                _cleanup_close_ int pfd = -1;
+                _cleanup_free_ char *name = strdup(strrchr(d->plan.staging, '/') + 1);
+                _cleanup_free_ char *parent = strndup(d->plan.staging, strrchr(d->plan.staging, '/') - d->plan.staging);
+
+                if (!name || !parent)
+                        return -ENOMEM;
+                pfd = open(isempty(parent) ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (pfd < 0)
+                        return -errno;
+                (void) rm_rf_at(pfd, name);
+                if (mkdirat(pfd, name, 0700) < 0)
+                        return asprintf(ret_error, "Cannot create the staging folder %s: %s", d->plan.staging,
+                                        strerror(errno)) < 0 ? -ENOMEM : -errno;
+                fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                /* The restored tree is the user's: the worker fills it as the user. Mode as basedir's. */
+                if (fchown(fd, i->uid, i->gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0) {
+                        close(fd);
+                        return -errno;
+                }
+        }
+        d->staging_fd = fd;
+        r = swap_journal_prepare(&d->plan);
+        if (r < 0)
+                return asprintf(ret_error, "Cannot write the restore journal %s: %s", d->plan.journal,
+                                strerror(-r)) < 0 ? -ENOMEM : r;
+        d->prepared = true;
+        return 0;
+}
+
+static int restore_job_start(Job *j) {
+        _cleanup_free_ char *err = NULL;
+        RestoreJobData *d = j->data;
+        Instance *i = j->instance;
+        char line[1024];
+        int r;
+
+        j->state = JOB_RUNNING;
+        snprintf(line, sizeof(line), "Restoring %s into %s", j->name, i->config->basedir);
+        job_log(j, LOG_INFO, line);
+        job_set_progress(j, "preparing", 0, 0);
+        r = prepare_staging(j, &err);
+        if (r < 0) {
+                restore_fail(j, err ?: strerror(-r));
+                return r;
+        }
+        if (!d->options.skip_plugins) {
+                /* opbackupd has no network: the worker downloads plugins through the helper, which only
+                 * root can connect to. Without one (a daemon started by hand) the worker fetches itself. */
+                r = fetch_helper_connect(NULL, &d->fetch_fd);
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        log_debug("No fetch helper at %s: a restore's plugin downloads are made by its worker.",
+                                  fetch_helper_socket_path());
+                else if (r < 0)
+                        log_warning("Cannot connect to the fetch helper at %s (%s): plugin downloads are made by "
+                                    "the restore's worker, which has no network under opbackupd.service.",
+                                    fetch_helper_socket_path(), strerror(-r));
+        }
+        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-restore", restore_worker_main, j,
+                              (const int[]) { d->staging_fd, d->fetch_fd }, d->fetch_fd >= 0 ? 2 : 1,
+                              on_restore_message, on_restore_exit, j, &d->worker);
+        /* The worker has its copy: the helper must see the connection end when the worker does. */
+        if (d->fetch_fd >= 0) {
+                close(d->fetch_fd);
+                d->fetch_fd = -1;
+        }
+        if (r < 0) {
+                restore_fail(j, "Cannot start the restore worker.");
+                return r;
+        }
+        return 0;
+}
+
+static void restore_job_cancel(Job *j) {
+        RestoreJobData *d = j->data;
+
+        if (j->state == JOB_QUEUED) {
+                job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
+                return;
+        }
+        /* Only the worker's part can be canceled; the swap is short and must not be interrupted. */
+        worker_pipe_kill(d->worker, SIGTERM);
+}
+
+int restores_recover(Daemon *d) {
+        for (size_t k = 0; k < d->n_instances; k++) {
+                Instance *i = d->instances[k];
+                _cleanup_free_ char *msg = NULL;
+                int r;
+
+                if (!i->config->basedir)
+                        continue;
+                r = swap_recover(i->config->basedir, &msg);
+                if (r < 0)
+                        log_error_errno(r, "Instance %s: cannot recover an interrupted restore: %m", i->name);
+                else if (r > 0) {
+                        log_notice("Instance %s: %s", i->name, msg);
+                        (void) instance_probe(i);
+                }
+        }
+        return 0;
+}
