@@ -121,8 +121,8 @@ static void print_inspection(const char *source, const BackupInspection *b) {
         printf("Valid:         %s\n", backup_inspection_valid(b) ? "yes" : "NO");
         STRV_FOREACH(p, b->problems)
                 printf("  - %s\n", *p);
-        if (b->n_problems_omitted > 0)
-                printf("  - ... and %zu more problems\n", b->n_problems_omitted);
+        STRV_FOREACH(warning, b->warnings)
+                printf("  warning: %s\n", *warning);
         printf("OctoPrint:     %s\n", b->version ?: "unknown");
         printf("Excludes:      ");
         if (!b->excludes || !b->excludes[0])
@@ -157,8 +157,7 @@ int cmd_inspect(Ctl *ctl, int argc, char *argv[]) {
         BackupInspection b = {};
         const char *arg;
         bool local;
-        zip_t *z;
-        int r, fd = -1, zerr = 0;
+        int r, fd = -1;
 
         r = parse_args(ctl, argc, argv);
         if (r <= 0)
@@ -167,23 +166,12 @@ int cmd_inspect(Ctl *ctl, int argc, char *argv[]) {
         r = open_source(ctl, arg, &local, &fd);
         if (r != 0)
                 return r;
-        z = zip_fdopen(fd, 0, &zerr);   /* takes the descriptor on success */
-        if (!z) {
-                zip_error_t e;
-
-                close(fd);
-                zip_error_init_with_code(&e, zerr);
-                fprintf(stderr, "%s is not a valid backup: not a zip archive (%s).\n", arg, zip_error_strerror(&e));
-                zip_error_fini(&e);
-                return EXIT_FAIL;
-        }
-        r = backup_inspect(z, &b);
+        r = backup_inspect(fd, &b);
+        close(fd);
         if (r < 0) {
-                fprintf(stderr, "Cannot read %s: %s\n", arg, zip_strerror(z));
-                zip_discard(z);
+                fprintf(stderr, "Cannot read %s: %s\n", arg, strerror(-r));
                 return EXIT_FAIL;
         }
-        zip_discard(z);
 
         if (ctl->json) {
                 json_object *o = inspection_json(arg, local, &b);

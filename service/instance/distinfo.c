@@ -294,13 +294,6 @@ static char *metadata_url(const char *metadata) {
         return NULL;
 }
 
-static void plugin_info_clear(PluginInfo *p) {
-        free(p->key);
-        free(p->name);
-        free(p->url);
-        *p = (PluginInfo) {};
-}
-
 typedef struct PluginArray {
         PluginInfo *items;
         size_t n;
@@ -438,13 +431,6 @@ int distinfo_plugin_list(int site_packages_fd, char *const *bundled, PluginInfo 
         return 0;
 }
 
-void plugin_info_array_free(PluginInfo *p, size_t n) {
-        if (!p)
-                return;
-        for (size_t i = 0; i < n; i++)
-                plugin_info_clear(&p[i]);
-        free(p);
-}
 
 char *plugin_list_to_json(const PluginInfo *p, size_t n) {
         PyJson j = {};

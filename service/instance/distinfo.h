@@ -3,13 +3,10 @@
 
 #include <stddef.h>
 
+#include "plugin-info.h"
+
 /* Reading a Python venv's installed distributions without running Python (SPEC §2 "The plugin list"). */
 
-typedef struct PluginInfo {
-        char *key;      /* entry point name in [octoprint.plugin] */
-        char *name;     /* METADATA Name */
-        char *url;      /* METADATA Home-page, else the first Project-URL; NULL if neither */
-} PluginInfo;
 
 /* The site-packages folder of the venv: <venv>/lib/python3.* /site-packages (the newest python3.N if
  * several). Returns an O_DIRECTORY fd; -ENOENT if there is none. */
@@ -22,8 +19,6 @@ int distinfo_octoprint_version(int site_packages_fd, char **ret_version);
 /* Every distribution with an [octoprint.plugin] entry point, except OctoPrint itself and the keys in
  * `bundled` (NULL-terminated). One PluginInfo per key, sorted by key. */
 int distinfo_plugin_list(int site_packages_fd, char *const *bundled, PluginInfo **ret, size_t *ret_n);
-
-void plugin_info_array_free(PluginInfo *p, size_t n);
 
 /* JSON as Python's json.dumps writes it: [{"key": "...", "name": "...", "url": "..." or null}, ...].
  * NULL with errno set (ENOMEM, EILSEQ) on failure. */

@@ -6,7 +6,7 @@
 
 #include "restore/restore-extract.h"
 #include "restore/restore-inflate.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "util.h"
 
 #define PROGRESS_INTERVAL_USEC 100000ULL

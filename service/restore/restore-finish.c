@@ -22,7 +22,7 @@
 #include "plugins/plugins.h"
 #include "restore/restore-job.h"
 #include "restore/restore-swap.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "util.h"
 #include "version.h"
 #include "worker/privs.h"

@@ -22,7 +22,7 @@
  * stays bounded whatever the sizes: per lane, ENTRY_READER_SLOTS pieces of ENTRY_READER_CHUNK bytes and
  * one input buffer. */
 
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 
 #define ENTRY_READER_CHUNK (1024U * 1024U)
 #define ENTRY_READER_SLOTS 4U

@@ -27,7 +27,7 @@
 #include "restore/restore-finish.h"
 #include "restore/restore-job.h"
 #include "restore/restore-swap.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "restore/restore-worker.h"
 #include "restore/rm-rf.h"
 #include "util.h"

@@ -7,7 +7,7 @@
 
 #include "log.h"
 #include "restore/restore-swap.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "restore/rm-rf.h"
 #include "util.h"
 

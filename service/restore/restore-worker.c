@@ -24,7 +24,7 @@
 #include "restore/restore-extract.h"
 #include "restore/restore-job.h"
 #include "restore/restore-swap.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "restore/rm-rf.h"
 #include "util.h"
 #include "version.h"

@@ -172,9 +172,14 @@ def reexec_in_private_mount_namespace():
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "--", PYTHON] + sys.argv)
 
 
+# A sanitizer build (tests/run-sanitizers.sh) reports through these: every process the tests start gets them.
+SANITIZER_ENV = {k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+
+
 def user_env(user, address):
         pw = pwd.getpwnam(user)
-        env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": pw.pw_dir, "USER": user, "LOGNAME": user}
+        env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": pw.pw_dir, "USER": user, "LOGNAME": user,
+               **SANITIZER_ENV}
         if address:
                 env["DBUS_SYSTEM_BUS_ADDRESS"] = address
         return env
@@ -541,6 +546,7 @@ class Fixture:
                 # The opbackup-fetch the workers start when there is no helper socket (the built one, not
                 # the installed one); the workers inherit the daemon's environment.
                 env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
+                env.update(SANITIZER_ENV)
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
                         raise RuntimeError(f"{OPBACKUPD} is not there: build first or set OPBACKUPD")

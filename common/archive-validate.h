@@ -6,7 +6,7 @@
 
 #include <zip.h>
 
-#include "instance/distinfo.h"
+#include "plugin-info.h"
 
 /* The archive half of a restore (SPEC §3 steps 2 and 3), run inside a worker that is the instance user
  * already. The archive is untrusted: everything is checked before anything is changed, and extraction
@@ -27,7 +27,15 @@ typedef struct ArchiveSummary {
         char **warnings;            /* what was accepted but ignored, for the job log (NULL-terminated) */
 } ArchiveSummary;
 
-/* Validates the whole archive before anything is changed (SPEC §3 step 2). installed_version: the
+/* Whether the archive is an OctoPrint backup a restore can take, judged on the archive alone: a readable
+ * zip whose entry names (as stored) are all safe, of allowed types and methods, no path both a file and a
+ * folder, metadata.json a JSON object with a version number, basedir/config.yaml and basedir/users.yaml
+ * present, plugin_list.json (if any) well-formed. What `opbackupctl inspect` calls valid is exactly this:
+ * one checker for both. Errors as restore_archive_validate() below. */
+int archive_validate(int zip_fd, uint64_t max_entries, ArchiveSummary *ret, char **ret_error);
+
+/* Validates the whole archive before anything is changed (SPEC §3 step 2): archive_validate(), then
+ * whether it fits this instance. installed_version: the
  * instance's OctoPrint version. free_bytes: free space on the basedir's filesystem (the caller measures
  * it). zip_fd is not consumed and its offset does not matter. On refusal returns a negative errno
  * (-EBADMSG invalid archive, -EPROTONOSUPPORT newer version, -ENOSPC not enough space, -EINVAL the

@@ -7,9 +7,10 @@
 
 #include "folders.h"
 #include "pyjson.h"
-#include "restore/restore-validate.h"
+#include "archive-validate.h"
 #include "util.h"
 #include "version.h"
+#include "zip-directory.h"
 
 #define METADATA_SIZE_MAX (64U * 1024U)
 #define PLUGIN_LIST_SIZE_MAX (1024U * 1024U)
@@ -381,6 +382,48 @@ static int open_zip(int fd, zip_t **ret, char **ret_error) {
         }
 }
 
+/* The names as stored, which libzip does not show: a NUL byte inside one (libzip shows a space there,
+ * CPython's zipfile ends the name at it, so OctoPrint would restore another file than opbackup). And the
+ * directory must hold as many entries as libzip found. */
+static int check_raw_entry(const ZipDirectoryEntry *e, void *userdata) {
+        char **ret_error = userdata;
+        const char *nul = memchr(e->name, 0, e->name_len);
+        _cleanup_free_ char *prefix = NULL;
+
+        if (!nul)
+                return 0;
+        prefix = strndup(e->name, (size_t) (nul - e->name));
+        if (!prefix)
+                return -ENOMEM;
+        {
+                _cleanup_free_ char *shown = archive_name_for_message(prefix);
+
+                if (!shown)
+                        return -ENOMEM;
+                return refuse(ret_error, -EBADMSG, "Backup entry '%s\\x00\xe2\x80\xa6' contains a NUL byte (CPython's "
+                              "zipfile, which OctoPrint restores with, would read another name)" REFUSE, shown);
+        }
+}
+
+static int check_raw_names(int fd, uint64_t n_entries, char **ret_error) {
+        ZipDirectory d;
+        int r;
+
+        r = zip_directory_find(fd, &d);
+        if (r == -EBADMSG || (r >= 0 && d.n_entries != n_entries))
+                return refuse(ret_error, -EBADMSG, "The backup's central directory is damaged: it is not a "
+                              "readable zip archive");
+        if (r < 0)
+                return refuse(ret_error, r, "Cannot read the backup: %s", strerror(-r));
+        r = zip_directory_foreach(fd, &d, check_raw_entry, ret_error);
+        if (r == -EBADMSG && !*ret_error)
+                return refuse(ret_error, -EBADMSG, "The backup's central directory is damaged: it is not a "
+                              "readable zip archive");
+        if (r < 0 && !*ret_error && r != -ENOMEM)
+                return refuse(ret_error, r, "Cannot read the backup: %s", strerror(-r));
+        return r;
+}
+
 void archive_plan_done(ArchivePlan *p) {
         if (p->zip)
                 zip_discard(p->zip);
@@ -411,6 +454,9 @@ int archive_plan_open(int zip_fd, uint64_t max_entries, ArchivePlan *ret, char *
         if ((uint64_t) n > max_entries)
                 return refuse(ret_error, -EBADMSG, "The backup has %llu entries, more than the %llu a restore "
                               "accepts" REFUSE, (unsigned long long) n, (unsigned long long) max_entries);
+        r = check_raw_names(zip_fd, (uint64_t) n, ret_error);
+        if (r < 0)
+                return r;
         p.items = calloc((size_t) n, sizeof(ArchiveItem));
         if (!p.items)
                 return -ENOMEM;
@@ -734,8 +780,7 @@ void archive_summary_done(ArchiveSummary *s) {
         *s = (ArchiveSummary) {};
 }
 
-int restore_archive_validate_full(int zip_fd, const char *installed_version, uint64_t free_bytes,
-                                  uint64_t max_entries, ArchiveSummary *ret, char **ret_error) {
+int archive_validate(int zip_fd, uint64_t max_entries, ArchiveSummary *ret, char **ret_error) {
         _cleanup_(archive_plan_done) ArchivePlan p = {};
         _cleanup_(archive_summary_done) ArchiveSummary s = {};
         int r;
@@ -754,12 +799,9 @@ int restore_archive_validate_full(int zip_fd, const char *installed_version, uin
         r = read_plugin_list(&p, &s, ret_error);
         if (r < 0)
                 return r;
-        r = check_version(s.version, installed_version, ret_error);
-        if (r < 0)
-                return r;
-        r = check_space(p.total_size, free_bytes, ret_error);
-        if (r < 0)
-                return r;
+        if (version_major_minor(s.version, &(unsigned) {0}, &(unsigned) {0}) < 0)
+                return refuse(ret_error, -EBADMSG, "metadata.json names OctoPrint version \"%s\", which is not "
+                              "a version number: not an OctoPrint backup", s.version);
 
         s.n_entries = p.n_items;
         s.n_files = p.n_files;
@@ -772,6 +814,25 @@ int restore_archive_validate_full(int zip_fd, const char *installed_version, uin
         s.warnings = TAKE_PTR(p.warnings);
         if (!s.warnings && !(s.warnings = calloc(1, sizeof(char *))))
                 return -ENOMEM;
+        *ret = s;
+        s = (ArchiveSummary) {};
+        return 0;
+}
+
+int restore_archive_validate_full(int zip_fd, const char *installed_version, uint64_t free_bytes,
+                                  uint64_t max_entries, ArchiveSummary *ret, char **ret_error) {
+        _cleanup_(archive_summary_done) ArchiveSummary s = {};
+        int r;
+
+        r = archive_validate(zip_fd, max_entries, &s, ret_error);
+        if (r < 0)
+                return r;
+        r = check_version(s.version, installed_version, ret_error);
+        if (r < 0)
+                return r;
+        r = check_space(s.total_size, free_bytes, ret_error);
+        if (r < 0)
+                return r;
         *ret = s;
         s = (ArchiveSummary) {};
         return 0;
