@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh Debian 12 machine: dependencies, build, unit and integration tests.
-# Run as root (integration tests bring up a private system bus and the real polkitd; as another user
-# they are skipped).
+# The whole test suite from a fresh Debian 12 machine: dependencies, build, unit and integration tests;
+# then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer (tests/run-sanitizers.sh)
+# and a short run of every fuzz target (tests/run-fuzz.sh). Run as root (integration tests bring up a
+# private system bus and the real polkitd; as another user they are skipped).
+# Arguments go to `meson test` (e.g. a test's name). OPBACKUP_QUICK=1 runs the plain suite only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,24 +12,41 @@ if [ "$(id -u)" = 0 ]; then
 fi
 bash tests/build.sh
 
+failed_parts=()
 set +e
-meson test -C build --print-errorlogs --num-processes 2 "$@"
-rc=$?
+meson test -C build --print-errorlogs --num-processes 2 "$@" || failed_parts+=("tests")
+if [ "${OPBACKUP_QUICK:-0}" != 1 ]; then
+        echo "== The suite again under AddressSanitizer and UndefinedBehaviorSanitizer"
+        bash tests/run-sanitizers.sh "$@" || failed_parts+=("sanitizers")
+fi
 set -e
 
-# One closing line that any reader of the log understands.
-python3 - build/meson-logs/testlog.json <<'PY'
-import json, sys
+# One closing line that any reader of the log understands: every test of every run.
+python3 - "${OPBACKUP_QUICK:-0}" "${failed_parts[*]:-}" <<'PY'
+import json, os, sys
 counts = {"passed": 0, "failed": 0, "skipped": 0}
-with open(sys.argv[1]) as f:
-    for line in f:
-        r = json.loads(line)["result"]
-        if r in ("OK", "EXPECTEDFAIL"):
-            counts["passed"] += 1
-        elif r == "SKIP":
-            counts["skipped"] += 1
-        else:
-            counts["failed"] += 1
+logs = ["build/meson-logs/testlog.json"]
+if sys.argv[1] != "1":
+    logs.append("build-sanitize/meson-logs/testlog.json")
+for log in logs:
+    if not os.path.exists(log):
+        counts["failed"] += 1
+        continue
+    with open(log) as f:
+        for line in f:
+            r = json.loads(line)["result"]
+            if r in ("OK", "EXPECTEDFAIL"):
+                counts["passed"] += 1
+            elif r == "SKIP":
+                counts["skipped"] += 1
+            else:
+                counts["failed"] += 1
+# Sanitizer reports fail the run even when every test passed: count them as one failure.
+if "sanitizers" in sys.argv[2].split() and counts["failed"] == 0:
+    counts["failed"] += 1
 print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
 PY
-exit $rc
+if [ ${#failed_parts[@]} -gt 0 ]; then
+        echo "Failed: ${failed_parts[*]}" >&2
+        exit 1
+fi
