@@ -163,22 +163,38 @@ static int append_job_new(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "uo", j->id, j->object_path);
 }
 
-int job_new(Daemon *d, Instance *i, JobOperation op, const char *action, uid_t started_by,
-            const char *sender, Job **ret) {
+int job_new(const JobDescription *desc, Job **ret) {
+        Daemon *d = desc->instance->daemon;
+        const char *sender = sd_bus_message_get_sender(desc->request);
+        uid_t uid = 0;
         Job *j;
 
         j = calloc(1, sizeof(*j));
-        if (!j)
+        if (!j) {
+                if (desc->free_data)
+                        desc->free_data(desc->data);
                 return -ENOMEM;
-        j->daemon = d;
-        j->instance = i;
-        j->operation = op;
-        j->started_by = started_by;
-        j->id = d->next_job_id++;
-        j->action = strdup(action);
-        j->sender = sender ? strdup(sender) : NULL;
-        j->stage = strdup("queued");
-        if (!j->action || !j->stage || (sender && !j->sender) ||
+        }
+        /* No uid means a peer sd-bus could not ask about; 0 in StartedByUID is what such a job showed
+         * before, and Cancel is decided by polkit on the caller anyway. */
+        (void) bus_sender_uid(desc->request, &uid);
+        *j = (Job) {
+                .daemon = d,
+                .instance = desc->instance,
+                .operation = desc->operation,
+                .state = JOB_QUEUED,
+                .id = d->next_job_id++,
+                .started_by = uid,
+                .start = desc->start,
+                .cancel = desc->cancel,
+                .data = desc->data,
+                .free_data = desc->free_data,
+                .action = strdup(desc->action),
+                .sender = sender ? strdup(sender) : NULL,
+                .name = desc->name ? strdup(desc->name) : NULL,
+                .stage = strdup("queued"),
+        };
+        if (!j->action || !j->stage || (sender && !j->sender) || (desc->name && !j->name) ||
             asprintf(&j->object_path, "%s/%" PRIu32, OBJECT_JOB_PREFIX, j->id) < 0) {
                 j->object_path = NULL;
                 job_free(j);

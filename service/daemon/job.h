@@ -42,10 +42,10 @@ struct Job {
         bool progress_dirty;
         sd_event_source *progress_timer;
 
-        void (*cancel)(Job *j);         /* operation-specific: stop the worker */
-        int (*start)(Job *j);           /* operation-specific: start a queued job */
-
-        void *data;                     /* operation-specific */
+        /* from its JobDescription */
+        int (*start)(Job *j);
+        void (*cancel)(Job *j);
+        void *data;
         void (*free_data)(void *data);
 };
 
@@ -55,8 +55,25 @@ const char *job_operation_to_string(JobOperation op);
 int bus_job_register(Daemon *d);
 void jobs_free_all(Daemon *d);
 
-int job_new(Daemon *d, Instance *i, JobOperation op, const char *action, uid_t started_by,
-            const char *sender, Job **ret);
+/* Everything a job is from its first moment. job_new() takes it whole: JobNew goes out, and the job can be
+ * listed and introspected, from inside job_new(), so there must be no window in which a job exists without
+ * its name, its operation's hooks or its data. */
+typedef struct JobDescription {
+        Instance *instance;
+        JobOperation operation;
+        const char *action;             /* the polkit action that allowed it: Cancel needs the same */
+        sd_bus_message *request;        /* the method call that asked for it: its sender is the starter */
+        const char *name;               /* backup file name (copied) */
+        int (*start)(Job *j);           /* starts the job when its turn comes (instance_start_next_job()) */
+        void (*cancel)(Job *j);         /* stops it, queued or running */
+        void *data;                     /* operation-specific; the job owns it from job_new() on, even when
+                                         * job_new() fails */
+        void (*free_data)(void *data);
+} JobDescription;
+
+/* Creates the job (state JOB_QUEUED, stage "queued"), adds it to the daemon's list and announces it with
+ * JobNew to subscribers and the starter. The caller replies to the request and starts the queue. */
+int job_new(const JobDescription *desc, Job **ret);
 Job *job_free(Job *j);
 /* Ends the job: JobRemoved(result, error, details) to subscribers and the starter, then frees it. */
 void job_finish(Job *j, const char *result, const char *error, signal_append_fn append_details,
