@@ -113,13 +113,14 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("Id", "u", NULL, offsetof(Job, id), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Operation", "s", property_get_operation, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Instance", "s", property_get_instance, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Name", "s", property_get_string_ptr, offsetof(Job, name),
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Name", "s", property_get_string_ptr, offsetof(Job, name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Stage", "s", property_get_string_ptr, offsetof(Job, stage),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Progress", "d", NULL, offsetof(Job, progress), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesDone", "t", NULL, offsetof(Job, bytes_done), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesTotal", "t", NULL, offsetof(Job, bytes_total), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ItemsDone", "t", NULL, offsetof(Job, items_done), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ItemsTotal", "t", NULL, offsetof(Job, items_total), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedByUID", "u", NULL, offsetof(Job, started_by), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_SIGNAL_WITH_NAMES("Log", "ss", SD_BUS_PARAM(level) SD_BUS_PARAM(line), 0),
         SD_BUS_VTABLE_END,
@@ -306,9 +307,53 @@ void job_log(Job *j, int level, const char *line) {
         (void) daemon_emit_signal(j->daemon, j->object_path, JOB_INTERFACE, "Log", j->sender, append_log, &a);
 }
 
+/* ---- Stages and progress ---- */
+
+typedef enum StageCounts {
+        COUNTS_NOTHING,
+        COUNTS_BYTES,                   /* BytesDone / BytesTotal */
+        COUNTS_ITEMS,                   /* ItemsDone / ItemsTotal */
+} StageCounts;
+
+#define OP_BACKUP (1U << JOB_BACKUP)
+#define OP_RESTORE (1U << JOB_RESTORE)
+
+/* Every stage a job can be in, in the order they come, and what their done/total count. Clients show
+ * bytes as sizes and items as counts: a stage must say which, or "12 files" reads as "12 B". The same
+ * list, with what each stage does, is in dbus/org.opbackup.backup1.xml and org.opbackup.backup1(5); a
+ * stage added here must be added there. */
+static const struct {
+        const char *name;
+        unsigned operations;
+        StageCounts counts;
+        bool keeps_items;               /* a step of each item of the stage before: ItemsDone/Total stay */
+} stages[] = {
+        { "queued",              OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
+        { "waiting-for-printer", OP_BACKUP,              COUNTS_NOTHING, false },
+        { "starting",            OP_BACKUP,              COUNTS_NOTHING, false },
+        { "preparing",           OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
+        { "scanning",            OP_BACKUP,              COUNTS_ITEMS,   false },  /* files found, no total */
+        { "writing",             OP_BACKUP,              COUNTS_BYTES,   false },
+        { "validating",          OP_RESTORE,             COUNTS_NOTHING, false },
+        { "extracting",          OP_RESTORE,             COUNTS_BYTES,   false },
+        { "syncing",             OP_BACKUP | OP_RESTORE, COUNTS_BYTES,   false },
+        { "plugins",             OP_RESTORE,             COUNTS_ITEMS,   false },  /* plugins of plugin_list.json */
+        { "downloading",         OP_RESTORE,             COUNTS_BYTES,   true },   /* one plugin's archive */
+        { "installing",          OP_RESTORE,             COUNTS_NOTHING, true },   /* pip, for that plugin */
+        { "swapping",            OP_RESTORE,             COUNTS_NOTHING, false },
+};
+
+static int stage_find(const Job *j, const char *name) {
+        for (size_t k = 0; k < ELEMENTSOF(stages); k++)
+                if (streq(stages[k].name, name))
+                        return stages[k].operations & (1U << j->operation) ? (int) k : -ENOENT;
+        return -ENOENT;
+}
+
 static void job_emit_progress(Job *j) {
         (void) sd_bus_emit_properties_changed(j->daemon->bus, j->object_path, JOB_INTERFACE, "Stage",
-                                              "Progress", "BytesDone", "BytesTotal", NULL);
+                                              "Progress", "BytesDone", "BytesTotal", "ItemsDone", "ItemsTotal",
+                                              NULL);
         j->progress_dirty = false;
 }
 
@@ -320,15 +365,44 @@ static int on_progress_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+static double fraction(uint64_t done, uint64_t total) {
+        return total == 0 ? 0.0 : done >= total ? 1.0 : (double) done / (double) total;
+}
+
 void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total) {
         bool stage_changed = stage && !streq_ptr(stage, j->stage);
         uint64_t now = 0;
+        int k;
 
-        if (stage_changed)
-                (void) free_and_strdup(&j->stage, stage);
-        j->bytes_done = done;
-        j->bytes_total = total;
-        j->progress = total == 0 ? 0.0 : done >= total ? 1.0 : (double) done / (double) total;
+        k = stage_find(j, stage ?: j->stage);
+        if (k < 0) {
+                /* A worker runs as the instance's user: what it reports is checked, not believed. */
+                log_debug("Job %u: ignoring progress in stage '%s', which a %s does not have.", j->id,
+                          stage ?: "(none)", job_operation_to_string(j->operation));
+                return;
+        }
+        if (stage_changed) {
+                if (free_and_strdup(&j->stage, stages[k].name) < 0)
+                        return;
+                j->bytes_done = j->bytes_total = 0;
+                if (!stages[k].keeps_items)
+                        j->items_done = j->items_total = 0;
+        }
+        switch (stages[k].counts) {
+        case COUNTS_BYTES:
+                j->bytes_done = done;
+                j->bytes_total = total;
+                j->progress = fraction(done, total);
+                break;
+        case COUNTS_ITEMS:
+                j->items_done = done;
+                j->items_total = total;
+                j->progress = fraction(done, total);
+                break;
+        case COUNTS_NOTHING:
+                j->progress = 0.0;
+                break;
+        }
         j->progress_dirty = true;
 
         (void) sd_event_now(j->daemon->event, CLOCK_MONOTONIC, &now);

@@ -30,9 +30,10 @@ struct Job {
         JobOperation operation;
         JobState state;
         char *name;                     /* backup file name */
-        char *stage;
-        double progress;
+        char *stage;                    /* one of the stages in job.c's table */
+        double progress;                /* of the current stage: done / total of what it counts */
         uint64_t bytes_done, bytes_total;
+        uint64_t items_done, items_total; /* files found, plugins: what the stage says */
         uid_t started_by;
         char *action;                   /* the polkit action that started it: Cancel needs the same */
         bool cancel_requested;
@@ -79,7 +80,9 @@ Job *job_free(Job *j);
 void job_finish(Job *j, const char *result, const char *error, signal_append_fn append_details,
                 void *details_userdata);
 void job_log(Job *j, int level, const char *line);
-/* Updates progress; PropertiesChanged is rate-limited to ~5/s, stage changes go out at once. */
+/* Moves the job to stage (NULL: stays) with done/total of what that stage counts: bytes or items, by the
+ * stage table in job.c. A stage the job's operation does not have is ignored (workers report stages by
+ * name). PropertiesChanged is rate-limited to ~5/s; stage changes go out at once. */
 void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total);
 void job_cancel(Job *j);
 /* Applies a worker's "log" or "stage" message to the job; false for other messages. */
