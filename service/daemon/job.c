@@ -126,20 +126,27 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static int job_gone_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_JOB,
+                                 "There is no job %s: it has ended, or never was. opbackupctl jobs lists the jobs.",
+                                 sd_bus_message_get_path(m));
+}
+
 /* A call on a job's interface at a path where no job is (any more) gets the API's NoSuchJob, not sd-bus's
- * UnknownObject: a client cancelling a job that just ended learns what happened. Everything else on such
- * paths (introspection of the job folder, say) goes on to sd-bus as usual. */
+ * UnknownObject: a client cancelling a job that just ended learns what happened. But only a caller who may
+ * list the jobs (access) learns it: to anyone else the answer must not depend on whether the job exists,
+ * so they get AccessDenied here as they would from the check of an existing job's Cancel. Everything else
+ * on such paths (introspection of the job folder, say) goes on to sd-bus as usual. */
 static int job_gone(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
-        const char *path = sd_bus_message_get_path(m);
         uint8_t type = 0;
 
         if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL ||
-            !streq_ptr(sd_bus_message_get_interface(m), JOB_INTERFACE) || job_from_path(d, path))
+            !streq_ptr(sd_bus_message_get_interface(m), JOB_INTERFACE) ||
+            job_from_path(d, sd_bus_message_get_path(m)))
                 return 0;
-        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_JOB,
-                                 "There is no job %s: it has ended, or never was. opbackupctl jobs lists the jobs.",
-                                 path);
+        daemon_note_activity(d);
+        return polkit_check(d, m, ACTION_ACCESS, NULL, job_gone_authorized, d, error);
 }
 
 int bus_job_register(Daemon *d) {
@@ -350,10 +357,31 @@ static int stage_find(const Job *j, const char *name) {
         return -ENOENT;
 }
 
+static int append_progress_changed(sd_bus_message *m, void *userdata) {
+        Job *j = userdata;
+        int r;
+
+        r = sd_bus_message_append(m, "s", JOB_INTERFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "a{sv}", 6,
+                                  "Stage", "s", j->stage,
+                                  "Progress", "d", j->progress,
+                                  "BytesDone", "t", j->bytes_done,
+                                  "BytesTotal", "t", j->bytes_total,
+                                  "ItemsDone", "t", j->items_done,
+                                  "ItemsTotal", "t", j->items_total);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "as", 0);
+}
+
+/* Not sd_bus_emit_properties_changed(): that broadcasts, and anyone's match rule would show them what
+ * root is restoring, and how far it got. Like every job signal, PropertiesChanged goes to subscribers
+ * (who passed the access check) and to the job's starter, each its own copy. */
 static void job_emit_progress(Job *j) {
-        (void) sd_bus_emit_properties_changed(j->daemon->bus, j->object_path, JOB_INTERFACE, "Stage",
-                                              "Progress", "BytesDone", "BytesTotal", "ItemsDone", "ItemsTotal",
-                                              NULL);
+        (void) daemon_emit_signal(j->daemon, j->object_path, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", j->sender, append_progress_changed, j);
         j->progress_dirty = false;
 }
 
@@ -382,6 +410,10 @@ void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total) 
                 return;
         }
         if (stage_changed) {
+                /* Where a stage ended (all 2,129 files found) is worth showing, even if the rate limit
+                 * held it back and the next stage follows at once. */
+                if (j->progress_dirty)
+                        job_emit_progress(j);
                 if (free_and_strdup(&j->stage, stages[k].name) < 0)
                         return;
                 j->bytes_done = j->bytes_total = 0;
