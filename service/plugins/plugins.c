@@ -423,6 +423,11 @@ static int reinstall_all(Reinstall *s, char **ret_error) {
         r = installed_plugins(req->venv, &s->installed_now, &s->n_installed_now, ret_error);
         if (r < 0)
                 return r;
+        /* The stage starts here, before the repository's download: a client then shows "plugins 0 / N",
+         * not a download of it knows not what. */
+        r = backup_progress(s->cb, "plugins", 0, req->n_plugins);
+        if (r < 0)
+                goto fail;
 
         /* Only ask the network when something is to be installed. */
         missing = count_missing(s);
