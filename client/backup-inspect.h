@@ -9,7 +9,7 @@
 #include <zip.h>
 
 #define INSPECT_JSON_MAX (1024U * 1024U)        /* metadata.json, plugin_list.json */
-#define INSPECT_ENTRIES_MAX 1000000U            /* SPEC §3: a restore refuses more */
+#define INSPECT_ENTRIES_MAX 1000000U            /* opbackupd(8), RESTORE: a restore refuses more */
 #define INSPECT_NAME_MAX 4096U
 #define INSPECT_FOLDERS_MAX 256U                /* more top-level folders are summed as one */
 #define INSPECT_PLUGINS_MAX 10000U
@@ -37,9 +37,9 @@ typedef struct BackupInspection {
         size_t n_problems_omitted;              /* problems beyond INSPECT_PROBLEMS_MAX */
 } BackupInspection;
 
-/* Whether a zip entry name is one a restore accepts (SPEC §3): relative, no "..", no empty component
- * (but a trailing "/" for a directory), no backslash or control character, no drive letter, within
- * basedir/ or one of metadata.json, plugin_list.json, at most INSPECT_NAME_MAX bytes. */
+/* Whether a zip entry name is one a restore accepts (opbackupd(8), RESTORE, step 3): relative, no "..", no
+ * empty component (but a trailing "/" for a directory), no backslash or control character, no drive letter,
+ * within basedir/ or one of metadata.json, plugin_list.json, at most INSPECT_NAME_MAX bytes. */
 bool inspect_entry_name_is_safe(const char *name);
 
 /* Reads the archive's directory and its two JSON files. Returns 0 (then look at problems) or a negative

@@ -3,9 +3,10 @@
 /* Waiting for a job of opbackupd to end (backup, restore): its JobRemoved signal, its progress and log
  * lines on the way, Ctrl-C, and noticing when the service goes away.
  *
- * The service sends job signals only to subscribers and to the job's starter (SPEC §4), and a job may end
- * right after it starts. So job_watch_new() installs every match and subscribes *before* the caller
- * starts the job; what arrives meanwhile waits in sd-bus's queue until job_watch_wait() dispatches it. */
+ * The service sends job signals only to subscribers and to the job's starter (org.opbackup.backup1(5)),
+ * and a job may end right after it starts. So job_watch_new() installs every match and subscribes *before*
+ * the caller starts the job; what arrives meanwhile waits in sd-bus's queue until job_watch_wait()
+ * dispatches it. */
 
 #include <ctype.h>
 #include <fcntl.h>

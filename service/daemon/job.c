@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-/* PropertiesChanged for progress at most ~5 times a second (SPEC §4). */
+/* PropertiesChanged for progress at most ~5 times a second (org.opbackup.backup1(5), JOB OBJECTS). */
 #define PROGRESS_INTERVAL_USEC (200ULL * 1000ULL)
 
 static const char *const operation_names[] = {

@@ -20,7 +20,7 @@ typedef enum JobState {
         JOB_FINISHED,
 } JobState;
 
-/* A long operation as a bus object (SPEC §4), like systemd-importd's transfers. */
+/* A long operation as a bus object (org.opbackup.backup1(5), JOB OBJECTS), as systemd-importd's transfers. */
 struct Job {
         Job *next;
         Daemon *daemon;

@@ -3,7 +3,8 @@
 
 #include <stddef.h>
 
-/* Reading a Python venv's installed distributions without running Python (SPEC §2 "The plugin list"). */
+/* Reading a Python venv's installed distributions without running Python (opbackupd(8), ARCHIVE FORMAT,
+ * plugin_list.json). */
 
 typedef struct PluginInfo {
         char *key;      /* entry point name in [octoprint.plugin] */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Reinstalling the plugins a backup lists (SPEC §3 step 5), as OctoPrint's restore does: what the venv has
- * already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and installed
- * with pip, the rest is reported as unknown. Downloads go through the fetch helper (fetch.h) when the
- * worker was given a connection to it. */
+/* Reinstalling the plugins a backup lists (opbackupd(8), RESTORE, step 5), as OctoPrint's restore does: what
+ * the venv has already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and
+ * installed with pip, the rest is reported as unknown. Downloads go through the fetch helper (fetch.h) when
+ * the worker was given a connection to it. */
 
 #include <fcntl.h>
 #include <sys/random.h>

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* RestoreBackup and RestoreBackupFromFile (SPEC §3). A worker, as the instance user, validates the whole
- * archive, extracts it into a staging folder next to basedir and reinstalls plugins; only then does the
- * daemon stop the unit, swap basedir under a journal (restore-swap.c), restart and clean up. Any refusal
+/* RestoreBackup and RestoreBackupFromFile (opbackupd(8), RESTORE). A worker, as the instance user, validates
+ * the whole archive, extracts it into a staging folder next to basedir and reinstalls plugins; only then does
+ * the daemon stop the unit, swap basedir under a journal (restore-swap.c), restart and clean up. Any refusal
  * before the swap leaves the instance exactly as it was. */
 
 #include <fcntl.h>

@@ -23,7 +23,7 @@ ERROR_NO_SUCH_BACKUP = "org.opbackup.backup1.Error.NoSuchBackup"
 ERROR_INVALID_BACKUP = "org.opbackup.backup1.Error.InvalidBackup"
 WORKER_BACKUP = "opbackup-backup"       # the backup worker's process name (prctl PR_SET_NAME)
 
-# OctoPrint's folder identifiers (SPEC §1).
+# OctoPrint's folder identifiers (opbackupd(8), ARCHIVE FORMAT).
 FOLDER_IDS = ["uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
               "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data",
               "uploadtemp"]

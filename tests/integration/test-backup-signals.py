@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-# Who hears about backups (SPEC §4, §5): the Manager's signals go, unicast, only to subscribed callers that
-# hold the access authorization. A subscribed member of group "opbackup" gets JobNew, BackupCreated
-# (instance, name, path, excludes: OctoPrint's plugin_backup_backup_created payload), JobRemoved with the
-# backup's details, and BackupDeleted, for a backup someone else (root) made and deleted; a user without
-# the grant cannot Subscribe (AccessDenied) and receives none of it; a member who did not subscribe
+# Who hears about backups (org.opbackup.backup1(5)): the Manager's signals go, unicast, only to subscribed
+# callers that hold the access authorization. A subscribed member of group "opbackup" gets JobNew,
+# BackupCreated (instance, name, path, excludes: OctoPrint's plugin_backup_backup_created payload), JobRemoved
+# with the backup's details, and BackupDeleted, for a backup someone else (root) made and deleted; a user
+# without the grant cannot Subscribe (AccessDenied) and receives none of it; a member who did not subscribe
 # receives none of it either. Each listener is python3-dbus running as that user (buslisten.py).
 
 import os

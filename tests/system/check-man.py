@@ -120,6 +120,7 @@ def main():
                  if re.search(r"\.(service|socket|timer)(\.in)?$", u)]
         documented(problems, "opbackupd(8)", daemon_page, units, "the unit")
 
+        problems += outside_references(src)
         if not problems:
                 print(f"ok {len(commands)} commands, {len(set(options))} options, {len(set(keys))} keys, "
                       f"the D-Bus API, {len(errors)} errors, polkit actions and {len(units)} units are documented")
