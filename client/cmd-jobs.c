@@ -14,6 +14,7 @@ typedef struct JobInfo {
         char *stage;
         double progress;
         uint64_t bytes_done, bytes_total;
+        uint64_t items_done, items_total;
         uint32_t started_by;
         bool have_props;
 } JobInfo;
@@ -66,6 +67,10 @@ static void get_job_props(Ctl *ctl, JobInfo *j) {
                         r = sd_bus_message_read(reply, "v", "t", &j->bytes_done);
                 else if (streq(key, "BytesTotal") && streq(contents, "t"))
                         r = sd_bus_message_read(reply, "v", "t", &j->bytes_total);
+                else if (streq(key, "ItemsDone") && streq(contents, "t"))
+                        r = sd_bus_message_read(reply, "v", "t", &j->items_done);
+                else if (streq(key, "ItemsTotal") && streq(contents, "t"))
+                        r = sd_bus_message_read(reply, "v", "t", &j->items_total);
                 else if (streq(key, "StartedByUID") && streq(contents, "u"))
                         r = sd_bus_message_read(reply, "v", "u", &j->started_by);
                 else
@@ -88,6 +93,8 @@ static json_object *job_json(const JobInfo *j) {
         json_object_object_add(o, "progress", j->have_props ? json_object_new_double(j->progress) : NULL);
         json_object_object_add(o, "bytes_done", json_object_new_uint64(j->bytes_done));
         json_object_object_add(o, "bytes_total", json_object_new_uint64(j->bytes_total));
+        json_object_object_add(o, "items_done", json_object_new_uint64(j->items_done));
+        json_object_object_add(o, "items_total", json_object_new_uint64(j->items_total));
         if (j->have_props)
                 json_object_object_add(o, "started_by_uid", json_object_new_int64(j->started_by));
         return o;
@@ -112,7 +119,7 @@ static void print_jobs(const JobInfo *jobs, size_t n) {
                 const JobInfo *j = &jobs[k];
                 char progress[16] = "-";
 
-                if (j->have_props && j->bytes_total > 0)
+                if (j->have_props && (j->bytes_total > 0 || j->items_total > 0))
                         snprintf(progress, sizeof(progress), "%u%%", (unsigned) (j->progress * 100));
                 printf("%5u  %-*s  %-*s  %-*s  %-*s  %s\n", j->id, (int) w_op, j->operation, (int) w_inst,
                        j->instance, (int) w_name, j->name, (int) w_stage, j->stage ?: "-", progress);

@@ -14,7 +14,7 @@
 #include "ctl.h"
 #include "util.h"
 
-/* {prefix}-backup-{YYYYmmdd-HHMMSS}.zip (SPEC §2): what Keep= counts and prunes. */
+/* {prefix}-backup-{YYYYmmdd-HHMMSS}.zip (opbackupd(8), ARCHIVE FORMAT): what Keep= counts and prunes. */
 #define GENERATED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9].zip"
 
 typedef struct ScheduledInstance {

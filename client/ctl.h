@@ -10,7 +10,7 @@
 
 struct json_object;
 
-/* Exit codes (SPEC §8). */
+/* Exit codes (opbackupctl(1), EXIT STATUS). */
 enum {
         EXIT_OK = 0,
         EXIT_FAIL = 1,

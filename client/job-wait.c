@@ -3,9 +3,10 @@
 /* Waiting for a job of opbackupd to end (backup, restore): its JobRemoved signal, its progress and log
  * lines on the way, Ctrl-C, and noticing when the service goes away.
  *
- * The service sends job signals only to subscribers and to the job's starter (SPEC §4), and a job may end
- * right after it starts. So job_watch_new() installs every match and subscribes *before* the caller
- * starts the job; what arrives meanwhile waits in sd-bus's queue until job_watch_wait() dispatches it. */
+ * The service sends job signals only to subscribers and to the job's starter (org.opbackup.backup1(5)),
+ * and a job may end right after it starts. So job_watch_new() installs every match and subscribes *before*
+ * the caller starts the job; what arrives meanwhile waits in sd-bus's queue until job_watch_wait()
+ * dispatches it. */
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@ struct JobWatch {
         char *stage;
         double progress;
         uint64_t bytes_done, bytes_total;
+        uint64_t items_done, items_total;
         bool bar_visible;
 
         bool cancel_sent;
@@ -75,16 +77,20 @@ static unsigned terminal_columns(void) {
 static void bar_draw(JobWatch *w) {
         char text[128] = "", done[16], total[16], bar[64];
         unsigned cols = terminal_columns(), width;
+        double p = w->progress < 0 ? 0 : w->progress > 1 ? 1 : w->progress;
         int n;
 
         if (!w->show_progress || !w->path)
                 return;
-        if (w->bytes_total > 0) {
-                double p = w->progress < 0 ? 0 : w->progress > 1 ? 1 : w->progress;
-
+        /* A stage counts bytes or items (files, plugins), never both: "3 / 7" is not "3 B / 7 B". */
+        if (w->bytes_total > 0)
                 snprintf(text, sizeof(text), "%3u%%  %s / %s", (unsigned) (p * 100),
                          format_bytes(done, sizeof(done), w->bytes_done),
                          format_bytes(total, sizeof(total), w->bytes_total));
+        else if (w->items_total > 0)
+                snprintf(text, sizeof(text), "%3u%%  %llu / %llu", (unsigned) (p * 100),
+                         (unsigned long long) w->items_done, (unsigned long long) w->items_total);
+        if (*text) {
                 /* "Job N stage [####....] text": the bar takes what is left of the line, within reason. */
                 n = snprintf(NULL, 0, "Job %u %-10s [] %s", w->id, strempty(w->stage), text);
                 width = cols > (unsigned) n + 2 ? cols - (unsigned) n - 2 : 0;
@@ -98,9 +104,9 @@ static void bar_draw(JobWatch *w) {
                         fprintf(stderr, "\rJob %u %-10s [%s] %s\033[K", w->id, strempty(w->stage), bar, text);
                 } else
                         fprintf(stderr, "\rJob %u %-10s %s\033[K", w->id, strempty(w->stage), text);
-        } else if (streq_ptr(w->stage, "scanning") && w->bytes_done > 0)
-                fprintf(stderr, "\rJob %u scanning: %llu file%s\033[K", w->id, (unsigned long long) w->bytes_done,
-                        w->bytes_done == 1 ? "" : "s");
+        } else if (streq_ptr(w->stage, "scanning") && w->items_done > 0)
+                fprintf(stderr, "\rJob %u scanning: %llu file%s\033[K", w->id, (unsigned long long) w->items_done,
+                        w->items_done == 1 ? "" : "s");
         else
                 fprintf(stderr, "\rJob %u %s...\033[K", w->id, strempty(w->stage));
         fflush(stderr);
@@ -123,6 +129,10 @@ static int job_property(sd_bus_message *m, const char *key, const char *contents
                 return sd_bus_message_read(m, "v", "t", &w->bytes_done);
         if (streq(key, "BytesTotal") && streq(contents, "t"))
                 return sd_bus_message_read(m, "v", "t", &w->bytes_total);
+        if (streq(key, "ItemsDone") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &w->items_done);
+        if (streq(key, "ItemsTotal") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &w->items_total);
         return 0;
 }
 

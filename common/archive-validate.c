@@ -92,7 +92,7 @@ static int refuse(char **ret_error, int error, const char *format, ...) {
 
 /* ---- one entry ---- */
 
-/* NULL if the name is safe (SPEC §3 "Safe entry names"), else what is wrong with it. */
+/* NULL if the name is safe (opbackupd(8), RESTORE, step 3), else what is wrong with it. */
 static const char *name_problem(const char *name) {
         size_t len = strlen(name);
         int depth = 0;

@@ -8,9 +8,9 @@
 
 #include "plugin-info.h"
 
-/* The archive half of a restore (SPEC §3 steps 2 and 3), run inside a worker that is the instance user
- * already. The archive is untrusted: everything is checked before anything is changed, and extraction
- * never writes outside the staging directory it is given. */
+/* The archive half of a restore (opbackupd(8), RESTORE, steps 3 and 4), run inside a worker that is the
+ * instance user already. The archive is untrusted: everything is checked before anything is changed, and
+ * extraction never writes outside the staging directory it is given. */
 
 #define RESTORE_ENTRIES_MAX 1000000U
 #define RESTORE_NAME_MAX 4096U
@@ -34,8 +34,8 @@ typedef struct ArchiveSummary {
  * one checker for both. Errors as restore_archive_validate() below. */
 int archive_validate(int zip_fd, uint64_t max_entries, ArchiveSummary *ret, char **ret_error);
 
-/* Validates the whole archive before anything is changed (SPEC §3 step 2): archive_validate(), then
- * whether it fits this instance. installed_version: the
+/* Validates the whole archive before anything is changed (opbackupd(8), RESTORE, step 3):
+ * archive_validate(), then whether it fits this instance. installed_version: the
  * instance's OctoPrint version. free_bytes: free space on the basedir's filesystem (the caller measures
  * it). zip_fd is not consumed and its offset does not matter. On refusal returns a negative errno
  * (-EBADMSG invalid archive, -EPROTONOSUPPORT newer version, -ENOSPC not enough space, -EINVAL the

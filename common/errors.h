@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* The daemon's own D-Bus errors (SPEC §4). */
+/* The daemon's own D-Bus errors, described in org.opbackup.backup1(5), ERRORS, and in the <doc:errors> of
+ * dbus/org.opbackup.backup1.xml (test-introspection checks that both have each of them). */
 #define BUS_ERROR_NO_SUCH_INSTANCE "org.opbackup.backup1.Error.NoSuchInstance"
 #define BUS_ERROR_NO_SUCH_BACKUP "org.opbackup.backup1.Error.NoSuchBackup"
 #define BUS_ERROR_NO_SUCH_JOB "org.opbackup.backup1.Error.NoSuchJob"

@@ -3,7 +3,7 @@
 
 #include <stdbool.h>
 
-/* OctoPrint's folder identifiers (SPEC §1), in the order backups store them. */
+/* OctoPrint's folder identifiers (opbackupd(8), ARCHIVE FORMAT), in the order backups store them. */
 typedef enum FolderId {
         FOLDER_UPLOADS,
         FOLDER_TIMELAPSE,

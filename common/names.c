@@ -40,8 +40,8 @@ char *backup_prefix_from_appearance(const char *appearance_name) {
                 }
         }
         *q = 0;
-        /* Refinement of SPEC §2: the generated name must itself pass backup_name_is_valid(), or the
-         * backup could not be deleted or opened by name. So drop leading non-alphanumerics
+        /* Beyond opbackupd(8), ARCHIVE FORMAT: the generated name must itself pass backup_name_is_valid(), or
+         * the backup could not be deleted or opened by name. So drop leading non-alphanumerics
          * ("  My Printer" → "My-Printer", not "-My-Printer") and cap the length. */
         s = p;
         while (*s && !is_alnum_ascii(*s))

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* Backup file names (SPEC §2). */
+/* Backup file names (opbackupd(8), ARCHIVE FORMAT, "File name"). */
 
 #define BACKUP_NAME_MAX 205   /* 1 + 200 + ".zip" */
 

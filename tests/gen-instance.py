@@ -9,7 +9,7 @@ Usage:
                     [--restart-command CMD] [--backup-path PATH] [--python /usr/bin/python3]
                     [--real-venv] [--force]
 
-Layout produced under DIR (see SPEC.md sections 1-3 for what each part means to a backup):
+Layout produced under DIR (opbackupd(8), ARCHIVE FORMAT and RESTORE, say what each part means to a backup):
 
     DIR/basedir/                      OctoPrint basedir (~/.octoprint)
         config.yaml                   appearance.name, folder.timelapse(_tmp) -> DIR/timelapse-elsewhere,
@@ -65,7 +65,7 @@ import uuid
 
 MB = 1000 * 1000
 
-# OctoPrint's folder identifiers, in the order backups store them (SPEC §1).
+# OctoPrint's folder identifiers, in the order backups store them (opbackupd(8), ARCHIVE FORMAT).
 FOLDER_IDS = ["uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
               "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data",
               "uploadtemp"]
@@ -218,7 +218,7 @@ def fake_mp4_stream(seed, label, n):
 
 
 def sanitize_prefix(name):
-        """Backup file name prefix from appearance.name (SPEC §2)."""
+        """Backup file name prefix from appearance.name (opbackupd(8), ARCHIVE FORMAT)."""
         return re.sub(r"[^A-Za-z0-9._-]+", "-", name) if name else "octoprint"
 
 
@@ -1192,7 +1192,7 @@ def tree_files(top):
 
 
 def expected_entries(g, plugin_list_json, metadata_json):
-        """Archive entries of a backup without excludes (SPEC §2): name -> {size, mode}."""
+        """Archive entries of a backup without excludes (see opbackupd(8)): name -> {size, mode}."""
         folders = g.folders
         backup = os.path.normpath(g.backup_folder)
         entries = {}

@@ -8,9 +8,9 @@
 #include "backup/backup-plan.h"
 #include "backup/backup.h"
 
-/* Writing a backup zip with libzip (SPEC §2 "Entries ..."): file entries only, deflated at the requested
- * libdeflate level or stored (at level 0, and data that does not compress), UTF-8 names, Unix modes, DOS
- * mtimes, no comment, ZIP64 only where needed.
+/* Writing a backup zip with libzip (opbackupd(8), ARCHIVE FORMAT, "Entries"): file entries only, deflated at
+ * the requested libdeflate level or stored (at level 0, and data that does not compress), UTF-8 names, Unix
+ * modes, DOS mtimes, no comment, ZIP64 only where needed.
  *
  * libzip reads every source at zip_close() time, one after the other. The file entries' data comes from
  * a DeflatePool (deflate-pool.h) started just before: it reads the files in the same order and deflates

@@ -182,13 +182,14 @@ static unsigned count_jobs(Instance *i, JobOperation op, bool *ret_restore_runni
         return n;
 }
 
+static int backup_job_start(Job *j);
+
 int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **excludes = NULL;
         _cleanup_free_ char *name = NULL;
         Instance *i = userdata;
         BackupJobData *data;
         bool restore_running, when_idle;
-        uid_t uid = 0;
         Job *j;
         int r;
 
@@ -229,16 +230,19 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
                 return -ENOMEM;
         data->excludes = TAKE_PTR(excludes);
         data->when_idle = when_idle;
-        (void) bus_sender_uid(m, &uid);
-        r = job_new(i->daemon, i, JOB_BACKUP, ACTION_CREATE, uid, sd_bus_message_get_sender(m), &j);
-        if (r < 0) {
-                backup_job_data_free(data);
+        r = job_new(&(JobDescription) {
+                        .instance = i,
+                        .operation = JOB_BACKUP,
+                        .action = ACTION_CREATE,
+                        .request = m,
+                        .name = name,
+                        .start = backup_job_start,
+                        .cancel = backup_job_cancel,
+                        .data = data,
+                        .free_data = backup_job_data_free,
+                }, &j);
+        if (r < 0)
                 return r;
-        }
-        j->data = data;
-        j->free_data = backup_job_data_free;
-        j->name = TAKE_PTR(name);
-        j->cancel = backup_job_cancel;
 
         r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
         instance_start_next_job(i);
@@ -455,11 +459,7 @@ void instance_start_next_job(Instance *i) {
                         if (j->state == JOB_QUEUED)
                                 next = j;      /* the list is newest first: the last one is the oldest */
                 }
-        if (!next)
-                return;
-        if (next->operation == JOB_BACKUP)
-                (void) backup_job_start(next);
-        else if (next->start)
+        if (next)
                 (void) next->start(next);
 }
 

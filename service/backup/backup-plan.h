@@ -9,15 +9,16 @@
 #include "folders.h"
 #include "instance/octoconfig.h"
 
-/* What goes into a backup (SPEC §2 entries 2-4), found by walking the instance's folders with directory
- * fds: one entry per file, in archive order, with the path to read it from later. Nothing is kept open.
+/* What goes into a backup (opbackupd(8), ARCHIVE FORMAT, the entries under basedir/), found by walking the
+ * instance's folders with directory fds: one entry per file, in archive order, with the path to read it from
+ * later. Nothing is kept open.
  *
  * Ownership: a file belongs to the folder id whose configured location is the deepest one holding it
  * (timelapse/tmp belongs to timelapse_tmp, not timelapse); an excluded id's files are left out however
  * they are reached. Symlinks are followed only when their target resolves inside basedir or a folder
  * id's location (and not inside an excluded one or the backup folder). */
 
-#define PLAN_ENTRIES_MAX 1000000U      /* what a restore accepts (SPEC §3) */
+#define PLAN_ENTRIES_MAX 1000000U      /* what a restore accepts (opbackupd(8), RESTORE) */
 #define PLAN_NAME_MAX 4096U            /* longest entry name a restore accepts */
 #define PLAN_DEPTH_MAX 128U
 

@@ -6,8 +6,8 @@
 #include "backup/backup-log.h"
 #include "instance/octoconfig.h"
 
-/* The backup engine (SPEC §2). Runs inside a worker process that has already dropped to the instance
- * user; everything it reads and writes, it reads and writes as that user. */
+/* The backup engine (opbackupd(8), ARCHIVE FORMAT). Runs inside a worker process that has already dropped to
+ * the instance user; everything it reads and writes, it reads and writes as that user. */
 
 typedef struct BackupRequest {
         const char *instance;

@@ -7,8 +7,8 @@
 
 #include "backup/backup-reuse.h"
 
-/* The files of a backup, read and deflated ahead of the archive writer on all cores (SPEC §6: memory
- * stays bounded whatever the size of the data).
+/* The files of a backup, read and deflated ahead of the archive writer on all cores (opbackupd(8),
+ * DESCRIPTION: memory stays bounded whatever the size of the data).
  *
  * One reader thread reads the files in archive order, in chunks of DEFLATE_POOL_CHUNK bytes, into a ring
  * of 2 × threads + 2 slots; compressor threads (one a CPU, at most DEFLATE_POOL_MAX_THREADS) deflate

@@ -7,7 +7,8 @@
 #include "backup/backup.h"
 
 /* OctoPrint's "octoprint.plugin.backup.additional_excludes" hook, done without running OctoPrint
- * (SPEC §2 "Additional excludes"): plugins name paths in their data folder that stay out of a backup.
+ * (opbackupd(8), ARCHIVE FORMAT, "Plugins' excludes"): plugins name paths in their data folder that stay out
+ * of a backup.
  *
  * Sources, in this order (results accumulate; later ones see earlier results):
  *   1. <config_dir>/excludes.d/<plugin>.conf           admin drop-ins, sorted by plugin

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-/* PropertiesChanged for progress at most ~5 times a second (SPEC §4). */
+/* PropertiesChanged for progress at most ~5 times a second (org.opbackup.backup1(5), JOB OBJECTS). */
 #define PROGRESS_INTERVAL_USEC (200ULL * 1000ULL)
 
 static const char *const operation_names[] = {
@@ -113,32 +113,40 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("Id", "u", NULL, offsetof(Job, id), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Operation", "s", property_get_operation, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Instance", "s", property_get_instance, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Name", "s", property_get_string_ptr, offsetof(Job, name),
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Name", "s", property_get_string_ptr, offsetof(Job, name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Stage", "s", property_get_string_ptr, offsetof(Job, stage),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Progress", "d", NULL, offsetof(Job, progress), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesDone", "t", NULL, offsetof(Job, bytes_done), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BytesTotal", "t", NULL, offsetof(Job, bytes_total), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ItemsDone", "t", NULL, offsetof(Job, items_done), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ItemsTotal", "t", NULL, offsetof(Job, items_total), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StartedByUID", "u", NULL, offsetof(Job, started_by), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_SIGNAL_WITH_NAMES("Log", "ss", SD_BUS_PARAM(level) SD_BUS_PARAM(line), 0),
         SD_BUS_VTABLE_END,
 };
 
+static int job_gone_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_JOB,
+                                 "There is no job %s: it has ended, or never was. opbackupctl jobs lists the jobs.",
+                                 sd_bus_message_get_path(m));
+}
+
 /* A call on a job's interface at a path where no job is (any more) gets the API's NoSuchJob, not sd-bus's
- * UnknownObject: a client cancelling a job that just ended learns what happened. Everything else on such
- * paths (introspection of the job folder, say) goes on to sd-bus as usual. */
+ * UnknownObject: a client cancelling a job that just ended learns what happened. But only a caller who may
+ * list the jobs (access) learns it: to anyone else the answer must not depend on whether the job exists,
+ * so they get AccessDenied here as they would from the check of an existing job's Cancel. Everything else
+ * on such paths (introspection of the job folder, say) goes on to sd-bus as usual. */
 static int job_gone(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
-        const char *path = sd_bus_message_get_path(m);
         uint8_t type = 0;
 
         if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL ||
-            !streq_ptr(sd_bus_message_get_interface(m), JOB_INTERFACE) || job_from_path(d, path))
+            !streq_ptr(sd_bus_message_get_interface(m), JOB_INTERFACE) ||
+            job_from_path(d, sd_bus_message_get_path(m)))
                 return 0;
-        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_JOB,
-                                 "There is no job %s: it has ended, or never was. opbackupctl jobs lists the jobs.",
-                                 path);
+        daemon_note_activity(d);
+        return polkit_check(d, m, ACTION_ACCESS, NULL, job_gone_authorized, d, error);
 }
 
 int bus_job_register(Daemon *d) {
@@ -163,22 +171,38 @@ static int append_job_new(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "uo", j->id, j->object_path);
 }
 
-int job_new(Daemon *d, Instance *i, JobOperation op, const char *action, uid_t started_by,
-            const char *sender, Job **ret) {
+int job_new(const JobDescription *desc, Job **ret) {
+        Daemon *d = desc->instance->daemon;
+        const char *sender = sd_bus_message_get_sender(desc->request);
+        uid_t uid = 0;
         Job *j;
 
         j = calloc(1, sizeof(*j));
-        if (!j)
+        if (!j) {
+                if (desc->free_data)
+                        desc->free_data(desc->data);
                 return -ENOMEM;
-        j->daemon = d;
-        j->instance = i;
-        j->operation = op;
-        j->started_by = started_by;
-        j->id = d->next_job_id++;
-        j->action = strdup(action);
-        j->sender = sender ? strdup(sender) : NULL;
-        j->stage = strdup("queued");
-        if (!j->action || !j->stage || (sender && !j->sender) ||
+        }
+        /* No uid means a peer sd-bus could not ask about; 0 in StartedByUID is what such a job showed
+         * before, and Cancel is decided by polkit on the caller anyway. */
+        (void) bus_sender_uid(desc->request, &uid);
+        *j = (Job) {
+                .daemon = d,
+                .instance = desc->instance,
+                .operation = desc->operation,
+                .state = JOB_QUEUED,
+                .id = d->next_job_id++,
+                .started_by = uid,
+                .start = desc->start,
+                .cancel = desc->cancel,
+                .data = desc->data,
+                .free_data = desc->free_data,
+                .action = strdup(desc->action),
+                .sender = sender ? strdup(sender) : NULL,
+                .name = desc->name ? strdup(desc->name) : NULL,
+                .stage = strdup("queued"),
+        };
+        if (!j->action || !j->stage || (sender && !j->sender) || (desc->name && !j->name) ||
             asprintf(&j->object_path, "%s/%" PRIu32, OBJECT_JOB_PREFIX, j->id) < 0) {
                 j->object_path = NULL;
                 job_free(j);
@@ -290,9 +314,74 @@ void job_log(Job *j, int level, const char *line) {
         (void) daemon_emit_signal(j->daemon, j->object_path, JOB_INTERFACE, "Log", j->sender, append_log, &a);
 }
 
+/* ---- Stages and progress ---- */
+
+typedef enum StageCounts {
+        COUNTS_NOTHING,
+        COUNTS_BYTES,                   /* BytesDone / BytesTotal */
+        COUNTS_ITEMS,                   /* ItemsDone / ItemsTotal */
+} StageCounts;
+
+#define OP_BACKUP (1U << JOB_BACKUP)
+#define OP_RESTORE (1U << JOB_RESTORE)
+
+/* Every stage a job can be in, in the order they come, and what their done/total count. Clients show
+ * bytes as sizes and items as counts: a stage must say which, or "12 files" reads as "12 B". The same
+ * list, with what each stage does, is in dbus/org.opbackup.backup1.xml and org.opbackup.backup1(5); a
+ * stage added here must be added there. */
+static const struct {
+        const char *name;
+        unsigned operations;
+        StageCounts counts;
+        bool keeps_items;               /* a step of each item of the stage before: ItemsDone/Total stay */
+} stages[] = {
+        { "queued",              OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
+        { "waiting-for-printer", OP_BACKUP,              COUNTS_NOTHING, false },
+        { "starting",            OP_BACKUP,              COUNTS_NOTHING, false },
+        { "preparing",           OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
+        { "scanning",            OP_BACKUP,              COUNTS_ITEMS,   false },  /* files found, no total */
+        { "writing",             OP_BACKUP,              COUNTS_BYTES,   false },
+        { "validating",          OP_RESTORE,             COUNTS_NOTHING, false },
+        { "extracting",          OP_RESTORE,             COUNTS_BYTES,   false },
+        { "syncing",             OP_BACKUP | OP_RESTORE, COUNTS_BYTES,   false },
+        { "plugins",             OP_RESTORE,             COUNTS_ITEMS,   false },  /* plugins of plugin_list.json */
+        { "downloading",         OP_RESTORE,             COUNTS_BYTES,   true },   /* one plugin's archive */
+        { "installing",          OP_RESTORE,             COUNTS_NOTHING, true },   /* pip, for that plugin */
+        { "swapping",            OP_RESTORE,             COUNTS_NOTHING, false },
+};
+
+static int stage_find(const Job *j, const char *name) {
+        for (size_t k = 0; k < ELEMENTSOF(stages); k++)
+                if (streq(stages[k].name, name))
+                        return stages[k].operations & (1U << j->operation) ? (int) k : -ENOENT;
+        return -ENOENT;
+}
+
+static int append_progress_changed(sd_bus_message *m, void *userdata) {
+        Job *j = userdata;
+        int r;
+
+        r = sd_bus_message_append(m, "s", JOB_INTERFACE);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "a{sv}", 6,
+                                  "Stage", "s", j->stage,
+                                  "Progress", "d", j->progress,
+                                  "BytesDone", "t", j->bytes_done,
+                                  "BytesTotal", "t", j->bytes_total,
+                                  "ItemsDone", "t", j->items_done,
+                                  "ItemsTotal", "t", j->items_total);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "as", 0);
+}
+
+/* Not sd_bus_emit_properties_changed(): that broadcasts, and anyone's match rule would show them what
+ * root is restoring, and how far it got. Like every job signal, PropertiesChanged goes to subscribers
+ * (who passed the access check) and to the job's starter, each its own copy. */
 static void job_emit_progress(Job *j) {
-        (void) sd_bus_emit_properties_changed(j->daemon->bus, j->object_path, JOB_INTERFACE, "Stage",
-                                              "Progress", "BytesDone", "BytesTotal", NULL);
+        (void) daemon_emit_signal(j->daemon, j->object_path, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", j->sender, append_progress_changed, j);
         j->progress_dirty = false;
 }
 
@@ -304,15 +393,48 @@ static int on_progress_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+static double fraction(uint64_t done, uint64_t total) {
+        return total == 0 ? 0.0 : done >= total ? 1.0 : (double) done / (double) total;
+}
+
 void job_set_progress(Job *j, const char *stage, uint64_t done, uint64_t total) {
         bool stage_changed = stage && !streq_ptr(stage, j->stage);
         uint64_t now = 0;
+        int k;
 
-        if (stage_changed)
-                (void) free_and_strdup(&j->stage, stage);
-        j->bytes_done = done;
-        j->bytes_total = total;
-        j->progress = total == 0 ? 0.0 : done >= total ? 1.0 : (double) done / (double) total;
+        k = stage_find(j, stage ?: j->stage);
+        if (k < 0) {
+                /* A worker runs as the instance's user: what it reports is checked, not believed. */
+                log_debug("Job %u: ignoring progress in stage '%s', which a %s does not have.", j->id,
+                          stage ?: "(none)", job_operation_to_string(j->operation));
+                return;
+        }
+        if (stage_changed) {
+                /* Where a stage ended (all 2,129 files found) is worth showing, even if the rate limit
+                 * held it back and the next stage follows at once. */
+                if (j->progress_dirty)
+                        job_emit_progress(j);
+                if (free_and_strdup(&j->stage, stages[k].name) < 0)
+                        return;
+                j->bytes_done = j->bytes_total = 0;
+                if (!stages[k].keeps_items)
+                        j->items_done = j->items_total = 0;
+        }
+        switch (stages[k].counts) {
+        case COUNTS_BYTES:
+                j->bytes_done = done;
+                j->bytes_total = total;
+                j->progress = fraction(done, total);
+                break;
+        case COUNTS_ITEMS:
+                j->items_done = done;
+                j->items_total = total;
+                j->progress = fraction(done, total);
+                break;
+        case COUNTS_NOTHING:
+                j->progress = 0.0;
+                break;
+        }
         j->progress_dirty = true;
 
         (void) sd_event_now(j->daemon->event, CLOCK_MONOTONIC, &now);

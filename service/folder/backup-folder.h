@@ -11,8 +11,9 @@
 /* Opens the backup folder (O_DIRECTORY); -ENOENT if it does not exist. */
 int backup_folder_open(const char *path, int *ret_fd);
 
-/* Opens a backup by name for reading: the name must be valid (SPEC §2), the file a regular file, not a
- * symlink. Returns -EINVAL (bad name), -ENOENT, -ELOOP (symlink), -EBADF (not a regular file). */
+/* Opens a backup by name for reading: the name must be valid (opbackupd(8), ARCHIVE FORMAT), the file a
+ * regular file, not a symlink. Returns -EINVAL (bad name), -ENOENT, -ELOOP (symlink), -EBADF (not a regular
+ * file). */
 int backup_open_at(int dir_fd, const char *name, int *ret_fd);
 /* The same, also returning the fstat() of what was opened. */
 int backup_open_at_stat(int dir_fd, const char *name, int *ret_fd, struct stat *ret_st);

@@ -14,7 +14,7 @@ typedef enum PrintAction {
 #define PRINT_POLL_SEC_DEFAULT 60U
 #define PRINT_WAIT_MAX_SEC_DEFAULT (6U * 3600U)
 
-/* The daemon's own configuration (SPEC §7): <dir>/opbackupd.conf holds defaults for every section,
+/* The daemon's own configuration (opbackupd.conf(5)): <dir>/opbackupd.conf holds defaults for every section,
  * <dir>/instances.d/<name>.conf one instance each (the file name without ".conf" is the instance name).
  * Parsed with inih. */
 

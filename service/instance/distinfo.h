@@ -5,7 +5,8 @@
 
 #include "plugin-info.h"
 
-/* Reading a Python venv's installed distributions without running Python (SPEC §2 "The plugin list"). */
+/* Reading a Python venv's installed distributions without running Python (opbackupd(8), ARCHIVE FORMAT,
+ * plugin_list.json). */
 
 
 /* The site-packages folder of the venv: <venv>/lib/python3.* /site-packages (the newest python3.N if

@@ -40,8 +40,8 @@ Instance *instance_free(Instance *i);
  * out-of-memory is an error. */
 int instance_probe(Instance *i);
 
-/* Restore support (SPEC §3 step 1) from plain data, so it can be unit-tested. Returns NULL when restore is
- * supported, else the reason (static or allocated into *ret_reason). */
+/* Restore support (opbackupd(8), RESTORE, step 1) from plain data, so it can be unit-tested. Returns NULL
+ * when restore is supported, else the reason (static or allocated into *ret_reason). */
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
                            const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Reinstalling the plugins a backup lists (SPEC §3 step 5), as OctoPrint's restore does: what the venv has
- * already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and installed
- * with pip, the rest is reported as unknown. Downloads go through the fetch helper (fetch.h) when the
- * worker was given a connection to it. */
+/* Reinstalling the plugins a backup lists (opbackupd(8), RESTORE, step 5), as OctoPrint's restore does: what
+ * the venv has already is skipped, what the repository knows and fits this OctoPrint and OS is downloaded and
+ * installed with pip, the rest is reported as unknown. Downloads go through the fetch helper (fetch.h) when
+ * the worker was given a connection to it. */
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -423,6 +423,11 @@ static int reinstall_all(Reinstall *s, char **ret_error) {
         r = installed_plugins(req->venv, &s->installed_now, &s->n_installed_now, ret_error);
         if (r < 0)
                 return r;
+        /* The stage starts here, before the repository's download: a client then shows "plugins 0 / N",
+         * not a download of it knows not what. */
+        r = backup_progress(s->cb, "plugins", 0, req->n_plugins);
+        if (r < 0)
+                goto fail;
 
         /* Only ask the network when something is to be installed. */
         missing = count_missing(s);

@@ -9,10 +9,10 @@
 #include "instance/distinfo.h"
 #include "plugins/plugins-repo.h"
 
-/* Reinstalling a backup's plugins from OctoPrint's plugin repository (SPEC §3 step 5). Runs inside a
- * worker that is already the instance user: pip runs with that user's privileges only, and the repository
- * and the archives are fetched through the fetch helper (fetch.h: opbackupd has no network of its own), or
- * as that user when there is no helper. */
+/* Reinstalling a backup's plugins from OctoPrint's plugin repository (opbackupd(8), RESTORE, step 5). Runs
+ * inside a worker that is already the instance user: pip runs with that user's privileges only, and the
+ * repository and the archives are fetched through the fetch helper (fetch.h: opbackupd has no network of its
+ * own), or as that user when there is no helper. */
 
 #define UNKNOWN_PLUGINS_FILE "unknown_plugins_from_restore.json"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* The part of a restore after the worker (SPEC §3 steps 4 and 6-9), in the daemon: stop the unit, swap
- * basedir under the journal while carrying over what the backup does not hold, restart, clean up. */
+/* The part of a restore after the worker (opbackupd(8), RESTORE, steps 6-8), in the daemon: stop the unit,
+ * swap basedir under the journal while carrying over what the backup does not hold, restart, clean up. */
 
 #include <fcntl.h>
 #include <signal.h>
@@ -121,9 +121,9 @@ static int append_restore_details(sd_bus_message *m, void *userdata) {
         return r;
 }
 
-/* What the restored tree must keep from the old one (SPEC §3 step 4): the backup folder, and the default
- * locations of every folder the backup left out. Folders configured outside basedir are not touched by
- * the swap at all. */
+/* What the restored tree must keep from the old one (opbackupd(8), RESTORE, step 6): the backup folder, and
+ * the default locations of every folder the backup left out. Folders configured outside basedir are not
+ * touched by the swap at all. */
 static int compute_carry(Job *j) {
         Instance *i = j->instance;
         RestoreJobData *d = j->data;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* RestoreBackup and RestoreBackupFromFile (SPEC §3). A worker, as the instance user, validates the whole
- * archive, extracts it into a staging folder next to basedir and reinstalls plugins; only then does the
- * daemon stop the unit, swap basedir under a journal (restore-swap.c), restart and clean up. Any refusal
+/* RestoreBackup and RestoreBackupFromFile (opbackupd(8), RESTORE). A worker, as the instance user, validates
+ * the whole archive, extracts it into a staging folder next to basedir and reinstalls plugins; only then does
+ * the daemon stop the unit, swap basedir under a journal (restore-swap.c), restart and clean up. Any refusal
  * before the swap leaves the instance exactly as it was. */
 
 #include <fcntl.h>
@@ -172,7 +172,6 @@ static void restore_job_cancel(Job *j);
 
 static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, RestoreOptions *options) {
         RestoreJobData *data;
-        uid_t uid = 0;
         Job *j;
         int r;
 
@@ -183,17 +182,19 @@ static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, 
         data->fetch_fd = -1;
         data->options = *options;
         *options = (RestoreOptions) {};
-        (void) bus_sender_uid(m, &uid);
-        r = job_new(i->daemon, i, JOB_RESTORE, ACTION_RESTORE, uid, sd_bus_message_get_sender(m), &j);
-        if (r < 0) {
-                restore_job_data_free(data);
+        r = job_new(&(JobDescription) {
+                        .instance = i,
+                        .operation = JOB_RESTORE,
+                        .action = ACTION_RESTORE,
+                        .request = m,
+                        .name = name,
+                        .start = restore_job_start,
+                        .cancel = restore_job_cancel,
+                        .data = data,
+                        .free_data = restore_job_data_free,
+                }, &j);
+        if (r < 0)
                 return r;
-        }
-        j->data = data;
-        j->free_data = restore_job_data_free;
-        j->name = strdup(name);
-        j->start = restore_job_start;
-        j->cancel = restore_job_cancel;
         r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
         instance_start_next_job(i);
         return r;

@@ -3,9 +3,9 @@
 
 #include <stdbool.h>
 
-/* The crash-safe swap of a restore (SPEC §3 steps 4, 7, 9). A small journal next to basedir records how
- * far the swap got; after a crash, swap_recover() finishes or rolls back, so that basedir is either the
- * old tree or the restored one (with what it carries over), never a mix.
+/* The crash-safe swap of a restore (opbackupd(8), RESTORE, steps 2, 6 and 8). A small journal next to basedir
+ * records how far the swap got; after a crash, swap_recover() finishes or rolls back, so that basedir is
+ * either the old tree or the restored one (with what it carries over), never a mix.
  *
  *   prepared   staging is complete; nothing has moved        → recovery: remove staging (roll back)
  *   swapping   basedir → old, staging → basedir               → recovery: back if staging is still there,

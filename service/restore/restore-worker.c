@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* The part of a restore that runs in a worker as the instance user (SPEC §3 steps 2, 3 and 5):
+/* The part of a restore that runs in a worker as the instance user (opbackupd(8), RESTORE, steps 3-5):
  * validate the whole archive, extract it into staging, reinstall plugins. Nothing of the instance changes
  * here; the daemon swaps only when the worker reports "ready". */
 

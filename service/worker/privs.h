@@ -9,7 +9,7 @@
  * change clears. To be called in a freshly forked child only. */
 int drop_privileges(uid_t uid, gid_t gid);
 
-/* Lowest CPU and I/O priority, so a running print is not disturbed (SPEC §6). */
+/* Lowest CPU and I/O priority, so a running print is not disturbed (opbackupd(8), DESCRIPTION). */
 void become_idle_priority(void);
 
 /* Forks a child that dies with the parent. Returns 0 in the child, the pid in the parent. */

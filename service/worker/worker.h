@@ -4,9 +4,9 @@
 #include <json-c/json.h>
 #include <sys/types.h>
 
-/* Short tasks on an instance's files, done by a child that has become the instance user (SPEC §6):
- * listing backup metadata, deleting, importing, opening a backup for a client. The child answers with
- * JSON and, optionally, one file descriptor. */
+/* Short tasks on an instance's files, done by a child that has become the instance user (opbackupd(8),
+ * DESCRIPTION): listing backup metadata, deleting, importing, opening a backup for a client. The child
+ * answers with JSON and, optionally, one file descriptor. */
 
 typedef struct WorkerReply {
         json_object *json;      /* what the task returned; never NULL on success */

@@ -23,7 +23,7 @@ ERROR_NO_SUCH_BACKUP = "org.opbackup.backup1.Error.NoSuchBackup"
 ERROR_INVALID_BACKUP = "org.opbackup.backup1.Error.InvalidBackup"
 WORKER_BACKUP = "opbackup-backup"       # the backup worker's process name (prctl PR_SET_NAME)
 
-# OctoPrint's folder identifiers (SPEC §1).
+# OctoPrint's folder identifiers (opbackupd(8), ARCHIVE FORMAT).
 FOLDER_IDS = ["uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
               "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data",
               "uploadtemp"]
@@ -70,10 +70,15 @@ def sha256_file(path):
 class Listener:
         """buslisten.py running as USER in the background: the signals of opbackupd it receives."""
 
-        def __init__(self, fx, user="root", subscribe=True, seconds=600):
+        def __init__(self, fx, user="root", subscribe=True, seconds=600, create_backup=None):
+                """create_backup=(instance path, name): the listener itself starts that backup, after
+                subscribing (or not); its answer is in ready["created"]."""
                 self.user = user
                 self._err = tempfile.TemporaryFile()
-                argv = fixture.as_user(user, [PYTHON, BUSLISTEN, str(seconds)] + (["--subscribe"] if subscribe else []))
+                argv = [PYTHON, BUSLISTEN, str(seconds)] + (["--subscribe"] if subscribe else [])
+                if create_backup:
+                        argv += ["--create-backup", *create_backup]
+                argv = fixture.as_user(user, argv)
                 self.proc = subprocess.Popen(argv, env=fixture.user_env(user, fx.address), stdin=subprocess.DEVNULL,
                                              stdout=subprocess.PIPE, stderr=self._err)
                 self._buf = b""

@@ -3,18 +3,22 @@
 # it runs as (the fixture runs it through setpriv) really receives. Debian package python3-dbus, with
 # python3-gi for the GLib main loop.
 #
-# Usage: buslisten.py SECONDS [--subscribe]
+# Usage: buslisten.py SECONDS [--subscribe] [--create-backup INSTANCE_PATH NAME]
 #   --subscribe: call Manager.Subscribe() first (its outcome is reported, a refusal does not stop the
 #   listening: a refused subscriber must still receive nothing).
+#   --create-backup: then call CreateBackup([], {"name": NAME}) on INSTANCE_PATH from this connection,
+#   which makes it the job's starter (the daemon sends a job's signals to its starter too).
 # Prints JSON lines on stdout:
-#   {"ready": true, "unique_name": ":1.5", "subscribe": null | "ok" | {"error": NAME, "message": TEXT}}
-#       once the match rule is in place (and Subscribe answered);
+#   {"ready": true, "unique_name": ":1.5", "subscribe": null | "ok" | {"error": NAME, "message": TEXT},
+#    "created": null | [id, path] | {"error": NAME, "message": TEXT}}
+#       once the match rule is in place (and Subscribe and CreateBackup answered);
 #   {"signal": MEMBER, "interface": ..., "path": ..., "sender": ..., "destination": ... or null,
 #    "args": [plain values]}
 #       for every signal sent by org.opbackup.backup1's owner that reaches this connection, broadcast or
 #       unicast.
 # Exits 0 after SECONDS, or at once on SIGTERM/SIGINT (having printed everything received).
 
+import argparse
 import json
 import os
 import signal
@@ -31,6 +35,7 @@ from busclient import from_dbus  # noqa: E402
 BUS_NAME = "org.opbackup.backup1"
 MANAGER_PATH = "/org/opbackup/backup1"
 IFACE_MANAGER = "org.opbackup.backup1.Manager"
+IFACE_INSTANCE = "org.opbackup.backup1.Instance"
 
 
 def emit(obj):
@@ -38,11 +43,21 @@ def emit(obj):
         sys.stdout.flush()
 
 
+def call(conn, path, iface, method, signature, args):
+        """The reply's arguments as plain values, or {"error", "message"}."""
+        try:
+                reply = conn.call_blocking(BUS_NAME, path, iface, method, signature, args, timeout=60)
+        except dbus.exceptions.DBusException as e:
+                return {"error": e.get_dbus_name(), "message": e.get_dbus_message()}
+        return from_dbus(reply) if reply is not None else "ok"
+
+
 def main(argv):
-        if len(argv) < 2 or len(argv) > 3 or (len(argv) == 3 and argv[2] != "--subscribe"):
-                print("usage: buslisten.py SECONDS [--subscribe]", file=sys.stderr)
-                return 2
-        seconds = float(argv[1])
+        parser = argparse.ArgumentParser(prog="buslisten.py")
+        parser.add_argument("seconds", type=float)
+        parser.add_argument("--subscribe", action="store_true")
+        parser.add_argument("--create-backup", nargs=2, metavar=("INSTANCE_PATH", "NAME"))
+        args = parser.parse_args(argv[1:])
         address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
         if not address:
                 print("buslisten: DBUS_SYSTEM_BUS_ADDRESS is not set", file=sys.stderr)
@@ -71,20 +86,21 @@ def main(argv):
         conn.add_match_string(f"type='signal',sender='{BUS_NAME}'")
         conn.add_message_filter(on_message)
 
-        subscribe = None
-        if len(argv) == 3:
-                try:
-                        conn.call_blocking(BUS_NAME, MANAGER_PATH, IFACE_MANAGER, "Subscribe", "", [], timeout=60)
-                        subscribe = "ok"
-                except dbus.exceptions.DBusException as e:
-                        subscribe = {"error": e.get_dbus_name(), "message": e.get_dbus_message()}
-        emit({"ready": True, "unique_name": str(conn.get_unique_name()), "subscribe": subscribe})
+        subscribe = created = None
+        if args.subscribe:
+                subscribe = call(conn, MANAGER_PATH, IFACE_MANAGER, "Subscribe", "", [])
+        if args.create_backup:
+                path, name = args.create_backup
+                created = call(conn, path, IFACE_INSTANCE, "CreateBackup", "asa{sv}",
+                               [dbus.Array([], signature="s"), dbus.Dictionary({"name": name}, signature="sv")])
+        emit({"ready": True, "unique_name": str(conn.get_unique_name()), "subscribe": subscribe,
+              "created": created})
 
         def stop(*_):
                 loop.quit()
                 return False
 
-        GLib.timeout_add(int(seconds * 1000), stop)
+        GLib.timeout_add(int(args.seconds * 1000), stop)
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, stop)
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, stop)
         loop.run()

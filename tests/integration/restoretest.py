@@ -19,8 +19,8 @@ ERROR_BUSY = "org.opbackup.backup1.Error.Busy"
 ERROR_INCOMPATIBLE = "org.opbackup.backup1.Error.IncompatibleVersion"
 ERROR_NOT_ENOUGH_SPACE = "org.opbackup.backup1.Error.NotEnoughSpace"
 
-# What a restore keeps from the tree it replaces (SPEC §3 step 4), besides the backup folder and the
-# folders the backup excluded: the default locations of the folders backups always leave out.
+# What a restore keeps from the tree it replaces (opbackupd(8), RESTORE, step 6), besides the backup folder
+# and the folders the backup excluded: the default locations of the folders backups always leave out.
 ALWAYS_KEPT = ["logs", "watched", "generated", "uploadtemp"]
 
 
@@ -130,7 +130,7 @@ def zip_time(date_time):
 
 
 def carried_paths(backup_folder_rel, excludes):
-        """The relative paths a restore keeps from before (SPEC §3 step 4) for a backup with EXCLUDES."""
+        """The relative paths a restore keeps (opbackupd(8), RESTORE, step 6) for a backup with EXCLUDES."""
         ids = list(excludes) + (["timelapse_tmp"] if "timelapse" in excludes else [])
         out = [backup_folder_rel] if backup_folder_rel else []
         for fid in ids + ALWAYS_KEPT:

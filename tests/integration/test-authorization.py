@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-# Who may call what (SPEC §5): every method of the Manager and Instance interfaces, called as root, as a
-# member of group "opbackup" (granted access/create/delete by polkit/50-opbackup.rules) and as a user with
-# no grant. A call "passes authorization" when it succeeds or fails for another reason than
-# AccessDenied/InteractiveAuthorizationRequired (e.g. NoSuchBackup for the made-up names used here) — as
-# long as the error is not one that means the call never reached the daemon's method (UnknownMethod ...).
+# Who may call what (org.opbackup.backup1(5), AUTHORIZATION): every method of the Manager and Instance
+# interfaces, called as root, as a member of group "opbackup" (granted access/create/delete by
+# polkit/50-opbackup.rules) and as a user with no grant. A call "passes authorization" when it succeeds or
+# fails for another reason than AccessDenied/InteractiveAuthorizationRequired (e.g. NoSuchBackup for the
+# made-up names used here) — as long as the error is not one that means the call never reached the daemon's
+# method (UnknownMethod ...).
 #
 # The arguments are valid (well-formed names, real instance) so that the only reason left to refuse an
 # unauthorized caller is authorization: the daemon must ask polkit before it looks at the backup folder or
@@ -107,7 +108,7 @@ def test_who_may_call_what():
                                                                 f"want AccessDenied, got "
                                                                 f"{'success' if err is None else err}")
                         print(f"# {iface}.{method} [{action}]: {' '.join(row)}")
-                # Property reads need no authorization (SPEC §5).
+                # Property reads need no authorization (org.opbackup.backup1(5), INTRODUCTION).
                 version = fx.get_property(USER_DENIED, MANAGER_PATH, IFACE_MANAGER, "Version")
                 expect(isinstance(version, str) and version, f"Version read by {USER_DENIED}: {version!r}")
                 name = fx.get_property(USER_DENIED, fx.instance_path("inst1"), IFACE_INSTANCE, "Name")

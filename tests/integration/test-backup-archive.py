@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-# What a backup made through the daemon contains (SPEC §2): the sample instance of tests/gen-instance.py
-# backed up with CreateBackup, then read back the way OctoPrint reads it (CPython's zipfile, with warnings
-# as errors) and with unzip -t: exact entry names, metadata.json and plugin_list.json byte for byte, every
-# file's bytes, size and mode equal to its source (timelapse configured outside basedir but stored under
-# basedir/timelapse/), the result owned by the instance user. Then excludes, refused excludes, and the
-# additional_excludes of plugins (admin drop-ins and executable hooks) run by the daemon's worker.
+# What a backup made through the daemon contains (opbackupd(8), ARCHIVE FORMAT): the sample instance of
+# tests/gen-instance.py backed up with CreateBackup, then read back the way OctoPrint reads it (CPython's
+# zipfile, with warnings as errors) and with unzip -t: exact entry names, metadata.json and plugin_list.json
+# byte for byte, every file's bytes, size and mode equal to its source (timelapse configured outside basedir
+# but stored under basedir/timelapse/), the result owned by the instance user. Then excludes, refused
+# excludes, and the additional_excludes of plugins (admin drop-ins and executable hooks) run by the daemon's
+# worker.
 
 import json
 import os
@@ -69,8 +70,9 @@ def plugin_data_prepare(fx):
 
 
 def entry_group(name):
-        """The rank of an entry's group in SPEC §2's order: metadata.json, config.yaml, each folder id in
-        order (the deepest default location holding it decides), the rest of basedir, plugin_list.json."""
+        """The rank of an entry's group in the order of opbackupd(8), ARCHIVE FORMAT: metadata.json,
+        config.yaml, each folder id in order (the deepest default location holding it decides), the rest of
+        basedir, plugin_list.json."""
         if name == "metadata.json":
                 return 0
         if name == "basedir/config.yaml":
@@ -111,7 +113,7 @@ def test_backup_of_sample_instance():
                 expect_eq(z.names()[-1], "plugin_list.json", "last entry")
                 groups = [entry_group(n) for n in z.names()]
                 out_of_order = [(a, b) for a, b, ga, gb in zip(z.names(), z.names()[1:], groups, groups[1:]) if ga > gb]
-                expect_eq(out_of_order[:3], [], "entries out of SPEC order (metadata, config.yaml, folder ids in "
+                expect_eq(out_of_order[:3], [], "entries out of order (metadata, config.yaml, folder ids in "
                           "order, the rest of basedir, plugin_list.json)")
                 expect_eq(z.data("metadata.json"), bt.metadata_json([]), "metadata.json")
                 expect_eq(z.data("metadata.json"), exp["metadata_json"].encode(), "metadata.json (expected.json)")

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-# Backup names and passed files as an attacker would pick them (SPEC §2, §4, §6): DeleteBackup and
-# OpenBackup with names that leave the backup folder, hidden or foreign names, an overlong name and a
+# Backup names and passed files as an attacker would pick them (opbackupd(8), ARCHIVE FORMAT): DeleteBackup
+# and OpenBackup with names that leave the backup folder, hidden or foreign names, an overlong name and a
 # symlink planted in the backup folder are refused, and nothing outside the folder is read or removed;
 # ImportBackup of what is not an OctoPrint backup (not a zip, a zip without metadata.json, a directory, a
-# pipe) is refused with the reason, leaving the folder as it was. Then ListBackups with 1,000 backups in
-# the folder: all listed; the times of a first and a second (cached) call are printed, not asserted.
+# pipe) is refused with the reason, leaving the folder as it was. Then ListBackups with 1,000 backups in the
+# folder: all listed; the times of a first and a second (cached) call are printed, not asserted.
 
 import hashlib
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# A backup that cannot finish leaves nothing behind, and a backup reads nothing it should not (SPEC §2, §6):
+# A backup that cannot finish leaves nothing behind, and a backup reads nothing it should not (opbackupd(8)):
 # - symlinks in the instance that lead outside it (/etc/shadow, a folder elsewhere) are skipped and
 #   reported; one that stays inside is followed;
 # - the backup worker killed (SIGKILL) mid-write: the job fails, no backup is listed, no hidden temp file;
@@ -226,8 +226,9 @@ def test_backup_folder_fills_up_while_writing():
 
 
 def test_memory_of_a_big_backup():
-        # SPEC §6: memory stays bounded whatever the size of the data. Figures are printed for the record;
-        # the bounds asserted are generous (a worker holding the data in memory would break them).
+        # opbackupd(8), DESCRIPTION: memory stays bounded whatever the size of the data. Figures are printed
+        # for the record; the bounds asserted are generous (a worker holding the data in memory would break
+        # them).
         with Fixture(instances={"inst1": {"size": "300M"}}) as fx:
                 exp = fx.expected()
                 data_mb = exp["total_bytes"] / MB

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# The backup-management commands of opbackupctl (SPEC §8) through the real client, daemon and polkitd:
+# The backup-management commands of opbackupctl(1) through the real client, daemon and polkitd:
 # backup, list, inspect, export, import, delete, prune, jobs, cancel, monitor — what a user of group
 # "opbackup" sees, and the exit codes scripts rely on. A slow additional-excludes hook keeps jobs running
 # long enough to press Ctrl-C on a terminal (a pty) and to stop the daemon under a waiting client.
@@ -21,7 +21,8 @@ from fixture import Fixture, expect, expect_eq, USER_ALLOWED, USER_DENIED  # noq
 SAMPLE_VERSION = "1.11.8"       # the OctoPrint version of tests/gen-instance.py's sample venv
 LOCATED = re.compile(r"^Backup located at (/\S+\.zip)$", re.M)
 
-# Run as the instance user for up to 10 s by the backup engine (SPEC §2): a backup "preparing" that long.
+# Run as the instance user for up to 10 s by the backup engine (opbackupd(8), ARCHIVE FORMAT): a backup
+# "preparing" that long.
 SLOW_HOOK = "#!/bin/sh\ncat >/dev/null\nsleep 8\necho '[]'\n"
 
 

@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-# ListBackups (SPEC §4): which files of the backup folder it lists and what it says of them, and that its
-# cache (name + size + mtime) follows the folder. A folder with OctoPrint backups next to everything that
-# is not one — a text file, zips without or with a broken metadata.json, a truncated and an empty file, an
-# unreadable backup, a symlink, a directory, a FIFO, hidden and foreign names — lists the backups only,
-# with their sizes, uncompressed sizes, mtimes, versions and excludes, a zip whose metadata.json lies
-# past a large entry and a long archive comment included. Then the folder changes behind the daemon's
+# ListBackups (org.opbackup.backup1(5)): which files of the backup folder it lists and what it says of them,
+# and that its cache (name + size + mtime) follows the folder. A folder with OctoPrint backups next to
+# everything that is not one — a text file, zips without or with a broken metadata.json, a truncated and an
+# empty file, an unreadable backup, a symlink, a directory, a FIFO, hidden and foreign names — lists the
+# backups only, with their sizes, uncompressed sizes, mtimes, versions and excludes, a zip whose metadata.json
+# lies past a large entry and a long archive comment included. Then the folder changes behind the daemon's
 # back (a backup overwritten, one repaired, one touched, one removed, one added; one deleted through the
-# daemon and made again with the same name, size and mtime): each call lists what is there, and a call
-# with nothing changed lists the same again.
+# daemon and made again with the same name, size and mtime): each call lists what is there, and a call with
+# nothing changed lists the same again.
 
 import os
 import shutil

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-# Authorization checks are asynchronous (SPEC §5): while polkit takes its time over one caller, the daemon
-# keeps answering everybody else. A rule makes polkit think for 3 s about opbackup-denied's access (and
-# then refuse); meanwhile root's ListInstances and a property read by opbackup-denied are answered. polkitd
-# itself is busy running that rule, so the other calls are ones that need no polkit: root's, and a
-# property read.
+# Authorization checks are asynchronous (org.opbackup.backup1(5), AUTHORIZATION): while polkit takes its time
+# over one caller, the daemon keeps answering everybody else. A rule makes polkit think for 3 s about
+# opbackup-denied's access (and then refuse); meanwhile root's ListInstances and a property read by
+# opbackup-denied are answered. polkitd itself is busy running that rule, so the other calls are ones that
+# need no polkit: root's, and a property read.
 
 import os
 import sys

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-# Print-aware backups (SPEC §9, CreateBackup option "when-idle"): against a stand-in for OctoPrint's REST
-# API on 127.0.0.1 (octoprint-api.py) that answers GET /api/job with OctoPrint's JSON. The backup starts
-# only after the printer's state changes from "Printing" to "Operational" (the server records, at each
-# answer, which zips were in the backup folder); a wrong key, no server, a printer that keeps printing and
-# a key file others could read are logged and handled as [Schedule] says; the waiting can be canceled.
-# The requests are made by the fetch helper (opbackup-fetch, run through systemd-socket-activate as an
-# unprivileged user, as opbackup-fetch.socket runs it as a dynamic user) or, without it, by a worker that
+# Print-aware backups (opbackupd(8), PRINT-AWARE BACKUPS; CreateBackup option "when-idle"): against a stand-in
+# for OctoPrint's REST API on 127.0.0.1 (octoprint-api.py) that answers GET /api/job with OctoPrint's JSON.
+# The backup starts only after the printer's state changes from "Printing" to "Operational" (the server
+# records, at each answer, which zips were in the backup folder); a wrong key, no server, a printer that keeps
+# printing and a key file others could read are logged and handled as [Schedule] says; the waiting can be
+# canceled. The requests are made by the fetch helper (opbackup-fetch, run through systemd-socket-activate as
+# an unprivileged user, as opbackup-fetch.socket runs it as a dynamic user) or, without it, by a worker that
 # is the instance's user — never by root: the server looks up who connected.
 
 import json

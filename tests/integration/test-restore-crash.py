@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-# A restore interrupted by SIGKILL of the daemon (SPEC §3 step 7 "A crash at any point leaves, after the
-# next daemon start, either the old basedir or the restored one — never a mix"; issue 4 "Must show" 5).
+# A restore interrupted by SIGKILL of the daemon (opbackupd(8), RESTORE: "after a crash at any
+# point, the next start of the daemon leaves basedir either as it was or fully restored, never a mix").
 # The daemon is started with OPBACKUP_TEST_PAUSE=<point>, which makes it (or its worker) sleep at that
 # point of a restore, and killed there: after-extract and after-plugins (in the worker: staging is full,
 # the journal says "prepared"), between-renames (basedir moved aside, the restored tree not yet in place),

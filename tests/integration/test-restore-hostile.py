@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-# Hostile and broken backups through the real daemon (SPEC §3 "Validate ... before changing anything",
-# "Safe entry names"; issue 4 "Must show" 3). The corpus is tests/unit/make-hostile-zips.py's (zip slip,
-# absolute and backslash names, symlink/device/FIFO entries, encrypted entries, unknown methods, truncated
-# and damaged zips, bad metadata, newer versions, missing files, name limits, file/folder clashes, ...)
+# Hostile and broken backups through the real daemon (opbackupd(8), RESTORE, step 3: the whole archive is
+# checked, entry names included, before anything changes). The corpus is tests/unit/make-hostile-zips.py's
+# (zip slip, absolute and backslash names, symlink/device/FIFO entries, encrypted entries, unknown methods,
+# truncated and damaged zips, bad metadata, newer versions, missing files, name limits, file/folder
+# clashes, ...)
 # plus a few made here: more than the free space (the instance lives on a small tmpfs), and more than
 # 1,000,000 entries (test_million_entries, written raw with ZIP64 end records: ~110 MB, ~20 s).
 #
@@ -271,9 +272,9 @@ def test_hostile_corpus():
 
 
 def test_nul_in_name():
-        # SPEC §3: no NUL in a name. libzip reads a NUL inside a name as a space (CPython cuts the name
-        # there), so the daemon may see "basedir/evil name": it must then restore that name and nothing
-        # else, or refuse.
+        # opbackupd(8), RESTORE, step 3: no NUL (a control character) in a name. libzip reads a NUL inside a
+        # name as a space (CPython cuts the name there), so the daemon may see "basedir/evil name": it must
+        # then restore that name and nothing else, or refuse.
         fx_spec = {"inst1": {"extra_conf": NO_REPOSITORY, "gen_args": ["--restart-command", "true"]}}
         with Fixture(instances=fx_spec) as fx, bt.Listener(fx, "root") as lis:
                 corpus = Corpus(fx)

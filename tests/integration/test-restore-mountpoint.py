@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # A basedir that is a mount point (OctoPrint's Docker issue #2992) cannot be renamed: the restore swaps its
-# contents in place (SPEC §3 step 7). Basedir is put on a tmpfs of its own inside the test's private mount
-# namespace; after a restore it is still that mount point, holds the backed-up tree, and keeps what the
-# backup excluded; a crash between moving out and moving in is rolled back on the next start.
+# contents in place (opbackupd(8), RESTORE, step 6). Basedir is put on a tmpfs of its own inside the test's
+# private mount namespace; after a restore it is still that mount point, holds the backed-up tree, and keeps
+# what the backup excluded; a crash between moving out and moving in is rolled back on the next start.
 
 import os
 import re

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-# Plugin reinstallation during a restore, for real (SPEC §3 step 5, §4 JobRemoved details and
-# Get/ClearUnknownPlugins; issue 4 "Must show" 4): a venv made by `python3 -m venv` (gen-instance.py
+# Plugin reinstallation during a restore, for real (opbackupd(8), RESTORE, step 5; org.opbackup.backup1(5),
+# JobRemoved's details and Get/ClearUnknownPlugins): a venv made by `python3 -m venv` (gen-instance.py
 # --real-venv), its real pip, and a plugin repository served over HTTP on 127.0.0.1 by
 # tests/plugins/plugin-fixture.py with wheels it builds. The backups are the daemon's own with a
 # plugin_list.json written by CPython's zipfile.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-# Who may restore, when a restore is possible at all, and what a restore runs (SPEC §3 steps 1 and 8, §4
-# Busy and errors, §5, §6; issue 4 "Must show" 6, 7, 8):
+# Who may restore, when a restore is possible at all, and what a restore runs (opbackupd(8), RESTORE,
+# steps 1 and 7; org.opbackup.backup1(5), Busy, ERRORS and AUTHORIZATION):
 # - restore unsupported through each way — Unsupported=yes in the instance's configuration,
 #   OCTOPRINT_BACKUP_RESTORE_UNSUPPORTED and OPBACKUP_RESTORE_UNSUPPORTED in the daemon's environment, a
 #   venv without pip: RestoreSupported false with a reason naming the cause, RestoreBackup,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Restore round trips through the real daemon and client (SPEC §3, issue 4 "Must show" 1 and 2):
+# Restore round trips through the real daemon and client (opbackupd(8), RESTORE):
 # - back up (excluding uploads), change the instance (edit, add, delete, chmod files; change uploads,
 #   logs, watched), `opbackupctl restore --yes NAME` as root: basedir is the backed-up state again
 #   (content, mode, mtime, owner), while the backup folder with all its backups, the excluded uploads and

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-# Scheduled backups (SPEC §9): what opbackup-backup.service runs — `opbackupctl --no-ask-password
-# scheduled-backup` — as the scheduler user, on two instances, with the shipped polkit rules granting that
-# user by name. It makes a backup of each instance without its [Schedule] Exclude= folders and prunes to its
-# [Backup] Keep=: the oldest backups with generated names go, a backup someone named stays however old.
-# The scheduler may not restore. Instances are backed up at the same time: one whose printer prints does
-# not hold up the other.
+# Scheduled backups (opbackupd(8), SYSTEMD UNITS): what opbackup-backup.service runs — `opbackupctl
+# --no-ask-password scheduled-backup` — as the scheduler user, on two instances, with the shipped polkit rules
+# granting that user by name. It makes a backup of each instance without its [Schedule] Exclude= folders and
+# prunes to its [Backup] Keep=: the oldest backups with generated names go, a backup someone named stays
+# however old. The scheduler may not restore. Instances are backed up at the same time: one whose printer
+# prints does not hold up the other.
 
 import json
 import os

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-# `opbackupctl status` (SPEC §8): what a user of group "opbackup" sees, the JSON form, the refusal a user
-# without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not running.
+# `opbackupctl status` (opbackupctl(1)): what a user of group "opbackup" sees, the JSON form, the refusal a
+# user without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not
+# running.
 
 import json
 import os

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-# opbackupd works with exactly the privileges its unit leaves it (SPEC §9): the daemon runs under the
-# CapabilityBoundingSet= of systemd/opbackupd.service.in and NoNewPrivileges=, applied with setpriv the way
-# systemd applies them, and still backs up, restores (the swap in a folder the instance's user owns, the
-# chown of the restored tree) and cancels a running backup (a signal to a worker of another user). Each
-# capability of the set is needed by one of these: dropping CAP_DAC_OVERRIDE, CAP_FOWNER or CAP_CHOWN
+# opbackupd works with exactly the privileges its unit leaves it (opbackupd(8), SYSTEMD UNITS): the daemon
+# runs under the CapabilityBoundingSet= of systemd/opbackupd.service.in and NoNewPrivileges=, applied with
+# setpriv the way systemd applies them, and still backs up, restores (the swap in a folder the instance's user
+# owns, the chown of the restored tree) and cancels a running backup (a signal to a worker of another user).
+# Each capability of the set is needed by one of these: dropping CAP_DAC_OVERRIDE, CAP_FOWNER or CAP_CHOWN
 # makes the restore fail, dropping CAP_KILL the cancel.
 
 import json

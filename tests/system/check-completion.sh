@@ -1,7 +1,7 @@
 #!/bin/bash
-# The bash completion of opbackupctl (SPEC §9): it loads in a plain bash, registers for opbackupctl, and
-# completes commands ("opbackupctl de" → delete), options, folder ids, and instance and backup names —
-# the names from a stand-in opbackupctl that prints the JSON of `--json status` and `--json list`.
+# The bash completion of opbackupctl (opbackupctl(1)): it loads in a plain bash, registers for opbackupctl,
+# and completes commands ("opbackupctl de" → delete), options, folder ids, and instance and backup names — the
+# names from a stand-in opbackupctl that prints the JSON of `--json status` and `--json list`.
 #
 #   check-completion.sh COMPLETION_FILE        exit 0 ok, 1 fail, 77 skip (no python3 for the names)
 set -u

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-# `meson install --destdir` (SPEC §9): every expected file (installed-files.txt) at its expected path and
-# nothing else, for the build under test (whatever its --prefix: then everything must be under it), and
-# for a second build of the same sources configured with --prefix=/usr, the way a Debian package is built,
-# where the paths must be those Debian's systemd, dbus-daemon and polkitd read. Also: the units and the
-# D-Bus activation file name the installed binaries, not build or source paths.
+# `meson install --destdir` (README, "Installing"): every expected file (installed-files.txt) at its expected
+# path and nothing else, for the build under test (whatever its --prefix: then everything must be under it),
+# and for a second build of the same sources configured with --prefix=/usr, the way a Debian package is built,
+# where the paths must be those Debian's systemd, dbus-daemon and polkitd read. Also: the units and the D-Bus
+# activation file name the installed binaries, not build or source paths.
 #
 #   check-install.py BUILD_DIR SOURCE_DIR        exit 0 ok, 1 fail
 

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-# The manual pages (SPEC §9): each renders with `man --warnings -l` without a single warning (groff
-# warnings go to stderr), and together they document every command and option of opbackupctl, every exit
-# code, every configuration key, every D-Bus method, property and signal, every polkit action and every
-# unit — checked against the sources, so a new option without documentation fails here.
+# The manual pages: each renders with `man --warnings -l` without a single warning (groff warnings go to
+# stderr), and together they document every command and option of opbackupctl, every exit code, every
+# configuration key, every D-Bus interface, method, property, signal and error (org.opbackup.backup1(5)),
+# every polkit action and every unit — checked against the sources, so a new option without
+# documentation fails here. opbackupd(8) describes the archive format and the restore, and no file of the
+# repository refers to a specification outside it.
 #
 #   check-man.py SOURCE_DIR OPBACKUPCTL        exit 0 ok, 1 fail, 77 skip (no man)
 
@@ -13,6 +15,10 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+
+
+API_PAGE = "org.opbackup.backup1(5)"
+API_PAGE_FILE = "org.opbackup.backup1.5"
 
 
 def render_warnings(page):
@@ -61,6 +67,10 @@ def main():
                 else:
                         print(f"ok {os.path.basename(page)} renders without warnings")
 
+        if not os.path.isfile(os.path.join(src, "man", API_PAGE_FILE)):
+                problems.append(f"man/{API_PAGE_FILE} is missing")
+                return report(problems)
+        api_page = plain(read(os.path.join(src, "man", API_PAGE_FILE)))
         ctl_page = plain(read(os.path.join(src, "man", "opbackupctl.1")))
         conf_page = plain(read(os.path.join(src, "man", "opbackupd.conf.5")))
         daemon_page = plain(read(os.path.join(src, "man", "opbackupd.8")))
@@ -87,25 +97,61 @@ def main():
         sections = re.findall(r'KEY\("([A-Za-z]+)", ', config_c)
         documented(problems, "opbackupd.conf(5)", conf_page, sections, "the section", ".SH [{}]")
 
-        # D-Bus API, polkit actions, units.
+        # D-Bus API (org.opbackup.backup1(5); test-introspection compares it with the daemon, member by
+        # member and argument by argument), errors, polkit actions, units.
         api = ET.fromstring(read(os.path.join(src, "dbus", "org.opbackup.backup1.xml")))
         for iface in api.findall("interface"):
-                documented(problems, "opbackupd(8)", daemon_page, [iface.get("name")], "the interface")
+                documented(problems, API_PAGE, api_page, [iface.get("name")], "the interface")
                 members = [m.get("name") for kind in ("method", "property", "signal") for m in iface.findall(kind)]
-                documented(problems, "opbackupd(8)", daemon_page, members, "the member")
+                documented(problems, API_PAGE, api_page, members, "the member")
+        errors = re.findall(r'^#define BUS_ERROR_\w+ "([^"]+)"', read(os.path.join(src, "common", "errors.h")), re.M)
+        documented(problems, API_PAGE, api_page, errors, "the error")
         policy = ET.fromstring(read(os.path.join(src, "polkit", "org.opbackup.backup1.policy")))
-        documented(problems, "opbackupd(8)", daemon_page, [a.get("id") for a in policy.findall("action")],
-                   "the polkit action")
+        actions = [a.get("id") for a in policy.findall("action")]
+        documented(problems, "opbackupd(8)", daemon_page, actions, "the polkit action")
+        documented(problems, API_PAGE, api_page, actions, "the polkit action")
+        for page_name, text in (("opbackupd(8)", daemon_page), ("opbackupctl(1)", ctl_page),
+                                ("opbackupd.conf(5)", conf_page)):
+                documented(problems, page_name, text, ["org.opbackup.backup1 (5)"], "a pointer to", ".BR {}")
+        for section in ("ARCHIVE FORMAT", "RESTORE", "D-BUS INTERFACES"):
+                if not re.search(rf"^\.SH \"?{section}\"?$", daemon_page, re.M):
+                        problems.append(f"opbackupd(8) has no section {section}")
         units = [os.path.basename(u).removesuffix(".in") for u in glob.glob(os.path.join(src, "systemd", "*"))
                  if re.search(r"\.(service|socket|timer)(\.in)?$", u)]
         documented(problems, "opbackupd(8)", daemon_page, units, "the unit")
 
-        for p in problems:
-                print(f"FAIL {p}")
+        problems += outside_references(src)
         if not problems:
                 print(f"ok {len(commands)} commands, {len(set(options))} options, {len(set(keys))} keys, "
-                      f"the D-Bus API, polkit actions and {len(units)} units are documented")
+                      f"the D-Bus API, {len(errors)} errors, polkit actions and {len(units)} units are documented")
+        return report(problems)
+
+
+def report(problems):
+        for p in problems:
+                print(f"FAIL {p}")
         return 1 if problems else 0
+
+
+def outside_references(src):
+        """The repository's documentation stands alone: no file refers to the project's external
+        specification by its name; what the code cited there is in the manual pages now."""
+        problems = []
+        pattern = re.compile(r"\bSPEC(?:\.md\b| §|'s)")
+        for root, dirs, files in os.walk(src):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "build" and
+                           not os.path.isfile(os.path.join(root, d, "meson-private", "coredata.dat"))]
+                for f in files:
+                        path = os.path.join(root, f)
+                        try:
+                                text = read(path)
+                        except (UnicodeDecodeError, OSError):
+                                continue
+                        for n, line in enumerate(text.splitlines(), 1):
+                                if pattern.search(line):
+                                        problems.append(f"{os.path.relpath(path, src)}:{n} refers to a specification "
+                                                        f"outside the repository: {line.strip()}")
+        return problems
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-# The systemd units as installed (SPEC §9): `systemd-analyze security --offline=yes` of each service, with
-# opbackupd.service at an exposure of at most 2.0 (and the others too), and `systemd-analyze verify` clean
-# for every unit — on the files `meson install --destdir` puts in place, with nothing substituted. verify
-# runs with --root= on a copy of that tree plus the host's own units (sysinit.target, dbus.socket, ...),
-# and with MANPATH pointing at the installed man pages (it checks Documentation=).
+# The systemd units as installed (opbackupd(8), SYSTEMD UNITS): `systemd-analyze security --offline=yes` of
+# each service, with opbackupd.service at an exposure of at most 2.0 (and the others too), and
+# `systemd-analyze verify` clean for every unit — on the files `meson install --destdir` puts in place, with
+# nothing substituted. verify runs with --root= on a copy of that tree plus the host's own units
+# (sysinit.target, dbus.socket, ...), and with MANPATH pointing at the installed man pages (it checks
+# Documentation=).
 #
 #   check-units.py BUILD_DIR        prints the exposure of each service; exit 0 ok, 1 fail, 77 skip
 

@@ -14,7 +14,8 @@ static void load(const char *dir, DaemonConfig *c) {
         ASSERT_EQ(daemon_config_load(dir, 120, c), 0);
 }
 
-/* The example of SPEC §7, comments and all, on top of an opbackupd.conf with defaults. */
+/* A configuration with every section (opbackupd.conf(5)), comments and all, on top of an opbackupd.conf with
+ * defaults. */
 static void test_good(void) {
         _cleanup_free_ char *dir = make_tempdir();
         DaemonConfig c = {};
@@ -286,8 +287,8 @@ static void test_autodetect(void) {
         rm_rf(dir);
 }
 
-/* [Schedule] and the OctoPrint API of print-aware backups (SPEC §9): defaults, values from
- * opbackupd.conf for every instance, overrides, and the values that make an instance unusable. */
+/* [Schedule] and the OctoPrint API of print-aware backups (opbackupd(8), PRINT-AWARE BACKUPS): defaults,
+ * values from opbackupd.conf for every instance, overrides, and the values that make an instance unusable. */
 static void test_schedule(void) {
         _cleanup_free_ char *dir = make_tempdir();
         DaemonConfig c = {};

@@ -30,7 +30,7 @@ static void test_backup_name(void) {
                         exit(EXIT_FAILURE);
                 }
         ASSERT_FALSE(backup_name_is_valid(NULL));
-        /* 1 + 200 characters before ".zip" is the limit of the SPEC's pattern. */
+        /* 1 + 200 characters before ".zip" is the limit of the pattern in opbackupd(8), ARCHIVE FORMAT. */
         ASSERT_TRUE(backup_name_is_valid(longest));
         ASSERT_FALSE(backup_name_is_valid(too_long));
 }
@@ -86,7 +86,7 @@ static void test_instance_name(void) {
 }
 
 static void test_folders(void) {
-        /* SPEC §1: the identifiers in this order. */
+        /* opbackupd(8), ARCHIVE FORMAT: the identifiers in this order. */
         static const char *const ids[] = {
                 "uploads", "timelapse", "timelapse_tmp", "logs", "virtualSd", "watched", "plugins",
                 "slicingProfiles", "printerProfiles", "scripts", "translations", "generated", "data",
