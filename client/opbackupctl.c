@@ -45,7 +45,7 @@ static void help_verb(const Verb *v) {
 
 int main(int argc, char *argv[]) {
         Ctl ctl = { .ask_password = true, .legend = true, .pager = true };
-        CommandLine cl;
+        CommandLine cl = {};
         int r;
 
         r = parse_command_line(&ctl, argc, argv, &cl);
@@ -81,5 +81,6 @@ finish:
         sd_bus_flush_close_unref(ctl.bus);
         ctl_free_doing(&ctl);
         ctl_options_done(&ctl);
+        command_line_done(&cl);
         return r;
 }

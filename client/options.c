@@ -295,20 +295,21 @@ static int check_verb(const CommandLine *cl, uint32_t seen) {
 }
 
 int parse_command_line(Ctl *ctl, int argc, char *argv[], CommandLine *ret) {
+        _cleanup_free_ char **args = calloc(argc + 1, sizeof(char *));
         CommandLine cl = {};
         uint32_t seen = 0;
         bool failed = false;
         int c, r;
 
-        /* Options anywhere: no "+" and no POSIXLY_CORRECT, whatever the environment says. */
+        if (!args)
+                return -ENOMEM;
+        cl.argv = args;
+        /* "-" first: getopt hands over the arguments that are not options in order, as option 1, instead of
+         * moving them behind the options — or, with POSIXLY_CORRECT set, stopping at the first one. So
+         * options may stand anywhere whatever the environment says. */
         optind = 0;
         while ((c = getopt_long(argc, argv, "-hi:qH:e:n:yo:fk:m:", options, NULL)) >= 0) {
                 if (c == 1) {
-                        /* "-" in front of the short options: getopt hands us the non-options in order
-                         * instead of reordering argv, which an unsetenv of POSIXLY_CORRECT could not
-                         * guarantee. They are collected back at the front of argv's tail below. */
-                        if (cl.argc == 0)
-                                cl.argv = argv + optind - 1;
                         cl.argv[cl.argc++] = optarg;
                         continue;
                 }
@@ -319,11 +320,8 @@ int parse_command_line(Ctl *ctl, int argc, char *argv[], CommandLine *ret) {
                         failed = true;
         }
         /* After "--", the rest are arguments. */
-        for (int k = optind; k < argc; k++) {
-                if (cl.argc == 0)
-                        cl.argv = argv + k;
+        for (int k = optind; k < argc; k++)
                 cl.argv[cl.argc++] = argv[k];
-        }
 
         if (cl.argc > 0) {
                 cl.verb = verb_find(cl.argv[0]);
@@ -337,20 +335,23 @@ int parse_command_line(Ctl *ctl, int argc, char *argv[], CommandLine *ret) {
                 see_help(cl.verb);
                 return -EINVAL;
         }
-        if (cl.help || cl.version) {
-                *ret = cl;
-                return 0;
+        if (!cl.help && !cl.version) {
+                if (!cl.verb) {
+                        /* As timedatectl shows its status: no command, the default one. */
+                        cl.verb = verb_default();
+                        cl.argv[cl.argc++] = (char *) cl.verb->name;
+                }
+                if (check_verb(&cl, seen) < 0) {
+                        see_help(cl.verb);
+                        return -EINVAL;
+                }
         }
-        if (!cl.verb) {
-                /* As timedatectl shows its status: no command, the default one. The name in argv[0]. */
-                cl.verb = verb_default();
-                cl.argv = (char **) &cl.verb->name;
-                cl.argc = 1;
-        }
-        if (check_verb(&cl, seen) < 0) {
-                see_help(cl.verb);
-                return -EINVAL;
-        }
+        TAKE_PTR(args);
         *ret = cl;
         return 0;
+}
+
+void command_line_done(CommandLine *cl) {
+        free(cl->argv);
+        cl->argv = NULL;
 }

@@ -31,14 +31,15 @@ enum {
 typedef struct CommandLine {
         const Verb *verb;
         int argc;                       /* the command's name and its arguments */
-        char **argv;                    /* (within the argv given, reordered by getopt) */
+        char **argv;                    /* (an array of its own, NULL-terminated; the strings are argv's) */
         bool help;                      /* -h: show the command's help, or the general one */
         bool version;
 } CommandLine;
 
-/* Fills ctl's options and ret. Returns 0, or -EINVAL for a usage error (printed, ending with a line
- * "See 'opbackupctl COMMAND --help'."), or -ENOMEM. */
+/* Fills ctl's options and ret, leaving argv as it is. Returns 0, or -EINVAL for a usage error (printed,
+ * ending with a line "See 'opbackupctl COMMAND --help'."), or -ENOMEM. */
 int parse_command_line(Ctl *ctl, int argc, char *argv[], CommandLine *ret);
+void command_line_done(CommandLine *cl);
 
 /* "See 'opbackupctl VERB --help'." (or 'opbackupctl --help' for NULL) on stderr: the last line of a usage
  * error. */
