@@ -5,6 +5,7 @@
  * called nor the polkit action's id to understand it; the id goes on the advice line, for whoever writes
  * the polkit rule. */
 
+#include <ctype.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -116,17 +117,18 @@ static bool in_opbackup_group(void) {
 }
 
 /* Who can grant what the daemon refused, and how. The shipped rules let group "opbackup" have access,
- * create and delete; restore is never the group's: it replaces an instance's files. */
+ * create and delete; restore is never the group's: it replaces an instance's files. So a restore is
+ * advised in its own words even when already finding the instance (access) was refused. */
 static void print_grant_advice(const Ctl *ctl, const char *action) {
-        if (!action) {
+        if (!action && !streq_ptr(ctl->action, "restore")) {
                 fprintf(stderr, "Canceling a job needs the authorization that started it (%s.create for a "
                         "backup, %s.restore for a restore): ask an administrator.\n", BUS_NAME, BUS_NAME);
                 return;
         }
-        if (streq(action, "restore")) {
+        if (streq_ptr(ctl->action, "restore") || streq_ptr(action, "restore")) {
                 fprintf(stderr, "A restore replaces the instance's files, so it needs an administrator: run it "
-                        "as root (e.g. with sudo), or ask an administrator for a polkit rule granting "
-                        "%s.restore.\n", BUS_NAME);
+                        "as root (e.g. with sudo), or ask an administrator for a polkit rule granting %s%s.restore.\n",
+                        streq_ptr(action, "access") ? BUS_NAME ".access and " : "", BUS_NAME);
                 return;
         }
         if (!ctl->host && in_opbackup_group())
@@ -162,9 +164,10 @@ static int report_access_denied(const Ctl *ctl, const char *what, const char *me
                 return EXIT_NOT_AUTHORIZED;
         }
         /* "Cannot check authorization for ACTION: polkit is not available (...). Make sure ...": the
-         * daemon could not ask; the words after the action say why. */
-        if (startswith(msg, "Cannot check authorization") && (cause = strstr(msg, ": "))) {
-                fprintf(stderr, "Cannot %s: the service cannot check authorization: %s\n", what, cause + 2);
+         * daemon could not ask; the words after the action say why, on the advice line. */
+        if (startswith(msg, "Cannot check authorization") && (cause = strstr(msg, ": ")) && cause[2]) {
+                fprintf(stderr, "Cannot %s: the service cannot check authorization.\n%c%s\n", what,
+                        toupper((unsigned char) cause[2]), cause + 3);
                 return EXIT_NOT_AUTHORIZED;
         }
         if (startswith(msg, "Cannot determine")) {

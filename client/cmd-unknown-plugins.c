@@ -15,7 +15,6 @@
 static int clear(Ctl *ctl, const char *path) {
         int r;
 
-        ctl->doing = "clear the list of plugins to reinstall by hand";
         r = ctl_call(ctl, path, INSTANCE_INTERFACE, "ClearUnknownPlugins", NULL, NULL);
         if (r != 0)
                 return r;
@@ -45,6 +44,10 @@ int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]) {
         json_object *list;
         int r;
 
+        if (ctl->clear) {
+                ctl->doing = "clear the list of plugins to reinstall by hand";
+                ctl->action = "delete";
+        }
         r = ctl_instance_path(ctl, &path);
         if (r != 0)
                 return r;

@@ -48,6 +48,7 @@ typedef struct Ctl {
          * reported in these words, not in those of the D-Bus API. */
         const char *doing;
         char *doing_buf;                /* what ctl_set_doing() formatted */
+        const char *action;             /* the polkit action the command needs ("restore"); NULL: access */
 
         sd_bus *bus;                    /* NULL until ctl_connect() */
 } Ctl;

@@ -74,6 +74,7 @@ int main(int argc, char *argv[]) {
         /* The command connects when it first needs the service: its own checks come first, and inspect
          * FILE needs no service at all. */
         ctl.doing = cl.verb->doing;
+        ctl.action = cl.verb->action;
         r = cl.verb->run(&ctl, cl.argc, cl.argv);
 finish:
         pager_close();

@@ -21,6 +21,7 @@ typedef struct Verb {
         uint32_t options;               /* the OPTION_* bits (options.h) of its own options */
         uint32_t required;              /* ... of those it cannot do without */
         const char *doing;              /* completes "Cannot ...": "list backups" */
+        const char *action;             /* the polkit action it needs beyond access: "create", ... */
         const char *wrong_count;        /* what to say about missing or extra arguments; NULL: generic */
         const char *synopsis;           /* "backup [--exclude ID]... [--name NAME.zip] ..." */
         const char *summary;            /* one line, for the list of commands */
