@@ -153,8 +153,14 @@ static int report_access_denied(const Ctl *ctl, const char *what, const char *me
 
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)) {
                 fprintf(stderr, "Cannot %s: authentication is required.\n", what);
+                /* Asked again allowing interaction already, unless --no-ask-password: then nothing could ask. */
                 if (!ctl->ask_password)
                         fprintf(stderr, "Run it on a terminal without --no-ask-password to authenticate.\n");
+                else if (ctl->host || !isatty(STDIN_FILENO))
+                        fprintf(stderr, "Run it on a terminal to authenticate.\n");
+                else
+                        fprintf(stderr, "No polkit agent could ask for a password: is pkttyagent (package "
+                                "polkitd) installed?\n");
                 print_grant_advice(ctl, refused_action(member, e));
                 return EXIT_NOT_AUTHORIZED;
         }

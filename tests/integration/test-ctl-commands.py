@@ -439,6 +439,26 @@ polkit.addRule(function(action, subject) {
                 expect("You are in the group 'opbackup'" in r.stderr and "org.opbackup.backup1.create" in r.stderr,
                        f"the advice to a group member denied by a rule: {r.stderr}")
 
+                # polkit wants an administrator's password: with --no-ask-password the client says so; without
+                # it, the call is repeated allowing interaction, and with no terminal for an agent polkit still
+                # wants one.
+                fx.add_rule("10-auth-admin.rules", """\
+polkit.addRule(function(action, subject) {
+        if (action.id == "org.opbackup.backup1.access" && subject.user == "opbackup-denied")
+                return polkit.Result.AUTH_ADMIN;
+});
+""")
+                r = fx.ctl(USER_DENIED, "--no-ask-password", "list")
+                line = expect_plain_error(r, EXIT_NOT_AUTHORIZED, "list needing a password, --no-ask-password",
+                                          "Cannot list backups")
+                expect(line.endswith("authentication is required."), f"list needing a password: {line!r}")
+                expect("without --no-ask-password" in r.stderr, f"list needing a password: advice {r.stderr}")
+                r = fx.ctl(USER_DENIED, "list")
+                line = expect_plain_error(r, EXIT_NOT_AUTHORIZED, "list needing a password, no terminal",
+                                          "Cannot list backups")
+                expect(line.endswith("authentication is required.") and "Run it on a terminal to authenticate." in r.stderr,
+                       f"list needing a password, asked again, no terminal: {r.stderr}")
+
                 # Not there: exit 4, in the command's words.
                 for argv in (["delete", "nope.zip"], ["export", "nope.zip", "-o", "/tmp/never.zip"],
                              ["inspect", "nope.zip"], ["restore", "--yes", "nope.zip"], ["cancel", "4242"]):
