@@ -2,9 +2,9 @@
 #pragma once
 
 /* What every part of opbackupctl shares: its exit codes and the state of one run (Ctl) — the options of
- * the command line, which command runs, and the connection to the service. The helpers live in their own
- * headers: bus-client.h (calls and errors), output.h (JSON, tables, times), pager.h, agent.h,
- * job-wait.h, and one cmd-*.h per command. */
+ * the command line, what the command is doing, and the connection to the service. The rest has headers
+ * of its own: options.h and verbs.h (the command line and the commands), bus-client.h (calls and their
+ * errors), output.h (JSON, times), table.h, help.h, pager.h, agent.h, job-wait.h, one cmd-*.h a command. */
 
 #include <stdbool.h>
 #include <stdint.h>
