@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /* Interactive polkit authentication from a terminal: like systemctl, run pkttyagent for our own process
- * while we wait for the daemon, so polkit can ask for a password on this terminal. */
+ * while we wait for the daemon, so polkit can ask for a password on this terminal. bus-client.c starts it
+ * only when the daemon answered that polkit wants someone to authenticate. */
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "ctl.h"
+#include "agent.h"
 #include "util.h"
 
 #define PKTTYAGENT "/usr/bin/pkttyagent"
@@ -20,7 +21,7 @@ void polkit_agent_open_if_tty(void) {
         int fds[2];
         pid_t pid;
 
-        if (agent_pid > 0 || !isatty(STDIN_FILENO) || access(PKTTYAGENT, X_OK) < 0)
+        if (agent_pid > 0 || geteuid() == 0 || !isatty(STDIN_FILENO) || access(PKTTYAGENT, X_OK) < 0)
                 return;
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return;

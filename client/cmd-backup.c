@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* opbackupctl backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]: Instance.CreateBackup, then
- * (unless --no-wait) wait for the job, like OctoPrint's `octoprint plugins backup:backup`. */
+/* opbackupctl backup [--exclude ID]... [--name NAME.zip] [--when-idle] [--no-wait]: Instance.CreateBackup,
+ * then (unless --no-wait) wait for the job, like OctoPrint's `octoprint plugins backup:backup`. */
 
-#include <getopt.h>
 #include <json-c/json.h>
 
-#include "ctl.h"
+#include "bus-client.h"
+#include "cmd-backup.h"
+#include "job-wait.h"
+#include "output.h"
 #include "util.h"
-
-#define EXCLUDES_MAX 64
 
 /* The last BackupCreated the service sent: the one for our job comes right before its JobRemoved. */
 typedef struct Created {
@@ -17,72 +17,6 @@ typedef struct Created {
         char *path;
         char **excludes;
 } Created;
-
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]\n\n"
-               "Back up the instance into its backup folder, as OctoPrint's backup plugin does.\n\n"
-               "  -e --exclude ID   Leave out a folder: uploads, timelapse, plugins, ... (repeatable)\n"
-               "  -n --name NAME    The file name (NAME.zip), instead of PREFIX-backup-DATE-TIME.zip\n"
-               "     --when-idle    Wait while the printer prints (needs the instance's OctoPrint API)\n"
-               "     --no-wait      Print the job and return at once\n"
-               "     --json         Machine-readable output\n"
-               "  -h --help         Show this help\n\n"
-               "On a terminal a progress bar is shown; Ctrl-C asks whether to cancel the backup or leave\n"
-               "it running. Without a terminal, SIGINT and SIGTERM cancel it. A --when-idle backup that is\n"
-               "skipped (still printing) exits with 5.\n");
-}
-
-static int parse_args(Ctl *ctl, int argc, char *argv[], BackupArgs *a) {
-        enum { ARG_NO_WAIT = 0x100, ARG_JSON, ARG_WHEN_IDLE };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "exclude", required_argument, NULL, 'e' },
-                { "name", required_argument, NULL, 'n' },
-                { "no-wait", no_argument, NULL, ARG_NO_WAIT },
-                { "when-idle", no_argument, NULL, ARG_WHEN_IDLE },
-                { "json", no_argument, NULL, ARG_JSON },
-                {}
-        };
-        int c;
-
-        optind = 0;     /* a full re-initialization: main() used getopt already */
-        while ((c = getopt_long(argc, argv, "he:n:", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case 'e':
-                        if (strv_length(a->excludes) >= EXCLUDES_MAX) {
-                                fprintf(stderr, "Too many --exclude options.\n");
-                                return -EXIT_USAGE;
-                        }
-                        if (!strv_contains(a->excludes, optarg) && strv_extend(&a->excludes, optarg) < 0) {
-                                fprintf(stderr, "Out of memory.\n");
-                                return -EXIT_FAIL;
-                        }
-                        break;
-                case 'n':
-                        a->name = optarg;
-                        break;
-                case ARG_NO_WAIT:
-                        a->no_wait = true;
-                        break;
-                case ARG_WHEN_IDLE:
-                        a->when_idle = true;
-                        break;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (optind < argc) {
-                fprintf(stderr, "backup takes no arguments (unexpected '%s'). See 'opbackupctl backup --help'.\n",
-                        argv[optind]);
-                return -EXIT_USAGE;
-        }
-        return 1;
-}
 
 static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *a, uint32_t *ret_id,
                          char **ret_job) {
@@ -93,7 +27,7 @@ static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *
         r = sd_bus_message_new_method_call(ctl->bus, &m, BUS_NAME, instance_path, INSTANCE_INTERFACE,
                                            "CreateBackup");
         if (r >= 0)
-                r = sd_bus_message_append_strv(m, a->excludes);
+                r = sd_bus_message_append_strv(m, (char **) a->excludes);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0 && a->name)
@@ -103,15 +37,15 @@ static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
-                return ctl_report_error("CreateBackup", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         r = ctl_call_message(ctl, m, 0, &reply);
         if (r != 0)
                 return r;
         r = sd_bus_message_read(reply, "uo", ret_id, &job);
         if (r < 0)
-                return ctl_report_error("CreateBackup", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         *ret_job = strdup(job);
-        return *ret_job ? 0 : ctl_report_error("CreateBackup", NULL, -ENOMEM);
+        return *ret_job ? 0 : ctl_report_error(ctl, NULL, NULL, -ENOMEM);
 }
 
 static int on_backup_created(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -162,106 +96,113 @@ static int read_details(sd_bus_message *m, char **ret_name, char **ret_path, uin
         return r;
 }
 
-static json_object *strv_to_json(char *const *l) {
-        json_object *a = json_object_new_array();
-
-        STRV_FOREACH(s, l)
-                json_object_array_add(a, json_object_new_string(*s));
-        return a;
+void backup_result_done(BackupResult *b) {
+        free(b->job);
+        free(b->name);
+        free(b->path);
+        strv_free(b->excludes);
+        *b = (BackupResult) {};
 }
 
-static int report_done(Ctl *ctl, sd_bus_message *removed, const Created *created, const BackupArgs *a) {
-        _cleanup_free_ char *name = NULL, *path = NULL;
-        uint64_t size = 0;
-        char buf[32];
+json_object *backup_result_json(const BackupResult *b, bool no_wait) {
+        json_object *o = json_object_new_object();
+
+        if (no_wait) {
+                json_object_object_add(o, "id", json_object_new_int64(b->id));
+                json_object_object_add(o, "job", json_object_new_string(b->job));
+                return o;
+        }
+        json_object_object_add(o, "name", json_object_new_string(strempty(b->name)));
+        json_object_object_add(o, "path", json_object_new_string(strempty(b->path)));
+        json_object_object_add(o, "size", json_object_new_uint64(b->size));
+        json_object_object_add(o, "excludes", strv_to_json(b->excludes));
+        return o;
+}
+
+void backup_result_print(const Ctl *ctl, const BackupResult *b) {
+        char size[32];
+
+        if (!ctl->quiet)
+                printf("Created backup %s (%s).\n", strempty(b->name), format_bytes(size, sizeof(size), b->size));
+        /* OctoPrint's CLI says exactly this; scripts may look for it. */
+        printf("Backup located at %s\n", b->path);
+}
+
+/* The result from the JobRemoved details (name, path, size) and the BackupCreated before it (excludes,
+ * as recorded in the backup's metadata: "timelapse" brings "timelapse_tmp"). */
+static int read_result(const Ctl *ctl, sd_bus_message *removed, Created *created, const BackupArgs *a,
+                       BackupResult *b) {
         int r;
 
-        r = read_details(removed, &name, &path, &size);
-        if (r < 0 || !path)
-                return ctl_report_error("Reading the result of the backup", NULL, r < 0 ? r : -EBADMSG);
-        if (ctl->json) {
-                json_object *o = json_object_new_object();
-                /* The excludes as recorded in the backup's metadata, when the service told us. */
-                bool exact = created->path && streq(created->path, path);
-
-                json_object_object_add(o, "name", json_object_new_string(strempty(name)));
-                json_object_object_add(o, "path", json_object_new_string(path));
-                json_object_object_add(o, "size", json_object_new_uint64(size));
-                json_object_object_add(o, "excludes", strv_to_json(exact ? created->excludes : a->excludes));
-                ctl_json_print(o);
-                json_object_put(o);
-                return 0;
-        }
-        if (!ctl->quiet)
-                printf("Created backup %s (%s).\n", strempty(name), format_bytes(buf, sizeof(buf), size));
-        /* OctoPrint's CLI says exactly this; scripts may look for it. */
-        printf("Backup located at %s\n", path);
+        r = read_details(removed, &b->name, &b->path, &b->size);
+        if (r < 0 || !b->path)
+                return ctl_report_error(ctl, NULL, NULL, r < 0 ? r : -EBADMSG);
+        if (created->path && streq(created->path, b->path))
+                b->excludes = TAKE_PTR(created->excludes);
+        else if (!(b->excludes = strv_copy(a->excludes)) && a->excludes)
+                return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
         return 0;
 }
 
-int backup_instance(Ctl *ctl, const char *instance_path, const BackupArgs *args) {
+int backup_instance(Ctl *ctl, const char *instance_path, const BackupArgs *args, BackupResult *ret) {
         _cleanup_(job_watch_freep) JobWatch *watch = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        _cleanup_free_ char *job = NULL;
-        const BackupArgs a = *args;
         Created created = {};
-        uint32_t id;
         int r;
 
-        if (!a.no_wait) {
+        *ret = (BackupResult) {};
+        if (!args->no_wait) {
                 r = job_watch_new(ctl, "backup", false, &watch);
                 if (r != 0)
                         return r;
                 created.watch = watch;
                 r = sd_bus_match_signal(ctl->bus, &slot, BUS_NAME, OBJECT_ROOT, MANAGER_INTERFACE,
                                         "BackupCreated", on_backup_created, &created);
-                if (r < 0) {
-                        fprintf(stderr, "Cannot watch for BackupCreated: %s\n", strerror(-r));
-                        return EXIT_FAIL;
-                }
+                if (r < 0)
+                        return ctl_report_error(ctl, NULL, NULL, r);
         }
 
-        r = create_backup(ctl, instance_path, &a, &id, &job);
-        if (r != 0)
-                goto finish;
-
-        if (a.no_wait) {
-                if (ctl->json) {
-                        json_object *o = json_object_new_object();
-                        json_object_object_add(o, "id", json_object_new_int64(id));
-                        json_object_object_add(o, "job", json_object_new_string(job));
-                        ctl_json_print(o);
-                        json_object_put(o);
-                } else if (ctl->quiet)
-                        printf("%u\n", id);
-                else
-                        printf("Started backup job %u (%s).\n", id, job);
-                r = 0;
-                goto finish;
+        r = create_backup(ctl, instance_path, args, &ret->id, &ret->job);
+        if (r == 0 && !args->no_wait) {
+                r = job_watch_wait(watch, ret->id, ret->job, &removed);
+                if (r == 0 && !removed)
+                        ret->left_running = true;
+                else if (r == 0)
+                        r = read_result(ctl, removed, &created, args, ret);
         }
-
-        r = job_watch_wait(watch, id, job, &removed);
-        if (r == 0 && removed)
-                r = report_done(ctl, removed, &created, &a);
-finish:
         free(created.path);
         strv_free(created.excludes);
         return r;
 }
 
 int cmd_backup(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_(backup_result_done) BackupResult b = {};
         _cleanup_free_ char *instance_path = NULL;
-        _cleanup_(strv_freep) char **excludes_storage = NULL;
-        BackupArgs a = {};
+        const BackupArgs a = {
+                .excludes = ctl->excludes,
+                .name = ctl->name,
+                .no_wait = ctl->no_wait,
+                .when_idle = ctl->when_idle,
+        };
         int r;
 
-        r = parse_args(ctl, argc, argv, &a);
-        excludes_storage = a.excludes;
-        if (r <= 0)
-                return -r;
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        return backup_instance(ctl, instance_path, &a);
+        r = backup_instance(ctl, instance_path, &a, &b);
+        if (r != 0 || b.left_running)
+                return r;
+
+        if (ctl->json) {
+                json_object *o = backup_result_json(&b, a.no_wait);
+                ctl_json_print(o);
+                json_object_put(o);
+        } else if (a.no_wait && ctl->quiet)
+                printf("%" PRIu32 "\n", b.id);
+        else if (a.no_wait)
+                printf("Started backup job %" PRIu32 " (%s).\n", b.id, b.job);
+        else
+                backup_result_print(ctl, &b);
+        return EXIT_OK;
 }

@@ -3,59 +3,42 @@
 /* opbackupctl delete NAME...: Instance.DeleteBackup for each name. All are tried; the exit code is the
  * first failure's. */
 
-#include <getopt.h>
+#include <json-c/json.h>
 
-#include "ctl.h"
+#include "bus-client.h"
+#include "cmd-delete.h"
+#include "output.h"
 #include "util.h"
 
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] delete NAME...\n\n"
-               "Delete backups of the instance (see 'opbackupctl list' for their names).\n\n"
-               "  -h --help   Show this help\n");
-}
-
-static int parse_args(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (optind >= argc) {
-                fprintf(stderr, "delete needs the name of at least one backup. See 'opbackupctl list'.\n");
-                return -EXIT_USAGE;
-        }
-        return 1;
-}
-
 int cmd_delete(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_strv_free_ char **deleted = NULL, **failed = NULL;
         _cleanup_free_ char *instance_path = NULL;
         int r, ret = 0;
 
-        r = parse_args(argc, argv);
-        if (r <= 0)
-                return -r;
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
-        for (int k = optind; k < argc; k++) {
+        for (int k = 1; k < argc; k++) {
+                ctl_set_doing(ctl, "delete %s", argv[k]);
                 r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "DeleteBackup", NULL, "s", argv[k]);
                 if (r != 0) {
                         if (ret == 0)
                                 ret = r;
+                        if (strv_extend(&failed, argv[k]) < 0)
+                                return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
                         continue;
                 }
-                if (!ctl->quiet)
+                if (strv_extend(&deleted, argv[k]) < 0)
+                        return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
+                if (!ctl->json && !ctl->quiet)
                         printf("Deleted %s.\n", argv[k]);
+        }
+        if (ctl->json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "deleted", strv_to_json(deleted));
+                json_object_object_add(o, "failed", strv_to_json(failed));
+                ctl_json_print(o);
+                json_object_put(o);
         }
         return ret;
 }

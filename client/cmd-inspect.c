@@ -1,30 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
 /* opbackupctl inspect NAME|FILE: what a backup holds and whether it can be restored. A FILE (an argument
- * with a '/' or naming an existing file) is read by the client itself; a NAME is opened by the service
- * (Instance.OpenBackup) and read through the descriptor it returns. */
+ * with a '/' or naming an existing file) is read by the client itself, without the service; a NAME is
+ * opened by the service (Instance.OpenBackup) and read through the descriptor it returns. */
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <sys/stat.h>
 
 #include "backup-inspect.h"
-#include "ctl.h"
+#include "bus-client.h"
+#include "cmd-inspect.h"
+#include "output.h"
+#include "pager.h"
 #include "util.h"
-
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] inspect NAME|FILE [--json]\n\n"
-               "Show a backup's metadata, plugin list, entries and sizes, and whether it is a valid\n"
-               "OctoPrint backup. NAME is a backup of the instance; FILE (with a '/', or an existing\n"
-               "file) is read locally. Exits 1 if it is not a valid backup.\n\n"
-               "     --json   Machine-readable output\n"
-               "  -h --help   Show this help\n");
-}
-
-static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        return ctl_parse_json_only(ctl, argc, argv, help, 1, "inspect needs exactly one backup NAME or FILE.");
-}
 
 /* A descriptor of the zip: the local file, or the service's. Returns an exit code. */
 static int open_source(Ctl *ctl, const char *arg, bool *ret_local, int *ret_fd) {
@@ -37,18 +26,20 @@ static int open_source(Ctl *ctl, const char *arg, bool *ret_local, int *ret_fd) 
         if (*ret_local) {
                 fd = open(arg, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0) {
-                        fprintf(stderr, "Cannot open %s: %s\n", arg, strerror(errno));
-                        return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_FAIL;
+                        r = -errno;
+                        ctl_report_error(ctl, NULL, NULL, r);
+                        return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_FAIL;
                 }
                 if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                         close(fd);
-                        fprintf(stderr, "%s is not a regular file.\n", arg);
+                        fprintf(stderr, "Cannot inspect %s: not a regular file.\n", arg);
                         return EXIT_FAIL;
                 }
                 *ret_fd = fd;
                 return 0;
         }
 
+        /* Only a backup in the backup folder needs the service. */
         r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
@@ -57,11 +48,11 @@ static int open_source(Ctl *ctl, const char *arg, bool *ret_local, int *ret_fd) 
                 return r;
         r = sd_bus_message_read(reply, "h", &fd);
         if (r < 0)
-                return ctl_report_error("OpenBackup", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         /* The message owns its descriptor. */
         fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
-                return ctl_report_error("OpenBackup", NULL, -errno);
+                return ctl_report_error(ctl, NULL, NULL, -errno);
         *ret_fd = fd;
         return 0;
 }
@@ -75,6 +66,10 @@ static json_object *inspection_json(const char *source, bool local, const Backup
         STRV_FOREACH(p, b->problems)
                 json_object_array_add(a, json_object_new_string(*p));
         json_object_object_add(o, "problems", a);
+        a = json_object_new_array();
+        STRV_FOREACH(w, b->warnings)
+                json_object_array_add(a, json_object_new_string(*w));
+        json_object_object_add(o, "warnings", a);
         json_object_object_add(o, "octoprint_version", b->version ? json_object_new_string(b->version) : NULL);
         a = json_object_new_array();
         STRV_FOREACH(e, b->excludes)
@@ -159,26 +154,27 @@ int cmd_inspect(Ctl *ctl, int argc, char *argv[]) {
         bool local;
         int r, fd = -1;
 
-        r = parse_args(ctl, argc, argv);
-        if (r <= 0)
-                return -r;
-        arg = argv[optind];
+        arg = argv[1];
+        ctl_set_doing(ctl, "inspect %s", arg);
         r = open_source(ctl, arg, &local, &fd);
         if (r != 0)
                 return r;
         r = backup_inspect(fd, &b);
         close(fd);
         if (r < 0) {
-                fprintf(stderr, "Cannot read %s: %s\n", arg, strerror(-r));
+                fprintf(stderr, "Cannot inspect %s: %s.\n", arg, strerror(-r));
                 return EXIT_FAIL;
         }
 
+        pager_open(ctl->pager);
         if (ctl->json) {
                 json_object *o = inspection_json(arg, local, &b);
                 ctl_json_print(o);
                 json_object_put(o);
         } else
                 print_inspection(arg, &b);
+        /* The verdict after the pager has quit, where it stays visible. */
+        pager_close();
         if (!backup_inspection_valid(&b) && !ctl->json)
                 fprintf(stderr, "%s is not a valid OctoPrint backup: %s\n", arg, b.problems[0]);
         r = backup_inspection_valid(&b) ? 0 : EXIT_FAIL;

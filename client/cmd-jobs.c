@@ -2,10 +2,13 @@
 
 /* opbackupctl jobs: Manager.ListJobs, with each job's stage and progress. */
 
-#include <getopt.h>
 #include <json-c/json.h>
 
-#include "ctl.h"
+#include "bus-client.h"
+#include "cmd-jobs.h"
+#include "output.h"
+#include "pager.h"
+#include "table.h"
 #include "util.h"
 
 typedef struct JobInfo {
@@ -14,7 +17,7 @@ typedef struct JobInfo {
         char *stage;
         double progress;
         uint64_t bytes_done, bytes_total;
-        uint64_t items_done, items_total;
+        uint64_t items_done, items_total;       /* files or plugins, as the stage counts */
         uint32_t started_by;
         bool have_props;
 } JobInfo;
@@ -30,55 +33,38 @@ static void jobs_free(JobInfo *jobs, size_t n) {
         free(jobs);
 }
 
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] jobs [--json]\n\n"
-               "List the running and queued backup and restore jobs.\n\n"
-               "     --json   Machine-readable output\n"
-               "  -h --help   Show this help\n");
-}
+static int job_property(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        JobInfo *j = userdata;
+        const char *s;
+        int r;
 
-static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        return ctl_parse_json_only(ctl, argc, argv, help, 0, NULL);
+        if (streq(key, "Stage") && streq(contents, "s")) {
+                r = sd_bus_message_read(m, "v", "s", &s);
+                return r < 0 ? r : free_and_strdup(&j->stage, s) < 0 ? -ENOMEM : 1;
+        }
+        if (streq(key, "Progress") && streq(contents, "d"))
+                return sd_bus_message_read(m, "v", "d", &j->progress);
+        if (streq(key, "BytesDone") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &j->bytes_done);
+        if (streq(key, "BytesTotal") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &j->bytes_total);
+        if (streq(key, "ItemsDone") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &j->items_done);
+        if (streq(key, "ItemsTotal") && streq(contents, "t"))
+                return sd_bus_message_read(m, "v", "t", &j->items_total);
+        if (streq(key, "StartedByUID") && streq(contents, "u"))
+                return sd_bus_message_read(m, "v", "u", &j->started_by);
+        return 0;
 }
 
 /* Stage and progress; a job that ended since ListJobs simply has none. */
 static void get_job_props(Ctl *ctl, JobInfo *j) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *key, *contents, *s;
-        int r;
 
         if (sd_bus_call_method(ctl->bus, BUS_NAME, j->path, "org.freedesktop.DBus.Properties", "GetAll",
                                NULL, &reply, "s", JOB_INTERFACE) < 0)
                 return;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(reply, NULL, &contents);
-                if (r < 0)
-                        break;
-                if (streq(key, "Stage") && streq(contents, "s")) {
-                        r = sd_bus_message_read(reply, "v", "s", &s);
-                        if (r >= 0)
-                                (void) free_and_strdup(&j->stage, s);
-                } else if (streq(key, "Progress") && streq(contents, "d"))
-                        r = sd_bus_message_read(reply, "v", "d", &j->progress);
-                else if (streq(key, "BytesDone") && streq(contents, "t"))
-                        r = sd_bus_message_read(reply, "v", "t", &j->bytes_done);
-                else if (streq(key, "BytesTotal") && streq(contents, "t"))
-                        r = sd_bus_message_read(reply, "v", "t", &j->bytes_total);
-                else if (streq(key, "ItemsDone") && streq(contents, "t"))
-                        r = sd_bus_message_read(reply, "v", "t", &j->items_done);
-                else if (streq(key, "ItemsTotal") && streq(contents, "t"))
-                        r = sd_bus_message_read(reply, "v", "t", &j->items_total);
-                else if (streq(key, "StartedByUID") && streq(contents, "u"))
-                        r = sd_bus_message_read(reply, "v", "u", &j->started_by);
-                else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        j->have_props = r >= 0;
+        j->have_props = ctl_read_dict(reply, job_property, j) >= 0;
 }
 
 static json_object *job_json(const JobInfo *j) {
@@ -89,66 +75,57 @@ static json_object *job_json(const JobInfo *j) {
         json_object_object_add(o, "instance", json_object_new_string(j->instance));
         json_object_object_add(o, "name", json_object_new_string(j->name));
         json_object_object_add(o, "object", json_object_new_string(j->path));
-        json_object_object_add(o, "stage", j->stage ? json_object_new_string(j->stage) : NULL);
+        json_object_object_add(o, "stage", j->have_props ? json_string_or_null(j->stage) : NULL);
         json_object_object_add(o, "progress", j->have_props ? json_object_new_double(j->progress) : NULL);
         json_object_object_add(o, "bytes_done", json_object_new_uint64(j->bytes_done));
         json_object_object_add(o, "bytes_total", json_object_new_uint64(j->bytes_total));
         json_object_object_add(o, "items_done", json_object_new_uint64(j->items_done));
         json_object_object_add(o, "items_total", json_object_new_uint64(j->items_total));
-        if (j->have_props)
-                json_object_object_add(o, "started_by_uid", json_object_new_int64(j->started_by));
+        json_object_object_add(o, "started_by_uid", j->have_props ? json_object_new_int64(j->started_by) : NULL);
         return o;
 }
 
-static void print_jobs(const JobInfo *jobs, size_t n) {
-        size_t w_op = strlen("OPERATION"), w_inst = strlen("INSTANCE"), w_name = strlen("NAME"), w_stage = strlen("STAGE");
+static int print_jobs(const Ctl *ctl, const JobInfo *jobs, size_t n) {
+        static const char *const headers[] = { ">ID", "OPERATION", "INSTANCE", "NAME", "STAGE", "PROGRESS" };
+        _cleanup_(table_freep) Table *t = table_new(headers, ELEMENTSOF(headers));
 
-        for (size_t k = 0; k < n; k++) {
-                if (strlen(jobs[k].operation) > w_op)
-                        w_op = strlen(jobs[k].operation);
-                if (strlen(jobs[k].instance) > w_inst)
-                        w_inst = strlen(jobs[k].instance);
-                if (strlen(jobs[k].name) > w_name)
-                        w_name = strlen(jobs[k].name);
-                if (jobs[k].stage && strlen(jobs[k].stage) > w_stage)
-                        w_stage = strlen(jobs[k].stage);
-        }
-        printf("%5s  %-*s  %-*s  %-*s  %-*s  %s\n", "ID", (int) w_op, "OPERATION", (int) w_inst, "INSTANCE",
-               (int) w_name, "NAME", (int) w_stage, "STAGE", "PROGRESS");
+        if (!t)
+                return -ENOMEM;
         for (size_t k = 0; k < n; k++) {
                 const JobInfo *j = &jobs[k];
-                char progress[16] = "-";
+                char id[16], progress[16] = "-";
 
+                snprintf(id, sizeof(id), "%" PRIu32, j->id);
                 if (j->have_props && (j->bytes_total > 0 || j->items_total > 0))
                         snprintf(progress, sizeof(progress), "%u%%", (unsigned) (j->progress * 100));
-                printf("%5u  %-*s  %-*s  %-*s  %-*s  %s\n", j->id, (int) w_op, j->operation, (int) w_inst,
-                       j->instance, (int) w_name, j->name, (int) w_stage, j->stage ?: "-", progress);
+                if (table_add_row(t, (const char *const[]) {
+                                id, j->operation, j->instance, j->name, j->stage, progress }) < 0)
+                        return -ENOMEM;
         }
+        table_print(t, ctl->legend);
+        return 0;
 }
 
-int cmd_jobs(Ctl *ctl, int argc, char *argv[]) {
+/* The jobs, oldest first; of the -i instance only, if one is given. */
+static int list_jobs(Ctl *ctl, JobInfo **ret, size_t *ret_n) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *op, *inst, *name, *path;
         JobInfo *jobs = NULL;
-        size_t n = 0;
+        size_t n = 0, allocated = 0;
         uint32_t id;
         int r;
 
-        r = parse_args(ctl, argc, argv);
-        if (r <= 0)
-                return -r;
         r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListJobs", &reply, NULL);
         if (r != 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ussso)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(ussso)", &id, &op, &inst, &name, &path)) > 0) {
-                JobInfo *a = realloc(jobs, (n + 1) * sizeof(JobInfo));
-
-                if (!a) {
+                if (ctl->instance && !streq(ctl->instance, inst))
+                        continue;
+                if (ARRAY_RESERVE(jobs, allocated, n + 1) < 0) {
                         r = -ENOMEM;
                         break;
                 }
-                jobs = a;
                 jobs[n++] = (JobInfo) {
                         .id = id,
                         .operation = strdup(op),
@@ -156,14 +133,12 @@ int cmd_jobs(Ctl *ctl, int argc, char *argv[]) {
                         .name = strdup(name),
                         .path = strdup(path),
                 };
-                if (!jobs[n - 1].operation || !jobs[n - 1].instance || !jobs[n - 1].name || !jobs[n - 1].path) {
+                if (!jobs[n - 1].operation || !jobs[n - 1].instance || !jobs[n - 1].name || !jobs[n - 1].path)
                         r = -ENOMEM;
-                        break;
-                }
         }
         if (r < 0) {
                 jobs_free(jobs, n);
-                return ctl_report_error("ListJobs", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         }
         /* The service lists the newest first; oldest first reads like a queue. */
         for (size_t k = 0; k < n / 2; k++) {
@@ -171,19 +146,33 @@ int cmd_jobs(Ctl *ctl, int argc, char *argv[]) {
                 jobs[k] = jobs[n - 1 - k];
                 jobs[n - 1 - k] = t;
         }
+        *ret = jobs;
+        *ret_n = n;
+        return 0;
+}
+
+int cmd_jobs(Ctl *ctl, int argc, char *argv[]) {
+        JobInfo *jobs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = list_jobs(ctl, &jobs, &n);
+        if (r != 0)
+                return r;
         for (size_t k = 0; k < n; k++)
                 get_job_props(ctl, &jobs[k]);
 
+        pager_open(ctl->pager);
         if (ctl->json) {
                 json_object *a = json_object_new_array();
                 for (size_t k = 0; k < n; k++)
                         json_object_array_add(a, job_json(&jobs[k]));
                 ctl_json_print(a);
                 json_object_put(a);
-        } else if (n == 0)
+        } else if (n > 0)
+                r = print_jobs(ctl, jobs, n) < 0 ? ctl_report_error(ctl, NULL, NULL, -ENOMEM) : 0;
+        else if (ctl->legend)
                 printf("No jobs.\n");
-        else
-                print_jobs(jobs, n);
         jobs_free(jobs, n);
-        return 0;
+        return r;
 }

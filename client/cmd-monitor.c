@@ -4,13 +4,13 @@
  * deleted, jobs started and ended, job log lines) until SIGINT or SIGTERM. If the service stops (it exits
  * when idle, or is restarted), monitoring goes on with the next one. */
 
-#include <getopt.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <systemd/sd-event.h>
 
-#include "ctl.h"
-#include "errors.h"
+#include "bus-client.h"
+#include "cmd-monitor.h"
+#include "output.h"
 #include "util.h"
 
 #define JSON_DEPTH_MAX 16
@@ -21,18 +21,6 @@ typedef struct Monitor {
         char *owner;                    /* unique name of the service we are subscribed at */
         int exit_code;
 } Monitor;
-
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] monitor [--json]\n\n"
-               "Print the service's signals as they come: BackupCreated, BackupDeleted, JobNew, JobRemoved\n"
-               "and the log lines of jobs. Stops on Ctrl-C.\n\n"
-               "     --json   One JSON object a line: {\"signal\": NAME, ...arguments}\n"
-               "  -h --help   Show this help\n");
-}
-
-static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        return ctl_parse_json_only(ctl, argc, argv, help, 0, NULL);
-}
 
 /* Any D-Bus value at the current position as JSON (the a{sv} details of JobRemoved carry several types). */
 static int value_to_json(sd_bus_message *m, unsigned depth, json_object **ret) {
@@ -233,7 +221,7 @@ static int on_subscribed(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
         if (e) {
-                mon->exit_code = ctl_report_error("Subscribe", e, -EIO);
+                mon->exit_code = ctl_report_error(mon->ctl, "Subscribe", e, -EIO);
                 (void) sd_event_exit(mon->event, mon->exit_code);
         }
         return 0;
@@ -290,8 +278,8 @@ static int get_owner(Ctl *ctl, char **ret) {
         if (r >= 0)
                 r = sd_bus_message_read(reply, "s", &owner);
         if (r < 0)
-                return ctl_report_error("Finding the opbackup service", &error, r);
-        return free_and_strdup(ret, owner) < 0 ? ctl_report_error("GetNameOwner", NULL, -ENOMEM) : 0;
+                return ctl_report_error(ctl, "GetNameOwner", &error, r);
+        return free_and_strdup(ret, owner) < 0 ? ctl_report_error(ctl, NULL, NULL, -ENOMEM) : 0;
 }
 
 int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
@@ -303,12 +291,11 @@ int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
         sd_bus_slot *slots[ELEMENTSOF(rules) + 2] = {};
         Monitor mon = { .ctl = ctl };
         sigset_t ss;
-        int r;
+        int r = 0;
 
-        r = parse_args(ctl, argc, argv);
-        if (r <= 0)
-                return -r;
-
+        r = ctl_connect(ctl);
+        if (r != 0)
+                return r;
         /* Matches first, then Subscribe: nothing sent after the subscription can be missed. */
         for (size_t k = 0; k < ELEMENTSOF(rules) && r >= 0; k++)
                 r = sd_bus_add_match(ctl->bus, &slots[k], rules[k], on_signal_message, &mon);
@@ -321,8 +308,7 @@ int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
                 r = sd_bus_match_signal(ctl->bus, &slots[ELEMENTSOF(rules) + 1], NULL, "/org/freedesktop/DBus/Local",
                                         "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, &mon);
         if (r < 0) {
-                fprintf(stderr, "Cannot watch the signals of the opbackup service: %s\n", strerror(-r));
-                r = EXIT_FAIL;
+                r = ctl_report_error(ctl, NULL, NULL, r);
                 goto finish;
         }
         r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "Subscribe", NULL, NULL);
@@ -343,8 +329,7 @@ int cmd_monitor(Ctl *ctl, int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_bus_attach_event(ctl->bus, mon.event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
-                fprintf(stderr, "Cannot set up the event loop: %s\n", strerror(-r));
-                r = EXIT_FAIL;
+                r = ctl_report_error(ctl, NULL, NULL, r);
                 goto finish;
         }
         if (!ctl->quiet && !ctl->json && isatty(STDERR_FILENO))

@@ -4,13 +4,14 @@
  * `octoprint plugins backup:restore PATH` — but a failed restore never exits 0, and the log is streamed. */
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <libgen.h>
 
-#include "ctl.h"
-#include "errors.h"
+#include "bus-client.h"
+#include "cmd-restore.h"
+#include "job-wait.h"
 #include "names.h"
+#include "output.h"
 #include "util.h"
 
 typedef struct RestoreArgs {
@@ -19,68 +20,17 @@ typedef struct RestoreArgs {
         bool skip_plugins, ignore_plugin_errors, keep_previous, no_restart, yes;
 } RestoreArgs;
 
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] restore NAME|FILE [OPTIONS]\n\n"
-               "Replace the instance's basedir with the contents of a backup: NAME in the backup folder, or\n"
-               "a local FILE (copied into the backup folder first). Plugins in the backup are reinstalled\n"
-               "from the plugin repository; the ones that cannot be are listed at the end.\n\n"
-               "     --skip-plugins           Do not reinstall plugins\n"
-               "     --ignore-plugin-errors   Restore even if a plugin fails to install\n"
-               "     --keep-previous          Keep the replaced basedir as BASEDIR.opbackup-old\n"
-               "     --no-restart             Do not restart OctoPrint afterwards\n"
-               "  -y --yes                    Do not ask for confirmation\n"
-               "     --json                   Machine-readable result\n"
-               "  -h --help                   Show this help\n");
-}
-
-static int parse_args(Ctl *ctl, int argc, char *argv[], RestoreArgs *a) {
-        enum { ARG_SKIP = 0x100, ARG_IGNORE, ARG_KEEP, ARG_NO_RESTART, ARG_JSON };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "skip-plugins", no_argument, NULL, ARG_SKIP },
-                { "ignore-plugin-errors", no_argument, NULL, ARG_IGNORE },
-                { "keep-previous", no_argument, NULL, ARG_KEEP },
-                { "no-restart", no_argument, NULL, ARG_NO_RESTART },
-                { "yes", no_argument, NULL, 'y' },
-                { "json", no_argument, NULL, ARG_JSON },
-                {}
+static void restore_args(const Ctl *ctl, const char *what, RestoreArgs *ret) {
+        *ret = (RestoreArgs) {
+                .what = what,
+                /* Like OctoPrint's backup:restore PATH: a path or an existing file is a file. */
+                .local = strchr(what, '/') || access(what, F_OK) == 0,
+                .skip_plugins = ctl->skip_plugins,
+                .ignore_plugin_errors = ctl->ignore_plugin_errors,
+                .keep_previous = ctl->keep_previous,
+                .no_restart = ctl->no_restart,
+                .yes = ctl->yes,
         };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "hy", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_SKIP:
-                        a->skip_plugins = true;
-                        break;
-                case ARG_IGNORE:
-                        a->ignore_plugin_errors = true;
-                        break;
-                case ARG_KEEP:
-                        a->keep_previous = true;
-                        break;
-                case ARG_NO_RESTART:
-                        a->no_restart = true;
-                        break;
-                case 'y':
-                        a->yes = true;
-                        break;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (optind + 1 != argc) {
-                fprintf(stderr, "restore needs exactly one backup NAME or FILE. See 'opbackupctl restore --help'.\n");
-                return -EXIT_USAGE;
-        }
-        a->what = argv[optind];
-        a->local = strchr(a->what, '/') || access(a->what, F_OK) == 0;
-        return 1;
 }
 
 static int get_basedir(Ctl *ctl, const char *path, char **ret) {
@@ -88,7 +38,7 @@ static int get_basedir(Ctl *ctl, const char *path, char **ret) {
         int r;
 
         r = sd_bus_get_property_string(ctl->bus, BUS_NAME, path, INSTANCE_INTERFACE, "Basedir", &error, ret);
-        return r < 0 ? ctl_report_error("Reading the instance", &error, r) : 0;
+        return r < 0 ? ctl_report_error(ctl, "Get", &error, r) : 0;
 }
 
 /* On a terminal, a restore that replaces everything is confirmed first. */
@@ -116,10 +66,8 @@ static int start_restore(Ctl *ctl, const char *path, const RestoreArgs *a, uint3
 
         if (a->local) {
                 fd = open(a->what, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0) {
-                        fprintf(stderr, "Cannot open %s: %m\n", a->what);
-                        return EXIT_FAIL;
-                }
+                if (fd < 0)
+                        return ctl_report_error(ctl, NULL, NULL, -errno);
                 copy = strdup(a->what);
                 if (copy && backup_name_is_valid(basename(copy)))
                         base = basename(copy);
@@ -140,16 +88,16 @@ static int start_restore(Ctl *ctl, const char *path, const RestoreArgs *a, uint3
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
-                return ctl_report_error("Restore", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         /* A file is copied into the backup folder before the call returns. */
         r = ctl_call_message(ctl, m, a->local ? 6ULL * 3600 * 1000000 : 0, &reply);
         if (r != 0)
                 return r;
         r = sd_bus_message_read(reply, "uo", ret_id, &job);
         if (r < 0)
-                return ctl_report_error("Restore", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         *ret_job = strdup(job);
-        return *ret_job ? 0 : ctl_report_error("Restore", NULL, -ENOMEM);
+        return *ret_job ? 0 : ctl_report_error(ctl, NULL, NULL, -ENOMEM);
 }
 
 static int read_strv_variant(sd_bus_message *m, json_object *into, const char *key) {
@@ -237,14 +185,14 @@ int cmd_restore(Ctl *ctl, int argc, char *argv[]) {
         _cleanup_(job_watch_freep) JobWatch *watch = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *removed = NULL;
         _cleanup_free_ char *path = NULL, *job = NULL, *basedir = NULL;
-        RestoreArgs a = {};
+        RestoreArgs a;
         json_object *o;
         uint32_t id;
         int r;
 
-        r = parse_args(ctl, argc, argv, &a);
-        if (r <= 0)
-                return -r;
+        restore_args(ctl, argv[1], &a);
+        ctl_set_doing(ctl, "restore %s", a.what);
+
         r = ctl_instance_path(ctl, &path);
         if (r == 0)
                 r = get_basedir(ctl, path, &basedir);
@@ -265,69 +213,12 @@ int cmd_restore(Ctl *ctl, int argc, char *argv[]) {
         r = read_details(removed, o);
         if (r < 0) {
                 json_object_put(o);
-                return ctl_report_error("Reading the result of the restore", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         }
         if (ctl->json)
                 ctl_json_print(o);
         else
                 print_result(o);
         json_object_put(o);
-        return 0;
-}
-
-int cmd_unknown_plugins(Ctl *ctl, int argc, char *argv[]) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *path = NULL;
-        const char *key, *name, *url;
-        json_object *list = NULL;
-        unsigned n = 0;
-        int r;
-
-        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-                printf("Usage: opbackupctl [OPTIONS] unknown-plugins [--clear]\n\n"
-                       "The plugins the last restore could not reinstall, with their homepages; plugins\n"
-                       "installed since then drop out. --clear forgets the list.\n");
-                return 0;
-        }
-        if (argc == 2 && streq(argv[1], "--clear")) {
-                r = ctl_instance_path(ctl, &path);
-                if (r == 0)
-                        r = ctl_call(ctl, path, INSTANCE_INTERFACE, "ClearUnknownPlugins", NULL, NULL);
-                if (r == 0 && !ctl->quiet)
-                        printf("Cleared the list of plugins to reinstall by hand.\n");
-                return r;
-        }
-        if (argc != 1) {
-                fprintf(stderr, "Usage: opbackupctl unknown-plugins [--clear]\n");
-                return EXIT_USAGE;
-        }
-        r = ctl_instance_path(ctl, &path);
-        if (r == 0)
-                r = ctl_call(ctl, path, INSTANCE_INTERFACE, "GetUnknownPlugins", &reply, NULL);
-        if (r != 0)
-                return r;
-        if (ctl->json)
-                list = json_object_new_array();
-        r = sd_bus_message_enter_container(reply, 'a', "(sss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sss)", &key, &name, &url)) > 0) {
-                if (list) {
-                        json_object *o = json_object_new_object();
-                        json_object_object_add(o, "key", json_object_new_string(key));
-                        json_object_object_add(o, "name", json_object_new_string(name));
-                        json_object_object_add(o, "url", isempty(url) ? NULL : json_object_new_string(url));
-                        json_object_array_add(list, o);
-                } else
-                        printf("%s%s%s%s\n", n++ == 0 ? "" : "", isempty(name) ? key : name,
-                               isempty(url) ? "" : ": ", url);
-        }
-        if (r < 0) {
-                json_object_put(list);
-                return ctl_report_error("GetUnknownPlugins", NULL, r);
-        }
-        if (list) {
-                ctl_json_print(list);
-                json_object_put(list);
-        } else if (n == 0 && !ctl->quiet)
-                printf("No plugins are waiting to be reinstalled by hand.\n");
         return 0;
 }

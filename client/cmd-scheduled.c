@@ -4,26 +4,35 @@
  * opbackup-scheduler. For each instance (or -i INSTANCE), all at once in a child each: a backup without
  * the instance's [Schedule] Exclude= folders that waits while the printer prints ("when-idle"), then
  * pruning to its Keep= — only backups named the way OctoPrint and opbackup name them, never one a
- * person named. */
+ * person named. With --json, each child hands its outcome to the parent through a pipe, and the parent
+ * prints them all as one document. */
 
 #include <fcntl.h>
-#include <getopt.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "ctl.h"
+#include "bus-client.h"
+#include "cmd-backup.h"
+#include "cmd-scheduled.h"
+#include "output.h"
 #include "util.h"
 
 /* {prefix}-backup-{YYYYmmdd-HHMMSS}.zip (opbackupd(8), ARCHIVE FORMAT): what Keep= counts and prunes. */
 #define GENERATED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9].zip"
 
+/* What a child may hand its parent: one instance's outcome, with the names it pruned. */
+#define OUTCOME_JSON_MAX (16U * 1024U * 1024U)
+
 typedef struct ScheduledInstance {
         char *name;
         char *path;
-        bool usable;
+        int usable;
         char *unusable_reason;
         uint32_t keep;
         char **excludes;
+        pid_t pid;
+        int outcome_fd;                 /* --json: the read end of the child's pipe */
 } ScheduledInstance;
 
 static void scheduled_instance_done(ScheduledInstance *s) {
@@ -31,101 +40,49 @@ static void scheduled_instance_done(ScheduledInstance *s) {
         free(s->path);
         free(s->unusable_reason);
         strv_free(s->excludes);
-        *s = (ScheduledInstance) {};
+        if (s->outcome_fd >= 0)
+                close(s->outcome_fd);
+        *s = (ScheduledInstance) { .outcome_fd = -1 };
 }
 
-static void help(void) {
-        printf("Usage: opbackupctl [-i INSTANCE] scheduled-backup\n\n"
-               "Back up every instance (or INSTANCE) as scheduled: leaving out the folders of its\n"
-               "[Schedule] Exclude=, waiting while its printer prints, then deleting all but the newest\n"
-               "Keep= backups with generated names. Run by opbackup-backup.service from its timer.\n\n"
-               "  -h --help   Show this help\n\n"
-               "A backup skipped because the printer kept printing is reported, not a failure. Exit\n"
-               "status: 0 when every instance was backed up or skipped, else that of the first failure.\n");
-}
+static int instance_property(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
+        ScheduledInstance *s = userdata;
+        const char *str;
+        int r;
 
-static int parse_args(Ctl *ctl, int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (optind < argc) {
-                fprintf(stderr, "scheduled-backup takes no arguments (unexpected '%s').\n", argv[optind]);
-                return -EXIT_USAGE;
+        if (streq(key, "Usable") && streq(contents, "b"))
+                return sd_bus_message_read(m, "v", "b", &s->usable);
+        if (streq(key, "UnusableReason") && streq(contents, "s")) {
+                r = sd_bus_message_read(m, "v", "s", &str);
+                return r < 0 ? r : free_and_strdup(&s->unusable_reason, str) < 0 ? -ENOMEM : 1;
         }
-        if (ctl->json) {
-                fprintf(stderr, "scheduled-backup has no --json output: it reports to the journal.\n");
-                return -EXIT_USAGE;
-        }
-        return 1;
-}
-
-static int read_properties(sd_bus_message *reply, ScheduledInstance *s) {
-        const char *key, *contents, *str;
-        int r, b;
-
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(reply, "s", &key);
+        if (streq(key, "Keep") && streq(contents, "u"))
+                return sd_bus_message_read(m, "v", "u", &s->keep);
+        if (streq(key, "ScheduleExcludes") && streq(contents, "as")) {
+                r = sd_bus_message_enter_container(m, 'v', "as");
                 if (r >= 0)
-                        r = sd_bus_message_peek_type(reply, NULL, &contents);
-                if (r < 0)
-                        return r;
-                if (streq(key, "Usable") && streq(contents, "b")) {
-                        r = sd_bus_message_read(reply, "v", "b", &b);
-                        s->usable = b;
-                } else if (streq(key, "UnusableReason") && streq(contents, "s")) {
-                        r = sd_bus_message_read(reply, "v", "s", &str);
-                        if (r >= 0 && free_and_strdup(&s->unusable_reason, str) < 0)
-                                r = -ENOMEM;
-                } else if (streq(key, "Keep") && streq(contents, "u"))
-                        r = sd_bus_message_read(reply, "v", "u", &s->keep);
-                else if (streq(key, "ScheduleExcludes") && streq(contents, "as")) {
-                        r = sd_bus_message_enter_container(reply, 'v', "as");
-                        if (r >= 0)
-                                r = sd_bus_message_read_strv(reply, &s->excludes);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
+                        r = sd_bus_message_read_strv(m, &s->excludes);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                return r < 0 ? r : 1;
         }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(reply);
+        return 0;
 }
 
 static int load_instance(Ctl *ctl, const char *name, const char *path, ScheduledInstance *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        *ret = (ScheduledInstance) {};
+        *ret = (ScheduledInstance) { .outcome_fd = -1 };
         ret->name = strdup(name);
         ret->path = strdup(path);
         if (!ret->name || !ret->path)
-                return ctl_report_error("scheduled-backup", NULL, -ENOMEM);
+                return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
         r = ctl_call(ctl, path, "org.freedesktop.DBus.Properties", "GetAll", &reply, "s", INSTANCE_INTERFACE);
         if (r != 0)
                 return r;
-        r = read_properties(reply, ret);
-        return r < 0 ? ctl_report_error("Reading the instance's properties", NULL, r) : 0;
+        r = ctl_read_dict(reply, instance_property, ret);
+        return r < 0 ? ctl_report_error(ctl, NULL, NULL, r) : 0;
 }
 
 /* The instances to back up: -i INSTANCE, or all of them. */
@@ -133,7 +90,7 @@ static int list_instances(Ctl *ctl, ScheduledInstance **ret, size_t *ret_n) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ScheduledInstance *l = NULL;
         const char *name, *path;
-        size_t n = 0;
+        size_t n = 0, allocated = 0;
         int r;
 
         if (ctl->instance) {
@@ -144,7 +101,7 @@ static int list_instances(Ctl *ctl, ScheduledInstance **ret, size_t *ret_n) {
                         return r;
                 l = calloc(1, sizeof(*l));
                 if (!l)
-                        return ctl_report_error("scheduled-backup", NULL, -ENOMEM);
+                        return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
                 *ret = l;
                 *ret_n = 1;
                 return load_instance(ctl, ctl->instance, p, &l[0]);
@@ -154,13 +111,10 @@ static int list_instances(Ctl *ctl, ScheduledInstance **ret, size_t *ret_n) {
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(so)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0) {
-                ScheduledInstance *t = reallocarray(l, n + 1, sizeof(*l));
-
-                if (!t) {
+                if (ARRAY_RESERVE(l, allocated, n + 1) < 0) {
                         r = -ENOMEM;
                         break;
                 }
-                l = t;
                 r = load_instance(ctl, name, path, &l[n++]);
                 if (r != 0) {
                         *ret = l;
@@ -170,100 +124,196 @@ static int list_instances(Ctl *ctl, ScheduledInstance **ret, size_t *ret_n) {
         }
         *ret = l;
         *ret_n = n;
-        return r < 0 ? ctl_report_error("ListInstances", NULL, r) : 0;
+        return r < 0 ? ctl_report_error(ctl, NULL, NULL, r) : 0;
 }
 
-static int prune(Ctl *ctl, const ScheduledInstance *s) {
+/* ---- In the child of one instance ---- */
+
+typedef struct Outcome {
+        const char *result;             /* "done", "skipped", "failed" */
+        BackupResult backup;
+        char **pruned;
+        int exit_code;
+} Outcome;
+
+static int prune(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_strv_free_ char **deleted = NULL;
         int r;
 
+        ctl_set_doing(ctl, "prune the backups of %s", s->name);
         r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, GENERATED_NAME_GLOB);
         if (r != 0)
                 return r;
-        r = sd_bus_message_read_strv(reply, &deleted);
+        r = sd_bus_message_read_strv(reply, &o->pruned);
         if (r < 0)
-                return ctl_report_error("PruneBackups", NULL, r);
-        STRV_FOREACH(d, deleted)
-                printf("%s: deleted %s (Keep=%u).\n", s->name, *d, s->keep);
+                return ctl_report_error(ctl, NULL, NULL, r);
+        STRV_FOREACH(d, o->pruned)
+                if (!ctl->json)
+                        printf("%s: deleted %s (Keep=%u).\n", s->name, *d, s->keep);
         return 0;
 }
 
-static int back_up_one(Ctl *ctl, const ScheduledInstance *s) {
+static int back_up_one(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         _cleanup_free_ char *excluded = NULL;
         BackupArgs a = { .excludes = s->excludes, .when_idle = true };
         int r;
 
+        o->result = "failed";
         if (!s->usable) {
-                fprintf(stderr, "%s: not backed up: %s\n", s->name, strempty(s->unusable_reason));
+                fprintf(stderr, "Cannot back up %s: %s\n", s->name, strempty(s->unusable_reason));
                 return EXIT_FAIL;
         }
         STRV_FOREACH(e, s->excludes) {
                 char *t;
                 if (asprintf(&t, "%s%s%s", strempty(excluded), excluded ? " " : "", *e) < 0)
-                        return ctl_report_error("scheduled-backup", NULL, -ENOMEM);
+                        return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
                 free(excluded);
                 excluded = t;
         }
-        printf("%s: backing up%s%s.\n", s->name, excluded ? " without " : "", strempty(excluded));
-        fflush(stdout);
-        r = backup_instance(ctl, s->path, &a);
+        if (!ctl->json) {
+                printf("%s: backing up%s%s.\n", s->name, excluded ? " without " : "", strempty(excluded));
+                fflush(stdout);
+        }
+        ctl_set_doing(ctl, "back up %s", s->name);
+        r = backup_instance(ctl, s->path, &a, &o->backup);
         if (r == EXIT_BUSY) {
                 /* Printing (or a restore) now: the next run will catch up. Nothing new to prune for. */
-                printf("%s: skipped.\n", s->name);
+                if (!ctl->json)
+                        printf("%s: skipped.\n", s->name);
+                o->result = "skipped";
                 return EXIT_OK;
         }
         if (r != EXIT_OK)
                 return r;
+        if (!ctl->json)
+                backup_result_print(ctl, &o->backup);
+        o->result = "done";
         if (s->keep > 0)
-                r = prune(ctl, s);
+                r = prune(ctl, s, o);
         return r;
+}
+
+static json_object *outcome_json(const char *name, const Outcome *o) {
+        json_object *j = json_object_new_object();
+
+        json_object_object_add(j, "instance", json_object_new_string(name));
+        json_object_object_add(j, "result", json_object_new_string(o->result));
+        json_object_object_add(j, "backup", o->backup.path ? backup_result_json(&o->backup, false) : NULL);
+        json_object_object_add(j, "pruned", strv_to_json(o->pruned));
+        json_object_object_add(j, "exit_status", json_object_new_int(o->exit_code));
+        return j;
 }
 
 /* In a child of its own, with a bus connection of its own: while one printer prints, the others are
  * backed up. Not interactive: SIGINT and SIGTERM cancel the backup. */
-static pid_t start_one(Ctl *ctl, const ScheduledInstance *s) {
-        pid_t pid;
-        int fd, r;
+static void start_one(Ctl *ctl, ScheduledInstance *s) {
+        Outcome o = {};
+        int fds[2] = { -1, -1 }, fd;
 
         fflush(stdout);
         fflush(stderr);
-        pid = fork();
-        if (pid != 0)
-                return pid;
+        if (ctl->json && pipe2(fds, O_CLOEXEC) < 0) {
+                s->pid = -errno;
+                return;
+        }
+        s->pid = fork();
+        if (s->pid != 0) {
+                if (s->pid < 0)
+                        s->pid = -errno;
+                if (fds[1] >= 0)
+                        close(fds[1]);
+                s->outcome_fd = fds[0];
+                return;
+        }
 
         /* The parent's connection (closed there) is not ours to use. */
+        if (fds[0] >= 0)
+                close(fds[0]);
         ctl->bus = NULL;
         ctl->ask_password = false;
         fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
                 _exit(EXIT_FAIL);
         setvbuf(stdout, NULL, _IOLBF, 0);
-        r = ctl_connect(ctl);
-        if (r == 0)
-                r = back_up_one(ctl, s);
+        o.exit_code = ctl_connect(ctl);
+        if (o.exit_code == 0)
+                o.exit_code = back_up_one(ctl, s, &o);
+        else
+                o.result = "failed";
+        if (fds[1] >= 0) {
+                json_object *j = outcome_json(s->name, &o);
+                const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE);
+                (void) write_all(fds[1], text, strlen(text));
+                json_object_put(j);
+        }
         fflush(stdout);
         fflush(stderr);
-        _exit(r);
+        _exit(o.exit_code);
+}
+
+/* ---- In the parent ---- */
+
+/* The child's outcome (--json), read to its end before the child is waited for: a child blocked on a full
+ * pipe would never exit. Without one (the child died), an outcome that says so. */
+static json_object *read_outcome(const ScheduledInstance *s) {
+        _cleanup_free_ char *text = NULL;
+        json_object *j = NULL;
+
+        if (s->outcome_fd >= 0 && read_full_fd(s->outcome_fd, OUTCOME_JSON_MAX, &text, NULL) >= 0)
+                j = json_tokener_parse(text);
+        if (!j || !json_object_is_type(j, json_type_object)) {
+                Outcome o = { .result = "failed", .exit_code = EXIT_FAIL };
+                json_object_put(j);
+                j = outcome_json(s->name, &o);
+        }
+        return j;
+}
+
+/* Waits for every child; returns the exit status of the first that failed, else 0. */
+static int collect(Ctl *ctl, ScheduledInstance *l, size_t n) {
+        json_object *outcomes = ctl->json ? json_object_new_array() : NULL;
+        int first_failure = EXIT_OK;
+
+        for (size_t k = 0; k < n; k++) {
+                json_object *j = outcomes ? read_outcome(&l[k]) : NULL;
+                int status = 0, q = EXIT_FAIL, w;
+
+                if (l[k].pid > 0) {
+                        while ((w = waitpid(l[k].pid, &status, 0)) < 0 && errno == EINTR)
+                                ;
+                        if (w > 0 && WIFEXITED(status))
+                                q = WEXITSTATUS(status);
+                } else
+                        fprintf(stderr, "Cannot back up %s: cannot start its backup: %s\n", l[k].name,
+                                strerror(-l[k].pid));
+                /* One broken instance does not cost the others their backup, nor hide its failure. */
+                if (q != EXIT_OK && first_failure == EXIT_OK)
+                        first_failure = q;
+                if (j) {
+                        json_object_object_add(j, "exit_status", json_object_new_int(q));
+                        json_object_array_add(outcomes, j);
+                }
+        }
+        if (outcomes) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "instances", outcomes);
+                ctl_json_print(o);
+                json_object_put(o);
+        }
+        return first_failure;
 }
 
 int cmd_scheduled_backup(Ctl *ctl, int argc, char *argv[]) {
         ScheduledInstance *l = NULL;
-        _cleanup_free_ pid_t *pids = NULL;
         size_t n = 0;
         sigset_t ss;
-        int r, first_failure = EXIT_OK;
+        int r;
 
-        r = parse_args(ctl, argc, argv);
-        if (r <= 0)
-                return -r;
         r = list_instances(ctl, &l, &n);
-        if (r == 0 && n == 0)
+        if (r == 0 && n == 0 && !ctl->json)
                 printf("No OctoPrint instance to back up.\n");
-        pids = calloc(n ?: 1, sizeof(pid_t));
-        if (r == 0 && !pids)
-                r = ctl_report_error("scheduled-backup", NULL, -ENOMEM);
-        if (r == 0 && n > 0) {
+        if (r == 0) {
                 /* Ctrl-C or systemd's SIGTERM reaches the children, which cancel their jobs; we stay to
                  * collect them. */
                 sigemptyset(&ss);
@@ -271,28 +321,12 @@ int cmd_scheduled_backup(Ctl *ctl, int argc, char *argv[]) {
                 sigaddset(&ss, SIGTERM);
                 sigprocmask(SIG_BLOCK, &ss, NULL);
                 ctl->bus = sd_bus_flush_close_unref(ctl->bus);
-        }
-        for (size_t k = 0; r == 0 && k < n; k++) {
-                pids[k] = start_one(ctl, &l[k]);
-                if (pids[k] < 0) {
-                        fprintf(stderr, "%s: cannot start its backup: %m\n", l[k].name);
-                        first_failure = first_failure ?: EXIT_FAIL;
-                }
-        }
-        for (size_t k = 0; r == 0 && k < n; k++) {
-                int status, q;
-
-                if (pids[k] <= 0)
-                        continue;
-                while (waitpid(pids[k], &status, 0) < 0 && errno == EINTR)
-                        ;
-                q = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAIL;
-                /* One broken instance does not cost the others their backup, nor hide its failure. */
-                if (q != EXIT_OK && first_failure == EXIT_OK)
-                        first_failure = q;
+                for (size_t k = 0; k < n; k++)
+                        start_one(ctl, &l[k]);
+                r = collect(ctl, l, n);
         }
         for (size_t k = 0; k < n; k++)
                 scheduled_instance_done(&l[k]);
         free(l);
-        return r != 0 ? r : first_failure;
+        return r;
 }

@@ -5,8 +5,10 @@
 #include <json-c/json.h>
 
 #include "build-config.h"
-#include "ctl.h"
-#include "errors.h"
+#include "bus-client.h"
+#include "cmd-status.h"
+#include "output.h"
+#include "pager.h"
 #include "util.h"
 
 typedef struct InstanceProps {
@@ -69,10 +71,10 @@ static int get_instance_props(Ctl *ctl, const char *path, InstanceProps *p) {
         r = sd_bus_call_method(ctl->bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
                                &error, &reply, "s", INSTANCE_INTERFACE);
         if (r < 0)
-                return ctl_report_error("Reading instance properties", &error, r);
+                return ctl_report_error(ctl, "GetAll", &error, r);
         r = read_props(reply, p);
         if (r < 0)
-                return ctl_report_error("Reading instance properties", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
         return 0;
 }
 
@@ -111,6 +113,7 @@ static json_object *instance_json(const char *path, const InstanceProps *p) {
         return o;
 }
 
+/* The jobs, of the -i instance only if one is given: in the JSON, or printed. */
 static int status_jobs(Ctl *ctl, json_object *jobs) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *op, *inst, *name, *path;
@@ -123,6 +126,8 @@ static int status_jobs(Ctl *ctl, json_object *jobs) {
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ussso)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(ussso)", &id, &op, &inst, &name, &path)) > 0) {
+                if (ctl->instance && !streq(ctl->instance, inst))
+                        continue;
                 if (jobs) {
                         json_object *o = json_object_new_object();
                         json_object_object_add(o, "id", json_object_new_int64(id));
@@ -138,30 +143,49 @@ static int status_jobs(Ctl *ctl, json_object *jobs) {
                 }
         }
         if (r < 0)
-                return ctl_report_error("ListJobs", NULL, r);
+                return ctl_report_error(ctl, NULL, NULL, r);
+        return 0;
+}
+
+/* The instances to show: all, or the one given with -i. */
+static int list_instances(Ctl *ctl, char ***ret_names, char ***ret_paths) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **names = NULL, **paths = NULL;
+        const char *name, *path;
+        int r;
+
+        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListInstances", &reply, NULL);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(so)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0) {
+                if (ctl->instance && !streq(ctl->instance, name))
+                        continue;
+                if (strv_extend(&names, name) < 0 || strv_extend(&paths, path) < 0)
+                        r = -ENOMEM;
+        }
+        if (r < 0)
+                return ctl_report_error(ctl, NULL, NULL, r);
+        if (ctl->instance && !names) {
+                fprintf(stderr, "Cannot %s: no instance named '%s' (see 'opbackupctl status').\n", ctl->doing,
+                        ctl->instance);
+                return EXIT_NOT_FOUND;
+        }
+        *ret_names = TAKE_PTR(names);
+        *ret_paths = TAKE_PTR(paths);
         return 0;
 }
 
 int cmd_status(Ctl *ctl, int argc, char *argv[]) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **names = NULL, **paths = NULL;
         json_object *root = NULL, *instances = NULL, *jobs = NULL;
-        const char *name, *path;
-        unsigned n = 0;
+        size_t n;
         int r;
 
-        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-                printf("Usage: opbackupctl [OPTIONS] status\n\n"
-                       "Show each instance (basedir, backup folder and free space, user, OctoPrint version,\n"
-                       "whether it is usable and whether restore is supported) and the running jobs.\n");
-                return 0;
-        }
-        if (argc > 1) {
-                fprintf(stderr, "status takes no arguments.\n");
-                return EXIT_USAGE;
-        }
-        r = ctl_call(ctl, OBJECT_ROOT, MANAGER_INTERFACE, "ListInstances", &reply, NULL);
+        r = list_instances(ctl, &names, &paths);
         if (r != 0)
                 return r;
+        n = strv_length(names);
         if (ctl->json) {
                 root = json_object_new_object();
                 instances = json_object_new_array();
@@ -170,42 +194,32 @@ int cmd_status(Ctl *ctl, int argc, char *argv[]) {
                 json_object_object_add(root, "instances", instances);
                 json_object_object_add(root, "jobs", jobs);
         }
+        pager_open(ctl->pager);
 
-        r = sd_bus_message_enter_container(reply, 'a', "(so)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0) {
+        for (size_t k = 0; k < n; k++) {
                 InstanceProps p = {};
 
-                if (ctl->instance && !streq(ctl->instance, name))
-                        continue;
-                r = get_instance_props(ctl, path, &p);
+                r = get_instance_props(ctl, paths[k], &p);
                 if (r != 0) {
                         instance_props_done(&p);
                         json_object_put(root);
                         return r;
                 }
                 if (root)
-                        json_object_array_add(instances, instance_json(path, &p));
+                        json_object_array_add(instances, instance_json(paths[k], &p));
                 else {
-                        if (n > 0)
+                        if (k > 0)
                                 printf("\n");
-                        print_instance(path, &p);
+                        print_instance(paths[k], &p);
                 }
-                n++;
                 instance_props_done(&p);
         }
-        if (r < 0) {
-                json_object_put(root);
-                return ctl_report_error("ListInstances", NULL, r);
-        }
         if (!root && n == 0)
-                printf(ctl->instance ? "No instance named %s.\n" : "No OctoPrint instance is configured or found.\n",
-                       ctl->instance);
+                printf("No OctoPrint instance is configured or found.\n");
 
         r = status_jobs(ctl, jobs);
         if (r == 0 && root)
-                printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                ctl_json_print(root);
         json_object_put(root);
-        if (r == 0 && ctl->instance && n == 0)
-                return EXIT_NOT_FOUND;
         return r;
 }

@@ -16,8 +16,9 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-event.h>
 
-#include "ctl.h"
+#include "bus-client.h"
 #include "errors.h"
+#include "job-wait.h"
 #include "util.h"
 
 #define CANCEL_TIMEOUT_USEC (5ULL * 60 * 1000000)      /* polkit may ask a person for a password */
@@ -263,6 +264,7 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 static int on_cancel_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         JobWatch *w = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
+        char doing[64];
         int code;
 
         /* The job ended meanwhile: its JobRemoved is on its way (or here already). */
@@ -270,7 +272,8 @@ static int on_cancel_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
             sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_OBJECT))
                 return 0;
         bar_clear(w);
-        code = ctl_report_error("Canceling the job", e, -EIO);
+        snprintf(doing, sizeof(doing), "cancel job %" PRIu32, w->id);
+        code = ctl_report_error_as(w->ctl, doing, "Cancel", e, -EIO);
         fprintf(stderr, "Job %u keeps running; see 'opbackupctl jobs'.\n", w->id);
         finish(w, code);
         return 0;
@@ -384,11 +387,11 @@ static int get_owner(JobWatch *w) {
         r = sd_bus_call_method(w->ctl->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                "org.freedesktop.DBus", "GetNameOwner", &error, &reply, "s", BUS_NAME);
         if (r < 0)
-                return ctl_report_error("Finding the opbackup service", &error, r);
+                return ctl_report_error(w->ctl, "GetNameOwner", &error, r);
         r = sd_bus_message_read(reply, "s", &owner);
         if (r < 0)
-                return ctl_report_error("Finding the opbackup service", NULL, r);
-        return free_and_strdup(&w->owner, owner) < 0 ? ctl_report_error("GetNameOwner", NULL, -ENOMEM) : 0;
+                return ctl_report_error(w->ctl, NULL, NULL, r);
+        return free_and_strdup(&w->owner, owner) < 0 ? ctl_report_error(w->ctl, NULL, NULL, -ENOMEM) : 0;
 }
 
 int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
@@ -399,6 +402,10 @@ int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
         /* From here on SIGINT and SIGTERM wait for job_watch_wait() (sd-event reads them from a signalfd,
          * so they must be blocked anyway): one that comes while the job is being started still cancels
          * it, or asks, instead of killing us and leaving the job to run unwatched. */
+        r = ctl_connect(ctl);
+        if (r != 0)
+                return r;
+
         sigemptyset(&ss);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGTERM);
@@ -406,11 +413,12 @@ int job_watch_new(Ctl *ctl, const char *what, bool log_info, JobWatch **ret) {
 
         w = calloc(1, sizeof(*w));
         if (!w)
-                return ctl_report_error(what, NULL, -ENOMEM);
+                return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
         w->ctl = ctl;
         w->what = what;
         w->log_info = log_info;
-        w->show_progress = ctl_show_progress(ctl);
+        /* A progress bar on stderr: a terminal, and not -q. */
+        w->show_progress = !ctl->quiet && isatty(STDERR_FILENO);
         w->interactive = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
 
         /* The local matches check the sender again (job_watch_from_service()): sd-bus compares the
@@ -484,7 +492,7 @@ int job_watch_wait(JobWatch *w, uint32_t id, const char *path, sd_bus_message **
         *ret_removed = NULL;
         w->id = id;
         if (free_and_strdup(&w->path, path) < 0)
-                return ctl_report_error(w->what, NULL, -ENOMEM);
+                return ctl_report_error(w->ctl, NULL, NULL, -ENOMEM);
 
         r = sd_event_new(&w->event);
         if (r >= 0)

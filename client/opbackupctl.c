@@ -1,137 +1,87 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* opbackupctl: the unprivileged client of opbackupd. */
+/* opbackupctl: the unprivileged client of opbackupd. main() parses the command line (options.c), shows
+ * help without the service, and runs the command (verbs.c). */
 
-#include <getopt.h>
-
+#include "agent.h"
 #include "build-config.h"
-#include "ctl.h"
+#include "bus-client.h"
+#include "help.h"
+#include "options.h"
+#include "pager.h"
 #include "util.h"
+#include "verbs.h"
 
-typedef struct Command {
-        const char *name;
-        int (*run)(Ctl *ctl, int argc, char *argv[]);
-        const char *synopsis;
-} Command;
-
-static const Command commands[] = {
-        { "status", cmd_status, "status                         instances, versions, restore support, jobs" },
-        { "list", cmd_list, "list                           backups: name, date, size, version, excludes" },
-        { "backup", cmd_backup, "backup [--exclude ID]... [--name NAME] [--when-idle] [--no-wait]" },
-        { "restore", cmd_restore, "restore NAME|FILE [--skip-plugins] [--ignore-plugin-errors] [--keep-previous] [--no-restart] [-y]" },
-        { "delete", cmd_delete, "delete NAME...                 delete backups" },
-        { "export", cmd_export, "export NAME [-o FILE|-]        copy a backup out (stdout with -o -)" },
-        { "import", cmd_import, "import FILE                    copy a zip into the backup folder" },
-        { "inspect", cmd_inspect, "inspect NAME|FILE              metadata, plugin list, entry count, sizes, validity" },
-        { "prune", cmd_prune, "prune --keep N [--match GLOB]  delete all but the newest N backups" },
-        { "unknown-plugins", cmd_unknown_plugins, "unknown-plugins [--clear]      plugins a restore could not reinstall" },
-        { "jobs", cmd_jobs, "jobs                           running and queued jobs" },
-        { "cancel", cmd_cancel, "cancel ID                      cancel a job" },
-        { "monitor", cmd_monitor, "monitor                        print the service's signals as they come" },
-        { "scheduled-backup", cmd_scheduled_backup, "scheduled-backup               back up and prune as the timer does" },
-};
-
-static void help(void) {
-        printf("Usage: opbackupctl [OPTIONS] COMMAND ...\n\n"
-               "Back up and restore OctoPrint instances through the opbackup service.\n\n"
-               "Commands:\n");
-        for (size_t k = 0; k < ELEMENTSOF(commands); k++)
-                printf("  %s\n", commands[k].synopsis);
-        printf("\nOptions:\n"
-               "  -i --instance NAME     The instance to act on (needed when there are several)\n"
-               "     --json             Machine-readable output\n"
-               "     --no-ask-password  Do not ask for a password for authorization\n"
-               "  -q --quiet            Print only what was asked for\n"
-               "  -H --host [USER@]HOST Talk to the service on HOST (over ssh)\n"
-               "  -h --help             Show this help\n"
-               "     --version          Show the version\n\n"
-               "Exit codes: 0 success, 1 failure, 2 usage, 3 not authorized, 4 no such backup or instance,\n"
-               "5 busy. See opbackupctl(1).\n");
+static void help_main(void) {
+        help_print_usage("COMMAND ...");
+        putchar('\n');
+        help_print_text("Back up and restore OctoPrint instances through the opbackup service.");
+        printf("\nCommands:\n");
+        for (size_t k = 0; k < n_verbs; k++)
+                help_print_command(verbs[k].synopsis, verbs[k].summary);
+        printf("\nOptions:\n");
+        options_help_common();
+        putchar('\n');
+        help_print_text("Options go before or after the command. 'opbackupctl COMMAND --help' explains a "
+                        "command and its own options.");
+        putchar('\n');
+        help_print_text("Exit status: 0 success, 1 failure, 2 usage, 3 not authorized, 4 no such backup, "
+                        "instance or job, 5 busy. See opbackupctl(1).");
 }
 
-static int parse_global(Ctl *ctl, int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_NO_ASK_PASSWORD };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "instance", required_argument, NULL, 'i' },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
-                { "quiet", no_argument, NULL, 'q' },
-                { "host", required_argument, NULL, 'H' },
-                {}
-        };
-        int c;
-
-        /* "+": stop at the command, whose own options follow it. */
-        while ((c = getopt_long(argc, argv, "+hi:qH:", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("opbackupctl %s\n", PACKAGE_VERSION);
-                        return 0;
-                case 'i':
-                        ctl->instance = optarg;
-                        break;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                case ARG_NO_ASK_PASSWORD:
-                        ctl->ask_password = false;
-                        break;
-                case 'q':
-                        ctl->quiet = true;
-                        break;
-                case 'H':
-                        ctl->host = optarg;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        return 1;
-}
-
-static bool wants_help(int argc, char *argv[]) {
-        for (int k = 1; k < argc; k++) {
-                if (streq(argv[k], "--"))
-                        break;
-                if (streq(argv[k], "-h") || streq(argv[k], "--help"))
-                        return true;
+static void help_verb(const Verb *v) {
+        help_print_usage(v->synopsis);
+        putchar('\n');
+        help_print_text(v->description);
+        if (v->options) {
+                printf("\nOptions:\n");
+                options_help(v->options);
         }
-        return false;
+        printf("\nOptions of every command:\n");
+        options_help_common();
+        putchar('\n');
+        help_print_text("opbackupctl(1) describes the JSON output of --json and the exit status.");
 }
 
 int main(int argc, char *argv[]) {
-        Ctl ctl = { .ask_password = true };
-        const Command *cmd = NULL;
+        Ctl ctl = { .ask_password = true, .legend = true, .pager = true };
+        CommandLine cl = {};
         int r;
 
-        r = parse_global(&ctl, argc, argv);
-        if (r <= 0)
-                return -r;
-        if (optind >= argc) {
-                fprintf(stderr, "No command given. See 'opbackupctl --help'.\n");
-                return EXIT_USAGE;
+        r = parse_command_line(&ctl, argc, argv, &cl);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        fprintf(stderr, "Out of memory.\n");
+                ctl_options_done(&ctl);
+                return r == -ENOMEM ? EXIT_FAIL : EXIT_USAGE;
         }
-        for (size_t k = 0; k < ELEMENTSOF(commands); k++)
-                if (streq(commands[k].name, argv[optind]))
-                        cmd = &commands[k];
-        if (!cmd) {
-                fprintf(stderr, "Unknown command '%s'. See 'opbackupctl --help'.\n", argv[optind]);
-                return EXIT_USAGE;
+        if (cl.version) {
+                printf("opbackupctl %s\n", PACKAGE_VERSION);
+                r = EXIT_OK;
+                goto finish;
+        }
+        /* Help needs no service: neither "opbackupctl --help" nor "opbackupctl COMMAND --help". */
+        if (cl.help) {
+                pager_open(ctl.pager);
+                if (cl.verb)
+                        help_verb(cl.verb);
+                else
+                        help_main();
+                r = EXIT_OK;
+                goto finish;
         }
 
-        /* "COMMAND --help" needs no service: only connect when the command will talk to it. */
-        if (!wants_help(argc - optind, argv + optind)) {
-                r = ctl_connect(&ctl);
-                if (r != 0)
-                        return r;
-        }
-        /* Commands parse their own options with getopt from the command name on. */
-        r = cmd->run(&ctl, argc - optind, argv + optind);
+        /* The command connects when it first needs the service: its own checks come first, and inspect
+         * FILE needs no service at all. */
+        ctl.doing = cl.verb->doing;
+        ctl.action = cl.verb->action;
+        r = cl.verb->run(&ctl, cl.argc, cl.argv);
+finish:
+        pager_close();
         polkit_agent_close();
         sd_bus_flush_close_unref(ctl.bus);
+        ctl_free_doing(&ctl);
+        ctl_options_done(&ctl);
+        command_line_done(&cl);
         return r;
 }

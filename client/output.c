@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 
-/* What several commands print the same way: JSON documents, timestamps, numbers from the command line. */
+/* What several commands print the same way: JSON documents and streams, timestamps. */
 
-#include <getopt.h>
 #include <json-c/json.h>
 #include <time.h>
 
-#include "ctl.h"
+#include "output.h"
 #include "util.h"
 
 void ctl_json_print(json_object *o) {
@@ -17,6 +16,18 @@ void ctl_json_print(json_object *o) {
 void ctl_json_print_line(json_object *o) {
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         fflush(stdout);
+}
+
+json_object *strv_to_json(char *const *l) {
+        json_object *a = json_object_new_array();
+
+        STRV_FOREACH(s, l)
+                json_object_array_add(a, json_object_new_string(*s));
+        return a;
+}
+
+json_object *json_string_or_null(const char *s) {
+        return isempty(s) ? NULL : json_object_new_string(s);
 }
 
 static bool usec_to_local(int64_t usec, struct tm *ret) {
@@ -46,54 +57,4 @@ const char *format_timestamp_iso(char *buf, size_t size, int64_t usec) {
         }
         snprintf(buf + n, size - n, "%.3s:%.2s", zone, zone + 3);
         return buf;
-}
-
-int parse_uint32(const char *s, uint32_t *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (isempty(s) || *s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno == ERANGE || v > UINT32_MAX)
-                return -ERANGE;
-        if (errno || *end)
-                return -EINVAL;
-        *ret = (uint32_t) v;
-        return 0;
-}
-
-bool ctl_show_progress(const Ctl *ctl) {
-        return !ctl->quiet && isatty(STDERR_FILENO);
-}
-
-int ctl_parse_json_only(Ctl *ctl, int argc, char *argv[], void (*help)(void), int n_args, const char *wrong_count) {
-        enum { ARG_JSON = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, ARG_JSON },
-                {}
-        };
-        int c;
-
-        optind = 0;     /* a full re-initialization: main() used getopt already */
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        return -EXIT_USAGE;
-                }
-        if (argc - optind == n_args)
-                return 1;
-        if (wrong_count)
-                fprintf(stderr, "%s\n", wrong_count);
-        else
-                fprintf(stderr, "%s takes no arguments (unexpected '%s').\n", argv[0], argv[optind]);
-        return -EXIT_USAGE;
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
-# The bash completion of opbackupctl (opbackupctl(1)): it loads in a plain bash, registers for opbackupctl,
-# and completes commands ("opbackupctl de" → delete), options, folder ids, and instance and backup names — the
-# names from a stand-in opbackupctl that prints the JSON of `--json status` and `--json list`.
+# The bash completion of opbackupctl (opbackupctl(1)): it loads in a plain bash, registers for opbackupctl, and
+# completes commands ("opbackupctl de" → delete), options before and after the command (the global ones
+# with every command), folder ids, and instance and backup names and job IDs — those from a stand-in
+# opbackupctl that prints the JSON of `--json status`, `--json list` and `--json jobs`.
 #
 #   check-completion.sh COMPLETION_FILE        exit 0 ok, 1 fail, 77 skip (no python3 for the names)
 set -u
@@ -57,6 +58,14 @@ expect "--ignore-plugin-errors" opbackupctl restore --ig
 expect "--instance" opbackupctl --inst
 expect "--keep" opbackupctl prune --ke
 expect "" opbackupctl bogus x
+# Global options go after the command too, with the command's own.
+expect "--json" opbackupctl list --js
+expect "--no-ask-password --no-legend --no-pager" opbackupctl jobs --no-
+expect "--no-ask-password --no-legend --no-pager --no-restart" opbackupctl restore --no-
+expect "--clear" opbackupctl unknown-plugins --cl
+# An option's value before the command is not taken for the command.
+expect "backup" opbackupctl -e uploads b
+expect "uploads" opbackupctl --json -e upl
 
 if ! command -v python3 >/dev/null; then
         echo "skip: no python3 to read instance and backup names"
@@ -71,6 +80,7 @@ case "$*" in
 *status*) echo '{"version": "0.1.0", "instances": [{"name": "pi", "object": "/o/pi"}, {"name": "farm-1"}],
  "jobs": [{"id": 1, "name": "job-backup.zip"}]}' ;;
 *list*) echo '[{"name": "octoprint-backup-20260101-040000.zip"}, {"name": "before-upgrade.zip"}]' ;;
+*jobs*) echo '[{"id": 7, "name": "x.zip"}, {"id": 12, "name": "y.zip"}]' ;;
 esac
 STUB
 chmod +x "$scratch/opbackupctl"
@@ -80,7 +90,11 @@ expect "farm-1 pi" "$stub" -i ""
 expect "pi" "$stub" --instance p
 expect "before-upgrade.zip octoprint-backup-20260101-040000.zip" "$stub" -i pi delete ""
 expect "octoprint-backup-20260101-040000.zip" "$stub" -i pi export oct
-if grep -q -- "--no-ask-password --instance pi --json list" "$scratch/calls"; then
+# -i after the command counts as much as before it.
+expect "before-upgrade.zip" "$stub" delete -i farm-1 b
+expect "12 7" "$stub" cancel ""
+if grep -q -- "--no-ask-password --instance pi --json list" "$scratch/calls" &&
+   grep -q -- "--no-ask-password --instance farm-1 --json list" "$scratch/calls"; then
         echo "ok backup names are asked of the instance given with -i, without asking for a password"
 else
         echo "FAIL the stand-in was called with: $(cat "$scratch/calls")"

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* opbackupctl import FILE (verbs.c has its arguments, options and help). */
+
+#include "ctl.h"
+
+int cmd_import(Ctl *ctl, int argc, char *argv[]);
