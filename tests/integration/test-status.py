@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 # `opbackupctl status` (SPEC §8): what a user of group "opbackup" sees, the JSON form, the refusal a user
-# without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not running.
+# without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not running;
+# an instance on a read-only mount as the daemon sees it (opbackupd.service's ProtectSystem=strict outside
+# ReadWritePaths=) is unusable, with the drop-in that fixes it, instead of "usable" and failing backups.
 
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +68,40 @@ def test_status_without_daemon():
                 expect("opbackupd" in out and "start" in out.lower(),
                        f"the message does not tell how to start opbackupd: {out.strip()}")
                 print(f"# {out.strip()}")
+
+
+def read_only_instance(fx):
+        # What ProtectSystem=strict does to a folder outside ReadWritePaths=: a read-only bind mount in the
+        # daemon's mount namespace (here the test's private one, which the daemon and its workers share).
+        root = fx.instance_root("ro")
+        subprocess.run(["mount", "--bind", root, root], check=True)
+        fx._mounts.append(root)
+        subprocess.run(["mount", "-o", "remount,bind,ro", root], check=True)
+
+
+def test_status_read_only_instance():
+        with Fixture(instances={"inst1": None, "ro": None}, prepare=read_only_instance) as fx:
+                root = fx.instance_root("ro")
+                r = fx.ctl_ok("root", "status")
+                print("# " + "\n# ".join(r.stdout.splitlines()))
+                status = json.loads(fx.ctl_ok("root", "--json", "status").stdout)
+                by_name = {i["name"]: i for i in status["instances"]}
+                expect_eq(by_name["inst1"]["usable"], True, "inst1 (writable) usable")
+                ro = by_name["ro"]
+                expect_eq(ro["usable"], False, "the read-only instance's usable")
+                reason = ro["unusable_reason"]
+                for words in ("read-only file system", ro["backup_folder"], "systemctl edit opbackupd.service",
+                              '"[Service]"', f'"ReadWritePaths={root}"'):
+                        expect(words in reason, f"unusable_reason lacks {words!r}: {reason}")
+                expect(f"UNUSABLE: {reason}" in r.stdout, f"status text does not show the reason:\n{r.stdout}")
+                expect_eq(ro["restore_supported"], False, "the read-only instance's restore_supported")
+                # The backup is refused up front with the same reason, not attempted and failed half-way.
+                b = fx.ctl("root", "-i", "ro", "backup")
+                expect(b.returncode != 0, f"backup of the read-only instance succeeded: {b.stdout}")
+                expect("ReadWritePaths=" in b.stderr, f"the refused backup does not name the fix: {b.stderr}")
+                folder = ro["backup_folder"]
+                expect(not os.path.exists(folder) or os.listdir(folder) == [], f"{folder}: {os.listdir(folder)}")
+                print(f"# backup: exit {b.returncode}: {b.stderr.strip()}")
 
 
 fixture.main(globals())
