@@ -15,6 +15,9 @@ packages=(
         p7zip-full
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
+        # tests/system/e2e: this machine's root booted with systemd as PID 1 in systemd-nspawn, with the
+        # system bus (dbus) and polkitd inside; overlayfs from the kernel, mount/nsenter from util-linux
+        systemd-container dbus
 )
 
 if [ "$(id -u)" != 0 ]; then
