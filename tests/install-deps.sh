@@ -16,8 +16,9 @@ packages=(
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
         # tests/system/e2e: this machine's root booted with systemd as PID 1 in systemd-nspawn, with the
-        # system bus (dbus) and polkitd inside; overlayfs from the kernel, mount/nsenter from util-linux
-        systemd-container dbus
+        # system bus (dbus) and polkitd inside, strace to watch the daemon there; overlayfs from the kernel,
+        # mount/nsenter from util-linux
+        systemd-container dbus strace
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -79,8 +79,8 @@ if [ "$(id -u)" != 0 ]; then
         exit 77
 fi
 begin
-for tool in systemd-nspawn nsenter systemd-id128 meson ninja; do
-        command -v "$tool" >/dev/null || fatal "prerequisites: $tool is not installed (bash tests/install-deps.sh installs systemd-container, util-linux, meson, ninja-build)"
+for tool in systemd-nspawn nsenter systemd-id128 meson ninja strace; do
+        command -v "$tool" >/dev/null || fatal "prerequisites: $tool is not installed (bash tests/install-deps.sh installs systemd-container, util-linux, meson, ninja-build, strace)"
 done
 [ -x /usr/lib/systemd/systemd ] || fatal "prerequisites: /usr/lib/systemd/systemd is missing (package systemd)"
 [ -f /usr/share/dbus-1/system.conf ] && command -v dbus-daemon >/dev/null \
@@ -392,6 +392,26 @@ p=$(ctl -i pi prune --keep 1 2>&1); rc=$?
 left=$(ctl -i pi --json list | json '" ".join(b["name"] for b in d)')
 [ $rc = 0 ] && [ "$(echo "$left" | wc -w)" = 1 ] && pass "root: prune --keep 1 (left: $left)" \
         || fail "root: prune rc=$rc: $(echo "$p" | oneline) (left: $left)"
+
+# ---------------------------------------------------------------------------------- production's symlink-safe opens
+# Under the unit, openat2() answers ENOSYS (RestrictSUIDSGID=yes): a backup's every open of an instance's
+# file takes open_no_symlinks()'s O_NOFOLLOW + /proc/self/fd fallback. Seen from outside the sandbox with
+# strace, following the daemon into its workers.
+begin
+ctl -i pi list >/dev/null
+DPID=$(cx systemctl show -p MainPID --value opbackupd.service)
+cx sh -c "strace -f -qq -e trace=openat2 -e signal=none -o /root/openat2.log -p $DPID 2>/dev/null & echo \$! >/root/strace.pid"
+for _ in $(seq 1 50); do cx grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$DPID/status" && break; sleep 0.1; done
+b=$(ctl -i pi backup --name openat2-check.zip 2>&1); rc=$?
+cx sh -c 'kill $(cat /root/strace.pid); sleep 0.2'
+enosys=$(cx grep -c 'openat2(.*= -1 ENOSYS' /root/openat2.log)
+opened=$(cx grep -cE 'openat2\(.*= [0-9]+$' /root/openat2.log)
+d=$(ctl -i pi delete openat2-check.zip 2>&1)
+if [ $rc = 0 ] && [ "$enosys" -gt 0 ] && [ "$opened" = 0 ]; then
+        pass "symlink-safe opens under the unit: openat2() answered ENOSYS $enosys times (RestrictSUIDSGID=yes), the backup took the O_NOFOLLOW + /proc/self/fd fallback and succeeded"
+else
+        fail "openat2 under the unit: backup rc=$rc ($(echo "$b" | tail -1)), ENOSYS $enosys, opened $opened"
+fi
 
 # ---------------------------------------------------------------------------------- the fetch socket
 begin
