@@ -104,4 +104,18 @@ def test_status_read_only_instance():
                 print(f"# backup: exit {b.returncode}: {b.stderr.strip()}")
 
 
+def test_status_read_only_basedir_parent():
+        # Backups go to a writable folder elsewhere, so the instance is usable; a restore writes next to the
+        # basedir, in a folder that is read-only for the daemon: not supported, with the same drop-in.
+        spec = {"extra_conf": "[Backup]\nFolder=@DIR@/ro-backups\n"}
+        with Fixture(instances={"ro": spec}, prepare=read_only_instance) as fx:
+                inst = json.loads(fx.ctl_ok("root", "--json", "status").stdout)["instances"][0]
+                expect_eq(inst["usable"], True, f"usable with the backup folder outside the read-only mount: {inst}")
+                reason = inst["restore_unsupported_reason"]
+                expect_eq(inst["restore_supported"], False, "restore_supported")
+                for words in ("read-only for opbackupd", f'"ReadWritePaths={fx.instance_root("ro")}"'):
+                        expect(words in reason, f"restore_unsupported_reason lacks {words!r}: {reason}")
+                print(f"# {reason}")
+
+
 fixture.main(globals())
