@@ -15,6 +15,10 @@ packages=(
         p7zip-full
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
+        # tests/system/e2e: this machine's root booted with systemd as PID 1 in systemd-nspawn, with the
+        # system bus (dbus) and polkitd inside, strace to watch the daemon there; overlayfs from the kernel,
+        # mount/nsenter from util-linux
+        systemd-container dbus strace
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -68,6 +68,15 @@ static int reply_denied(sd_bus_message *m, const char *action, const char *insta
                                 "without --no-ask-password, or ask an administrator to grant the action "
                                 "in a polkit rule.",
                                 action, instance ? " on instance " : "", strempty(instance));
+        /* The advice must be one that works: the shipped rules grant the group 'opbackup' access, create and
+         * delete, never restore, so a member refused a restore must not be told to join it. */
+        if (streq(action, ACTION_RESTORE))
+                return sd_bus_reply_method_errorf(
+                                m, SD_BUS_ERROR_ACCESS_DENIED,
+                                "Not authorized for %s%s%s. Restoring replaces the instance and needs an "
+                                "administrator (run the command as root), or a polkit rule granting %s to you; "
+                                "the group 'opbackup' does not grant it.",
+                                action, instance ? " on instance " : "", strempty(instance), ACTION_RESTORE);
         return sd_bus_reply_method_errorf(
                         m, SD_BUS_ERROR_ACCESS_DENIED,
                         "Not authorized for %s%s%s. Ask an administrator to add you to the group "

@@ -69,7 +69,8 @@ static int env_truthy(const char *name, const char **ret_value) {
 
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
-                           const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason) {
+                           const char *basedir_parent, const char *read_only_fix, bool has_venv, bool has_pip,
+                           char **ret_reason) {
         int r = 0;
 
         *ret_reason = NULL;
@@ -83,6 +84,9 @@ int restore_support_reason(bool config_unsupported, const char *config_source, b
                              "OPBACKUP_RESTORE_UNSUPPORTED=%s", env_opbackup);
         else if (yaml_unsupported)
                 r = asprintf(ret_reason, "Restore is disabled by plugins.backup.restore_unsupported in config.yaml");
+        else if (!parent_writable && read_only_fix)
+                r = asprintf(ret_reason, "Restore is not possible: the folder containing the basedir (%s) "
+                             "is read-only for opbackupd. %s", strempty(basedir_parent), read_only_fix);
         else if (!parent_writable)
                 r = asprintf(ret_reason, "Restore is not possible: the folder containing the basedir (%s) "
                              "is not writable", strempty(basedir_parent));
@@ -143,9 +147,96 @@ static int instance_compute_paths(Instance *i) {
         return i->backup_folder ? 0 : -ENOMEM;
 }
 
+/* path itself, or its nearest existing parent when it does not exist (yet): a backup folder before the
+ * first backup is created in that parent. */
+static int nearest_existing(const char *path, char **ret) {
+        _cleanup_free_ char *p = strdup(path);
+        struct stat st;
+
+        if (!p)
+                return -ENOMEM;
+        while (stat(p, &st) < 0) {
+                char *slash = strrchr(p, '/');
+
+                if (errno != ENOENT || !slash)
+                        return -errno;
+                if (slash == p) {
+                        p[1] = 0;
+                        break;
+                }
+                *slash = 0;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* Whether writes to path (or where it would be created) fail with "Read-only file system" for this
+ * process. opbackupd.service's ProtectSystem=strict makes everything outside its ReadWritePaths= a
+ * read-only bind mount in the daemon's mount namespace, which the workers share: the daemon asks here, in
+ * that namespace, rather than trusting what the folder looks like from a shell. Root is exempt from
+ * permissions, so access(W_OK) fails only for EROFS (and ETXTBSY, irrelevant for folders). */
+static bool on_read_only_mount(const char *path) {
+        _cleanup_free_ char *p = NULL;
+
+        if (nearest_existing(path, &p) < 0)
+                return false;   /* the backup or restore itself reports what is wrong */
+        return access(p, W_OK) < 0 && errno == EROFS;
+}
+
+static bool path_is_under(const char *path, const char *folder) {
+        const char *rest = startswith(path, folder);
+
+        return rest && (*rest == '/' || *rest == 0 || streq(folder, "/"));
+}
+
+/* The fix for an instance whose folders are read-only for the daemon: the folders to add to the unit's
+ * ReadWritePaths=, named exactly, in one line (it ends up in logs and in status). The basedir's parent
+ * covers the basedir, its default backup folder and the restore's staging folder next to the basedir;
+ * ReadWritePaths= needs folders that exist when the unit starts. */
+static int read_only_fix(Instance *i, char **ret) {
+        _cleanup_free_ char *copy = strdup(i->config->basedir), *parent = NULL, *folder = NULL;
+        _cleanup_free_ char *paths = NULL;
+        const char *d;
+
+        if (!copy)
+                return -ENOMEM;
+        d = dirname(copy);
+        parent = strdup(streq(d, "/") ? i->config->basedir : d);
+        if (!parent)
+                return -ENOMEM;
+        if (i->backup_folder && !path_is_under(i->backup_folder, parent) && on_read_only_mount(i->backup_folder)) {
+                int r = nearest_existing(i->backup_folder, &folder);
+                if (r < 0)
+                        return r;
+        }
+        if (asprintf(&paths, "%s%s%s", parent, folder ? " " : "", strempty(folder)) < 0)
+                return -ENOMEM;
+        return asprintf(ret, "If it is writable outside the service, opbackupd.service's ProtectSystem=strict "
+                        "hides it: run `systemctl edit opbackupd.service`, add the lines \"[Service]\" and "
+                        "\"ReadWritePaths=%s\", then `systemctl restart opbackupd.service` (see opbackupd(8))",
+                        paths) < 0 ? -ENOMEM : 0;
+}
+
+/* A backup folder the daemon's workers cannot write makes every backup fail with "Read-only file system":
+ * status must say so before the first backup does. */
+static int instance_check_backup_folder(Instance *i) {
+        _cleanup_free_ char *fix = NULL;
+        int r;
+
+        if (i->unusable_reason || !i->backup_folder || !on_read_only_mount(i->backup_folder))
+                return 0;
+        r = read_only_fix(i, &fix);
+        if (r < 0)
+                return r;
+        return asprintf(&i->unusable_reason, "The backup folder %s is on a read-only file system for "
+                        "opbackupd, so no backup can be written. %s", i->backup_folder, fix) < 0 ? -ENOMEM : 0;
+}
+
 static int instance_compute_restore_support(Instance *i) {
-        _cleanup_free_ char *copy = NULL;
+        _cleanup_free_ char *copy = NULL, *fix = NULL;
         const char *env1, *env2, *parent;
+        bool writable;
+        int r;
 
         if (i->unusable_reason)
                 return set_reason(&i->restore_unsupported_reason, "%s", i->unusable_reason);
@@ -154,11 +245,17 @@ static int instance_compute_restore_support(Instance *i) {
         if (!copy)
                 return -ENOMEM;
         parent = dirname(copy);
+        writable = access(parent, W_OK) == 0;
+        if (!writable && errno == EROFS) {
+                r = read_only_fix(i, &fix);
+                if (r < 0)
+                        return r;
+        }
         (void) env_truthy("OCTOPRINT_BACKUP_RESTORE_UNSUPPORTED", &env1);
         (void) env_truthy("OPBACKUP_RESTORE_UNSUPPORTED", &env2);
         return restore_support_reason(i->config->restore_unsupported, i->config->source,
-                                      i->octo.restore_unsupported, env1, env2, access(parent, W_OK) == 0,
-                                      parent, i->venv != NULL, i->has_pip, &i->restore_unsupported_reason);
+                                      i->octo.restore_unsupported, env1, env2, writable, parent, fix,
+                                      i->venv != NULL, i->has_pip, &i->restore_unsupported_reason);
 }
 
 int instance_probe(Instance *i) {
@@ -199,6 +296,9 @@ int instance_probe(Instance *i) {
         r = instance_compute_paths(i);
         if (r < 0)
                 return r;
+        r = instance_check_backup_folder(i);
+        if (r < 0)
+                return r;
         if (i->unusable_reason)
                 log_warning("Instance %s is unusable: %s", i->name, i->unusable_reason);
         return instance_compute_restore_support(i);
@@ -208,22 +308,10 @@ int instance_free_space(Instance *i, uint64_t *ret) {
         _cleanup_free_ char *path = NULL;
         struct statvfs sv;
 
-        if (!i->backup_folder) {
-                *ret = 0;
-                return 0;
-        }
-        path = strdup(i->backup_folder);
-        if (!path)
-                return -ENOMEM;
+        *ret = 0;
         /* The folder may not exist before the first backup: ask its nearest existing parent. */
-        while (statvfs(path, &sv) < 0) {
-                char *slash = strrchr(path, '/');
-                if (errno != ENOENT || !slash || slash == path) {
-                        *ret = 0;
-                        return 0;
-                }
-                *slash = 0;
-        }
+        if (!i->backup_folder || nearest_existing(i->backup_folder, &path) < 0 || statvfs(path, &sv) < 0)
+                return 0;
         *ret = (uint64_t) sv.f_bavail * sv.f_frsize;
         return 0;
 }

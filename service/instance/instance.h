@@ -40,11 +40,13 @@ Instance *instance_free(Instance *i);
  * out-of-memory is an error. */
 int instance_probe(Instance *i);
 
-/* Restore support (opbackupd(8), RESTORE, step 1) from plain data, so it can be unit-tested. Returns NULL
- * when restore is supported, else the reason (static or allocated into *ret_reason). */
+/* Restore support (opbackupd(8), RESTORE, step 1) from plain data, so it can be unit-tested. Returns NULL when restore is
+ * supported, else the reason (static or allocated into *ret_reason). read_only_fix: when the basedir's
+ * parent is on a read-only file system for the daemon, how to make it writable (appended to the reason). */
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
-                           const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason);
+                           const char *basedir_parent, const char *read_only_fix, bool has_venv, bool has_pip,
+                           char **ret_reason);
 
 int instance_free_space(Instance *i, uint64_t *ret);
 

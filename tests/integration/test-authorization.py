@@ -81,6 +81,19 @@ def write_not_a_zip(fx):
         os.chmod(path, 0o644)
 
 
+def advice_problems(method, user, action, message):
+        """The refusal's advice must be one that works: the group grants access/create/delete only."""
+        full = f"org.opbackup.backup1.{action}"
+        if action in GROUP_GRANTS:
+                if "group 'opbackup'" not in message:
+                        return [f"{method} as {user}: the refusal does not name the group 'opbackup': {message}"]
+                return []
+        if "add you to the group" in message or full not in message or "administrator" not in message:
+                return [f"{method} as {user}: a {action} refusal must name an administrator or a polkit rule "
+                        f"granting {full}, not the group: {message}"]
+        return []
+
+
 def test_every_method_is_in_the_table():
         # A method added to the API without an authorization expectation here fails this test.
         api = parse_interfaces(api_xml())
@@ -107,6 +120,8 @@ def test_who_may_call_what():
                                                 problems.append(f"{method} as {user} (action {action}): "
                                                                 f"want AccessDenied, got "
                                                                 f"{'success' if err is None else err}")
+                                        else:
+                                                problems += advice_problems(method, user, action, err.message)
                         print(f"# {iface}.{method} [{action}]: {' '.join(row)}")
                 # Property reads need no authorization (org.opbackup.backup1(5), INTRODUCTION).
                 version = fx.get_property(USER_DENIED, MANAGER_PATH, IFACE_MANAGER, "Version")

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-# `opbackupctl status` (opbackupctl(1)): what a user of group "opbackup" sees, the JSON form, the refusal a
-# user without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not
-# running.
+# `opbackupctl status` (opbackupctl(1)): what a user of group "opbackup" sees, the JSON form, the refusal a user
+# without a grant gets (exit 3, naming the polkit action), and the message when the daemon is not running;
+# an instance on a read-only mount as the daemon sees it (opbackupd.service's ProtectSystem=strict outside
+# ReadWritePaths=) is unusable, with the drop-in that fixes it, instead of "usable" and failing backups.
 
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +68,54 @@ def test_status_without_daemon():
                 expect("opbackupd" in out and "start" in out.lower(),
                        f"the message does not tell how to start opbackupd: {out.strip()}")
                 print(f"# {out.strip()}")
+
+
+def read_only_instance(fx):
+        # What ProtectSystem=strict does to a folder outside ReadWritePaths=: a read-only bind mount in the
+        # daemon's mount namespace (here the test's private one, which the daemon and its workers share).
+        root = fx.instance_root("ro")
+        subprocess.run(["mount", "--bind", root, root], check=True)
+        fx._mounts.append(root)
+        subprocess.run(["mount", "-o", "remount,bind,ro", root], check=True)
+
+
+def test_status_read_only_instance():
+        with Fixture(instances={"inst1": None, "ro": None}, prepare=read_only_instance) as fx:
+                root = fx.instance_root("ro")
+                r = fx.ctl_ok("root", "status")
+                print("# " + "\n# ".join(r.stdout.splitlines()))
+                status = json.loads(fx.ctl_ok("root", "--json", "status").stdout)
+                by_name = {i["name"]: i for i in status["instances"]}
+                expect_eq(by_name["inst1"]["usable"], True, "inst1 (writable) usable")
+                ro = by_name["ro"]
+                expect_eq(ro["usable"], False, "the read-only instance's usable")
+                reason = ro["unusable_reason"]
+                for words in ("read-only file system", ro["backup_folder"], "systemctl edit opbackupd.service",
+                              '"[Service]"', f'"ReadWritePaths={root}"'):
+                        expect(words in reason, f"unusable_reason lacks {words!r}: {reason}")
+                expect(f"UNUSABLE: {reason}" in r.stdout, f"status text does not show the reason:\n{r.stdout}")
+                expect_eq(ro["restore_supported"], False, "the read-only instance's restore_supported")
+                # The backup is refused up front with the same reason, not attempted and failed half-way.
+                b = fx.ctl("root", "-i", "ro", "backup")
+                expect(b.returncode != 0, f"backup of the read-only instance succeeded: {b.stdout}")
+                expect("ReadWritePaths=" in b.stderr, f"the refused backup does not name the fix: {b.stderr}")
+                folder = ro["backup_folder"]
+                expect(not os.path.exists(folder) or os.listdir(folder) == [], f"{folder}: {os.listdir(folder)}")
+                print(f"# backup: exit {b.returncode}: {b.stderr.strip()}")
+
+
+def test_status_read_only_basedir_parent():
+        # Backups go to a writable folder elsewhere, so the instance is usable; a restore writes next to the
+        # basedir, in a folder that is read-only for the daemon: not supported, with the same drop-in.
+        spec = {"extra_conf": "[Backup]\nFolder=@DIR@/ro-backups\n"}
+        with Fixture(instances={"ro": spec}, prepare=read_only_instance) as fx:
+                inst = json.loads(fx.ctl_ok("root", "--json", "status").stdout)["instances"][0]
+                expect_eq(inst["usable"], True, f"usable with the backup folder outside the read-only mount: {inst}")
+                reason = inst["restore_unsupported_reason"]
+                expect_eq(inst["restore_supported"], False, "restore_supported")
+                for words in ("read-only for opbackupd", f'"ReadWritePaths={fx.instance_root("ro")}"'):
+                        expect(words in reason, f"restore_unsupported_reason lacks {words!r}: {reason}")
+                print(f"# {reason}")
 
 
 fixture.main(globals())
