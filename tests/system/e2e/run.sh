@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# opbackup end to end under a real systemd as PID 1 (SPEC §9): the installed units, D-Bus activation
+# opbackup end to end under a real systemd as PID 1 (opbackupd(8), SYSTEMD UNITS): the installed units, D-Bus activation
 # through the real system dbus-daemon, polkit, the sandbox of opbackupd.service, the fetch socket with its
 # DynamicUser, the timer of scheduled backups.
 #
