@@ -3,8 +3,8 @@
 set -euo pipefail
 
 packages=(
-        # build
-        gcc meson ninja-build pkg-config
+        # build (clang: the libFuzzer targets of tests/fuzz/, tests/run-fuzz.sh)
+        gcc clang meson ninja-build pkg-config
         libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libyaml-dev libinih-dev libdeflate-dev zlib1g-dev
         # run: the system bus and polkit
         dbus-daemon polkitd

@@ -202,8 +202,10 @@ int distinfo_octoprint_version(int site_packages_fd, char **ret_version) {
                 if (r < 0)
                         continue;
                 /* An interrupted upgrade can leave the old dist-info behind; the newer one is real. */
-                if (!best || version_compare(v, best) > 0)
+                if (!best || version_compare(v, best) > 0) {
+                        free(best);
                         best = TAKE_PTR(v);
+                }
         }
         closedir(d);
         if (r == -ENOMEM)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <malloc.h>
 
 #include "instance/distinfo.h"
 #include "test-util.h"
@@ -105,6 +106,37 @@ static void test_octoprint_version_from_folder_name(void) {
         fd = open_sp(dir, NULL);
         ASSERT_EQ(distinfo_octoprint_version(fd, &version), 0);
         ASSERT_STREQ(version, "1.12.0rc1");
+        rm_rf(dir);
+}
+
+/* Several dist-infos left behind by interrupted upgrades: the newest wins, and each older one found first
+ * is freed when a newer one replaces it (the fuzzer found them leaked: memory grew on every probe of such
+ * an instance). Ten versions, so that in all but one readdir() order a newer one follows an older one. */
+static void test_octoprint_version_leftovers(void) {
+        _cleanup_free_ char *dir = make_tempdir(), *version = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t before;
+
+        for (unsigned i = 0; i < 10; i++) {
+                char name[128];
+
+                snprintf(name, sizeof(name), SP "OctoPrint-1.%u.0.dist-info", i);
+                make_dir(dir, name);
+        }
+        fd = open_sp(dir, NULL);
+        ASSERT_EQ(distinfo_octoprint_version(fd, &version), 0);
+        ASSERT_STREQ(version, "1.9.0");
+        free(version);
+        version = NULL;
+
+        before = mallinfo2().uordblks;
+        for (unsigned k = 0; k < 200; k++) {
+                ASSERT_EQ(distinfo_octoprint_version(fd, &version), 0);
+                free(version);
+        version = NULL;
+        }
+        /* A leak of even one short string per call would be kilobytes here. */
+        ASSERT_TRUE(mallinfo2().uordblks < before + 1024);
         rm_rf(dir);
 }
 
@@ -215,6 +247,7 @@ int main(void) {
         RUN(test_site_packages);
         RUN(test_octoprint_version);
         RUN(test_octoprint_version_from_folder_name);
+        RUN(test_octoprint_version_leftovers);
         RUN(test_octoprint_not_installed);
         RUN(test_plugin_list);
         RUN(test_egg_info);
