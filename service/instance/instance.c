@@ -53,6 +53,7 @@ Instance *instance_free(Instance *i) {
                 return NULL;
         instance_clear_probe(i);
         backup_cache_done(&i->backup_cache);
+        strv_free(i->importing);
         instance_config_free(i->config);
         free(i->name);
         free(i->object_path);

@@ -27,6 +27,9 @@ struct Instance {
         bool has_pip;
 
         BackupCache backup_cache;
+        /* The names ImportBackup copies in flight were asked to be stored under: they and their ".N"
+         * variants are not given to backups meanwhile (folder/backup-import.h). */
+        char **importing;
 
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */

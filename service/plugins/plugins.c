@@ -524,7 +524,9 @@ int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_
                 if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                         rnd = (uint64_t) getpid() << 16 ^ attempt;
                 snprintf(tmp, sizeof(tmp), "." UNKNOWN_PLUGINS_FILE ".%016llx", (unsigned long long) rnd);
-                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                /* 0600 like everything written into the backup folder: OctoPrint, which reads it, runs as
+                 * the instance user, who owns it. */
+                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0 && (errno != EEXIST || attempt >= 16)) {
                         r = -errno;
                         goto fail;

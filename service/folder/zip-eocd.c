@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "folder/zip-eocd.h"
+#include "util.h"
+
+/* APPNOTE.TXT 4.3.16 and 4.3.14/4.3.15 */
+#define EOCD_SIZE 22U
+#define EOCD_SEARCH (EOCD_SIZE + 65535U)        /* the record and the longest comment it can have */
+#define ZIP64_LOCATOR_SIZE 20U
+#define ZIP64_EOCD_SIZE 56U
+#define CDH_SIZE_MIN 46U                        /* a central directory header with empty name and fields */
+#define SIG_EOCD 0x06054b50U
+#define SIG_ZIP64_LOCATOR 0x07064b50U
+#define SIG_ZIP64_EOCD 0x06064b50U
+#define SIG_CDH 0x02014b50U
+
+static uint16_t le16(const uint8_t *p) {
+        return (uint16_t) (p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const uint8_t *p) {
+        return (uint32_t) le16(p) | (uint32_t) le16(p + 2) << 16;
+}
+
+static uint64_t le64(const uint8_t *p) {
+        return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32;
+}
+
+static int no_zip(char **ret_why, const char *format, ...) _printf_(2, 3);
+static int no_zip(char **ret_why, const char *format, ...) {
+        va_list ap;
+
+        free(*ret_why);
+        va_start(ap, format);
+        if (vasprintf(ret_why, format, ap) < 0)
+                *ret_why = NULL;
+        va_end(ap);
+        return *ret_why ? -EBADMSG : -ENOMEM;
+}
+
+/* All n bytes at offset, or -EIO: the file is shorter than fstat() said (it changes under us). */
+static int read_at(int fd, void *buf, size_t n, uint64_t offset) {
+        ssize_t k = pread_full(fd, buf, n, offset);
+
+        if (k < 0)
+                return (int) k;
+        return (size_t) k == n ? 0 : -EIO;
+}
+
+/* The end record at eocd (its 22 bytes in rec): 0 if it describes a central directory that can be there. */
+static int check_end(int fd, uint64_t eocd, const uint8_t *rec, char **ret_why) {
+        uint64_t disk = le16(rec + 4), cd_disk = le16(rec + 6), on_disk = le16(rec + 8), entries = le16(rec + 10),
+                 cd_size = le32(rec + 12), cd_offset = le32(rec + 16), end = eocd;
+        uint8_t buf[ZIP64_EOCD_SIZE];
+        int r;
+
+        /* All ones: the real value is in the ZIP64 end record, found through the locator right before. */
+        if (disk == 0xFFFF || cd_disk == 0xFFFF || on_disk == 0xFFFF || entries == 0xFFFF ||
+            cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
+                uint64_t z64;
+
+                if (eocd < ZIP64_LOCATOR_SIZE)
+                        return no_zip(ret_why, "its end record refers to a ZIP64 end record that is not there");
+                r = read_at(fd, buf, ZIP64_LOCATOR_SIZE, eocd - ZIP64_LOCATOR_SIZE);
+                if (r < 0)
+                        return r;
+                if (le32(buf) != SIG_ZIP64_LOCATOR)
+                        return no_zip(ret_why, "its end record refers to a ZIP64 end record that is not there");
+                if (le32(buf + 4) != 0 || le32(buf + 16) > 1)
+                        return no_zip(ret_why, "it spans several files (a split archive)");
+                z64 = le64(buf + 8);
+                if (z64 > eocd - ZIP64_LOCATOR_SIZE || eocd - ZIP64_LOCATOR_SIZE - z64 < ZIP64_EOCD_SIZE)
+                        return no_zip(ret_why, "its ZIP64 end record would lie outside the file");
+                r = read_at(fd, buf, ZIP64_EOCD_SIZE, z64);
+                if (r < 0)
+                        return r;
+                if (le32(buf) != SIG_ZIP64_EOCD)
+                        return no_zip(ret_why, "there is no ZIP64 end record where its locator says");
+                disk = le32(buf + 16);
+                cd_disk = le32(buf + 20);
+                on_disk = le64(buf + 24);
+                entries = le64(buf + 32);
+                cd_size = le64(buf + 40);
+                cd_offset = le64(buf + 48);
+                end = z64;
+        }
+        if (disk != 0 || cd_disk != 0 || on_disk != entries)
+                return no_zip(ret_why, "it spans several files (a split archive)");
+        if (entries == 0)
+                return no_zip(ret_why, "it is an empty zip");
+        if (cd_size / CDH_SIZE_MIN < entries)
+                return no_zip(ret_why, "its central directory of %" PRIu64 " bytes cannot hold the %" PRIu64
+                              " entries it claims", cd_size, entries);
+        if (cd_offset > end || cd_size > end - cd_offset)
+                return no_zip(ret_why, "its central directory would lie outside the file");
+        r = read_at(fd, buf, 4, cd_offset);
+        if (r < 0)
+                return r;
+        if (le32(buf) != SIG_CDH)
+                return no_zip(ret_why, "there is no central directory where its end record says");
+        return 0;
+}
+
+int zip_eocd_check(int fd, uint64_t size, char **ret_error) {
+        _cleanup_free_ char *why = NULL;
+        _cleanup_free_ uint8_t *tail = NULL;
+        size_t n;
+        int r;
+
+        *ret_error = NULL;
+        if (size < EOCD_SIZE)
+                r = no_zip(&why, "it is too short");
+        else {
+                n = size < EOCD_SEARCH ? (size_t) size : EOCD_SEARCH;
+                tail = malloc(n);
+                if (!tail)
+                        return -ENOMEM;
+                r = read_at(fd, tail, n, size - n);
+                if (r < 0)
+                        return asprintf(ret_error, "cannot read it: %s", r == -EIO ? "it changed while being read" :
+                                        strerror(-r)) < 0 ? -ENOMEM : r;
+                /* The last record wins, as for libzip and zipfile: a comment may hold the signature too. */
+                r = -EBADMSG;
+                for (size_t i = n - EOCD_SIZE + 1; i-- > 0 && r < 0;) {
+                        _cleanup_free_ char *w = NULL;
+
+                        if (le32(tail + i) != SIG_EOCD)
+                                continue;
+                        r = check_end(fd, size - n + i, tail + i, &w);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0 && r != -EBADMSG)
+                                return asprintf(ret_error, "cannot read it: %s", r == -EIO ?
+                                                "it changed while being read" : strerror(-r)) < 0 ? -ENOMEM : r;
+                        if (r < 0 && !why)
+                                why = TAKE_PTR(w);
+                }
+                if (r >= 0)
+                        return 0;
+                if (!why)
+                        r = no_zip(&why, "no end of central directory record in its last 64 KiB");
+        }
+        if (r == -ENOMEM)
+                return r;
+        return asprintf(ret_error, "not a zip file: %s", why) < 0 ? -ENOMEM : -EBADMSG;
+}
