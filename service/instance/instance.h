@@ -24,7 +24,7 @@ struct Instance {
         char *backup_folder;
         char *venv;
         char *octoprint_version;
-        bool has_pip;
+        bool has_pip;                   /* <venv>/bin/pip: plugins can be reinstalled */
 
         BackupCache backup_cache;
         /* The names ImportBackup copies in flight were asked to be stored under: they and their ".N"
@@ -47,7 +47,7 @@ int instance_probe(Instance *i);
  * supported, else the reason (static or allocated into *ret_reason). */
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
-                           const char *basedir_parent, bool has_venv, bool has_pip, char **ret_reason);
+                           const char *basedir_parent, bool has_venv, char **ret_reason);
 
 int instance_free_space(Instance *i, uint64_t *ret);
 
