@@ -181,67 +181,82 @@ static json_object *check_source(const ImportArgs *a) {
         return NULL;
 }
 
-/* A failure after the folder was touched: what this import made there goes again. */
-static json_object *undo(int dir_fd, const char *temp, const ImportArgs *a, bool created_folder, json_object *error) {
+/* A failure once the copy exists: a named one goes again. (An unnamed one goes when fd is closed.) */
+static json_object *undo(int dir_fd, const char *temp, json_object *error) {
         if (temp)
                 (void) unlinkat(dir_fd, temp, 0);
-        if (created_folder)
-                (void) rmdir(a->folder);
         return error;
+}
+
+/* Free bytes where the copy would go: the backup folder, or where it would be made. */
+static int free_bytes(const char *folder, uint64_t *ret) {
+        _cleanup_free_ char *parent = strdup(folder);
+        struct statvfs sv;
+        char *slash;
+
+        if (!parent)
+                return -ENOMEM;
+        if (statvfs(folder, &sv) < 0) {
+                if (errno != ENOENT || !(slash = strrchr(parent, '/')))
+                        return -errno;
+                *(slash == parent ? slash + 1 : slash) = 0;
+                if (statvfs(parent, &sv) < 0)
+                        return -errno;
+        }
+        *ret = (uint64_t) sv.f_bavail * sv.f_frsize;
+        return 0;
 }
 
 static json_object *import_run(const ImportArgs *a, int report_fd) {
         _cleanup_free_ char *temp = NULL, *stored = NULL, *why = NULL;
         _cleanup_(backup_info_done) BackupInfo info = {};
         _cleanup_close_ int dir_fd = -1, fd = -1;
-        bool created_folder;
+        uint64_t avail = UINT64_MAX;
         json_object *o;
-        struct statvfs sv;
         int r;
 
         r = zip_dlopen(&why);
         if (r < 0)
                 return worker_error("Cannot check the backup: %s", why ?: strerror(-r));
+        /* Refusals come before anything is made, the backup folder included. */
         o = check_source(a);
         if (o)
                 return o;
+        if (free_bytes(a->folder, &avail) >= 0 && avail < a->size) {
+                char need[32], have[32];
+                return named_error(BUS_ERROR_NOT_ENOUGH_SPACE,
+                                   "Not enough free space in the backup folder: the backup needs %s, %s free.",
+                                   format_bytes(need, sizeof(need), a->size), format_bytes(have, sizeof(have), avail));
+        }
 
-        created_folder = mkdir(a->folder, 0755) == 0;
+        (void) mkdir(a->folder, 0755);
         r = backup_folder_open(a->folder, &dir_fd);
         if (r < 0)
                 return worker_error("Cannot open the backup folder %s: %s", a->folder, strerror(-r));
-        if (fstatvfs(dir_fd, &sv) == 0 && (uint64_t) sv.f_bavail * sv.f_frsize < a->size) {
-                char need[32], have[32];
-                return undo(dir_fd, NULL, a, created_folder, named_error(BUS_ERROR_NOT_ENOUGH_SPACE,
-                            "Not enough free space in the backup folder: the backup needs %s, %s free.",
-                            format_bytes(need, sizeof(need), a->size),
-                            format_bytes(have, sizeof(have), (uint64_t) sv.f_bavail * sv.f_frsize)));
-        }
         r = open_copy(dir_fd, &fd, &temp);
         if (r < 0)
-                return undo(dir_fd, NULL, a, created_folder,
-                            worker_error("Cannot create the copy in %s: %s", a->folder, strerror(-r)));
+                return worker_error("Cannot create the copy in %s: %s", a->folder, strerror(-r));
         if (temp) {
                 o = json_object_new_object();
                 json_object_object_add(o, "temp", json_object_new_string(temp));
                 if (worker_send(report_fd, o) < 0)
-                        return undo(dir_fd, temp, a, created_folder, NULL);
+                        return undo(dir_fd, temp, NULL);
         }
         r = copy_fd(a->source_fd, fd, a->size);
         if (r < 0)
-                return undo(dir_fd, temp, a, created_folder, r == -ENOSPC ?
+                return undo(dir_fd, temp, r == -ENOSPC ?
                             named_error(BUS_ERROR_NOT_ENOUGH_SPACE, "The backup folder %s is full.", a->folder) :
                             worker_error("Cannot copy the backup: %s", strerror(-r)));
         free(why);
         why = NULL;
         r = backup_info_read(fd, &info, &why);
         if (r < 0)
-                return undo(dir_fd, temp, a, created_folder, named_error(BUS_ERROR_INVALID_BACKUP,
-                            "Not imported: %s (it changed while it was copied?)", why ?: strerror(-r)));
+                return undo(dir_fd, temp, named_error(BUS_ERROR_INVALID_BACKUP,
+                            "Not imported: %s (did it change while it was copied?)", why ?: strerror(-r)));
         r = name_copy(dir_fd, fd, temp, a->name, a->reserved, &stored);
         if (r < 0)
-                return undo(dir_fd, temp, a, created_folder,
-                            worker_error("Cannot name the imported backup %s: %s", a->name, strerror(-r)));
+                return undo(dir_fd, temp, worker_error("Cannot name the imported backup %s: %s", a->name,
+                                                       strerror(-r)));
         (void) fsync(dir_fd);
         o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(stored));

@@ -10,7 +10,8 @@
 # - imported backups, and the copy of a file passed for a restore, are private to the instance's user
 #   (0600), as created backups are;
 # - what is not a zip is refused at once, before anything is copied: a 2 GiB sparse file of zeros, and one
-#   with a zip's end record pointing nowhere; nothing ever appears in the backup folder.
+#   with a zip's end record pointing nowhere; nothing ever appears in the backup folder, which a refused
+#   import does not make either.
 
 import io
 import os
@@ -267,6 +268,12 @@ def test_not_a_zip_refused_at_once():
                                   f"names seen in the backup folder while {path} was refused")
                         # The client starts python3-dbus for the call: a second is plenty; copying 2 GiB is not.
                         expect(took < 2.0, f"refusing {os.path.basename(path)} took {took:.1f} s")
+
+                # Without a backup folder, a refusal does not make one.
+                os.rmdir(folder)
+                err = fx.call_error(USER_ALLOWED, fx.instance_path(), IFACE_INSTANCE, "ImportBackup", "hs", zeros, "x.zip")
+                expect_eq(err and err.name, bt.ERROR_INVALID_BACKUP, "error of importing zeros.zip without a backup folder")
+                expect(not os.path.exists(folder), "a refused import made the backup folder")
 
 
 fixture.main(globals())
