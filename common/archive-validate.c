@@ -409,7 +409,7 @@ static int check_raw_names(int fd, uint64_t n_entries, char **ret_error) {
         ZipDirectory d;
         int r;
 
-        r = zip_directory_find(fd, &d);
+        r = zip_directory_find(fd, &d, NULL);
         if (r == -EBADMSG || (r >= 0 && d.n_entries != n_entries))
                 return refuse(ret_error, -EBADMSG, "The backup's central directory is damaged: it is not a "
                               "readable zip archive");

@@ -69,6 +69,34 @@ char *backup_filename(const char *prefix, time_t when) {
         return s;
 }
 
+char *backup_name_variant(const char *base, unsigned n) {
+        char *s;
+
+        if (n == 0)
+                return strdup(base);
+        if (asprintf(&s, "%.*s.%u.zip", (int) (strlen(base) - strlen(".zip")), base, n) < 0)
+                return NULL;
+        return s;
+}
+
+bool backup_name_is_variant(const char *name, const char *base) {
+        size_t stem = strlen(base) - strlen(".zip");
+        const char *p = name + stem + 1;
+        unsigned n = 0;
+
+        if (streq(name, base))
+                return true;
+        if (!endswith(base, ".zip") || strncmp(name, base, stem) != 0 || name[stem] != '.')
+                return false;
+        /* ".N.zip", N from 1 without leading zeros, as backup_name_variant() writes it */
+        if (*p < '1' || *p > '9')
+                return false;
+        for (; *p >= '0' && *p <= '9'; p++)
+                if ((n = n * 10 + (unsigned) (*p - '0')) > BACKUP_NAME_VARIANTS_MAX)
+                        return false;
+        return streq(p, ".zip");
+}
+
 bool instance_name_is_valid(const char *name) {
         size_t n;
 

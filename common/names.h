@@ -18,5 +18,12 @@ char *backup_prefix_from_appearance(const char *appearance_name);
 /* "{prefix}-backup-{YYYYmmdd-HHMMSS}.zip" in local time. */
 char *backup_filename(const char *prefix, time_t when);
 
+/* Where a copied-in backup goes when its name is taken (ImportBackup, RestoreBackupFromFile): "name.zip",
+ * then "name.1.zip" up to "name.999.zip". backup_name_variant() makes the n-th (0: base itself; NULL when
+ * out of memory); backup_name_is_variant() says whether name is one of them. */
+#define BACKUP_NAME_VARIANTS_MAX 999U
+char *backup_name_variant(const char *base, unsigned n);
+bool backup_name_is_variant(const char *name, const char *base);
+
 /* Instance names as used in config files and object paths: [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
 bool instance_name_is_valid(const char *name);

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "util.h"
@@ -176,6 +177,17 @@ int write_all(int fd, const void *buf, size_t size) {
                 p += k;
                 size -= k;
         }
+        return 0;
+}
+
+int rename_noreplace(int dirfd, const char *from, const char *to) {
+        if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) >= 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+                return -errno;
+        if (linkat(dirfd, from, dirfd, to, 0) < 0)
+                return -errno;
+        (void) unlinkat(dirfd, from, 0);
         return 0;
 }
 

@@ -123,6 +123,10 @@ int array_reserve_bytes(void **array, size_t *allocated, size_t need, size_t siz
         })
 int write_all(int fd, const void *buf, size_t size);
 
+/* Renames dirfd/from to dirfd/to unless `to` exists (-EEXIST then): RENAME_NOREPLACE, or on file systems
+ * without it a hard link and an unlink, which fails on an existing name too. */
+int rename_noreplace(int dirfd, const char *from, const char *to);
+
 /* Parses "yes/no/true/false/1/0/on/off/y/n" in any case. Returns 1, 0 or -EINVAL. */
 int parse_boolean(const char *s);
 

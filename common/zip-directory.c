@@ -5,6 +5,9 @@
  * central directory file header (4.3.12), ZIP64 extended information extra field (4.5.3). */
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,16 +15,16 @@
 #include "util.h"
 #include "zip-directory.h"
 
-#define EOCD_SIGNATURE 0x06054b50U
 #define EOCD_SIZE 22U
-#define EOCD_COMMENT_MAX 65535U
-#define ZIP64_LOCATOR_SIGNATURE 0x07064b50U
+#define EOCD_SEARCH (EOCD_SIZE + 65535U)        /* the record and the longest comment it can have */
 #define ZIP64_LOCATOR_SIZE 20U
-#define ZIP64_EOCD_SIGNATURE 0x06064b50U
 #define ZIP64_EOCD_SIZE 56U
-#define CDH_SIGNATURE 0x02014b50U
-#define CDH_SIZE 46U
-#define CDH_MAX (CDH_SIZE + 3U * 65535U)
+#define CDH_SIZE_MIN 46U                        /* a central directory header with empty name and fields */
+#define CDH_MAX (CDH_SIZE_MIN + 3U * 65535U)
+#define SIG_EOCD 0x06054b50U
+#define SIG_ZIP64_LOCATOR 0x07064b50U
+#define SIG_ZIP64_EOCD 0x06064b50U
+#define SIG_CDH 0x02014b50U
 #define BUFFER_SIZE (256U * 1024U)
 
 static uint16_t le16(const uint8_t *p) {
@@ -29,101 +32,157 @@ static uint16_t le16(const uint8_t *p) {
 }
 
 static uint32_t le32(const uint8_t *p) {
-        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+        return (uint32_t) le16(p) | (uint32_t) le16(p + 2) << 16;
 }
 
 static uint64_t le64(const uint8_t *p) {
         return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32;
 }
 
-static int read_exact(int fd, void *buf, size_t n, uint64_t offset) {
+static int no_zip(char **ret_why, const char *format, ...) _printf_(2, 3);
+static int no_zip(char **ret_why, const char *format, ...) {
+        va_list ap;
+
+        free(*ret_why);
+        va_start(ap, format);
+        if (vasprintf(ret_why, format, ap) < 0)
+                *ret_why = NULL;
+        va_end(ap);
+        return *ret_why ? -EBADMSG : -ENOMEM;
+}
+
+/* All n bytes at offset, or -EIO: the file is shorter than fstat() said (it changes under us). */
+static int read_at(int fd, void *buf, size_t n, uint64_t offset) {
         ssize_t k = pread_full(fd, buf, n, offset);
 
         if (k < 0)
                 return (int) k;
-        return (size_t) k == n ? 0 : -EBADMSG;
+        return (size_t) k == n ? 0 : -EIO;
 }
 
-/* The ZIP64 end record the locator before the classic one points to. */
-static int find_zip64(int fd, uint64_t eocd_offset, ZipDirectory *d) {
-        uint8_t loc[ZIP64_LOCATOR_SIZE], rec[ZIP64_EOCD_SIZE];
-        uint64_t rec_offset;
+/* The end record at eocd (its 22 bytes in rec): 0 if it describes a central directory that can be there. */
+static int check_end(int fd, uint64_t eocd, const uint8_t *rec, ZipDirectory *d, char **ret_why) {
+        uint64_t disk = le16(rec + 4), cd_disk = le16(rec + 6), on_disk = le16(rec + 8), entries = le16(rec + 10),
+                 cd_size = le32(rec + 12), cd_offset = le32(rec + 16), end = eocd;
+        uint8_t buf[ZIP64_EOCD_SIZE];
         int r;
 
-        if (eocd_offset < ZIP64_LOCATOR_SIZE)
-                return -EBADMSG;
-        r = read_exact(fd, loc, sizeof(loc), eocd_offset - ZIP64_LOCATOR_SIZE);
+        /* All ones: the real value is in the ZIP64 end record, found through the locator right before. */
+        if (disk == 0xFFFF || cd_disk == 0xFFFF || on_disk == 0xFFFF || entries == 0xFFFF ||
+            cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
+                uint64_t z64;
+
+                if (eocd < ZIP64_LOCATOR_SIZE)
+                        return no_zip(ret_why, "its end record refers to a ZIP64 end record that is not there");
+                r = read_at(fd, buf, ZIP64_LOCATOR_SIZE, eocd - ZIP64_LOCATOR_SIZE);
+                if (r < 0)
+                        return r;
+                if (le32(buf) != SIG_ZIP64_LOCATOR)
+                        return no_zip(ret_why, "its end record refers to a ZIP64 end record that is not there");
+                if (le32(buf + 4) != 0 || le32(buf + 16) > 1)
+                        return no_zip(ret_why, "it spans several files (a split archive)");
+                z64 = le64(buf + 8);
+                if (z64 > eocd - ZIP64_LOCATOR_SIZE || eocd - ZIP64_LOCATOR_SIZE - z64 < ZIP64_EOCD_SIZE)
+                        return no_zip(ret_why, "its ZIP64 end record would lie outside the file");
+                r = read_at(fd, buf, ZIP64_EOCD_SIZE, z64);
+                if (r < 0)
+                        return r;
+                if (le32(buf) != SIG_ZIP64_EOCD)
+                        return no_zip(ret_why, "there is no ZIP64 end record where its locator says");
+                disk = le32(buf + 16);
+                cd_disk = le32(buf + 20);
+                on_disk = le64(buf + 24);
+                entries = le64(buf + 32);
+                cd_size = le64(buf + 40);
+                cd_offset = le64(buf + 48);
+                end = z64;
+        }
+        if (disk != 0 || cd_disk != 0 || on_disk != entries)
+                return no_zip(ret_why, "it spans several files (a split archive)");
+        if (entries == 0)
+                return no_zip(ret_why, "it is an empty zip");
+        if (cd_size / CDH_SIZE_MIN < entries)
+                return no_zip(ret_why, "its central directory of %" PRIu64 " bytes cannot hold the %" PRIu64
+                              " entries it claims", cd_size, entries);
+        if (cd_offset > end || cd_size > end - cd_offset)
+                return no_zip(ret_why, "its central directory would lie outside the file");
+        r = read_at(fd, buf, 4, cd_offset);
         if (r < 0)
                 return r;
-        if (le32(loc) != ZIP64_LOCATOR_SIGNATURE || le32(loc + 4) != 0 || le32(loc + 16) > 1)
-                return -EBADMSG;
-        rec_offset = le64(loc + 8);
-        if (rec_offset > eocd_offset - ZIP64_LOCATOR_SIZE - ZIP64_EOCD_SIZE)
-                return -EBADMSG;
-        r = read_exact(fd, rec, sizeof(rec), rec_offset);
-        if (r < 0)
-                return r;
-        if (le32(rec) != ZIP64_EOCD_SIGNATURE || le32(rec + 16) != 0 || le32(rec + 20) != 0 ||
-            le64(rec + 24) != le64(rec + 32))
-                return -EBADMSG;
-        d->n_entries = le64(rec + 32);
-        d->size = le64(rec + 40);
-        d->offset = le64(rec + 48);
-        d->zip64 = true;
-        /* The directory ends where the ZIP64 record starts. */
-        if (d->offset > rec_offset || d->size > rec_offset - d->offset)
-                return -EBADMSG;
+        if (le32(buf) != SIG_CDH)
+                return no_zip(ret_why, "there is no central directory where its end record says");
+        *d = (ZipDirectory) {
+                .n_entries = entries,
+                .offset = cd_offset,
+                .size = cd_size,
+                .end_offset = eocd,
+                .zip64 = end != eocd,
+        };
         return 0;
 }
 
-int zip_directory_find(int fd, ZipDirectory *ret) {
+static int find(int fd, ZipDirectory *ret, char **ret_error) {
+        _cleanup_free_ char *why = NULL;
         _cleanup_free_ uint8_t *tail = NULL;
-        size_t tail_size;
         struct stat st;
-        uint64_t start;
-        ssize_t k;
+        uint64_t size;
+        size_t n;
+        int r;
 
+        *ret_error = NULL;
         if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size < EOCD_SIZE)
-                return -EBADMSG;
-        tail_size = (uint64_t) st.st_size < EOCD_SIZE + EOCD_COMMENT_MAX ? (size_t) st.st_size :
-                EOCD_SIZE + EOCD_COMMENT_MAX;
-        start = (uint64_t) st.st_size - tail_size;
-        tail = malloc(tail_size);
-        if (!tail)
-                return -ENOMEM;
-        k = pread_full(fd, tail, tail_size, start);
-        if (k < 0)
-                return (int) k;
-        if ((size_t) k != tail_size)
-                return -EBADMSG;        /* the file shrank under us */
+                return asprintf(ret_error, "cannot read it: %m") < 0 ? -ENOMEM : -errno;
+        if (!S_ISREG(st.st_mode))
+                return asprintf(ret_error, "not a zip file: it is not a regular file") < 0 ? -ENOMEM : -EBADMSG;
+        size = (uint64_t) st.st_size;
+        if (size < EOCD_SIZE)
+                r = no_zip(&why, "it is too short");
+        else {
+                n = size < EOCD_SEARCH ? (size_t) size : EOCD_SEARCH;
+                tail = malloc(n);
+                if (!tail)
+                        return -ENOMEM;
+                r = read_at(fd, tail, n, size - n);
+                if (r < 0)
+                        return asprintf(ret_error, "cannot read it: %s", r == -EIO ? "it changed while being read" :
+                                        strerror(-r)) < 0 ? -ENOMEM : r;
+                /* The last record wins, as for libzip and zipfile: a comment may hold the signature too. */
+                r = -EBADMSG;
+                for (size_t i = n - EOCD_SIZE + 1; i-- > 0 && r < 0;) {
+                        _cleanup_free_ char *w = NULL;
 
-        /* The last record whose comment ends exactly at the end of the file: a signature inside a comment
-         * cannot pass for the record. */
-        for (size_t i = tail_size - EOCD_SIZE + 1; i-- > 0;) {
-                const uint8_t *p = tail + i;
-                ZipDirectory d = {};
-
-                if (le32(p) != EOCD_SIGNATURE || i + EOCD_SIZE + le16(p + 20) != tail_size)
-                        continue;
-                /* One disk only: split archives are not backups. */
-                if (le16(p + 4) != 0 || le16(p + 6) != 0 || le16(p + 8) != le16(p + 10))
-                        return -EBADMSG;
-                d.end_offset = start + i;
-                d.n_entries = le16(p + 10);
-                d.size = le32(p + 12);
-                d.offset = le32(p + 16);
-                if (d.n_entries == 0xffff || d.size == 0xffffffff || d.offset == 0xffffffff) {
-                        int r = find_zip64(fd, d.end_offset, &d);
-                        if (r < 0)
+                        if (le32(tail + i) != SIG_EOCD)
+                                continue;
+                        r = check_end(fd, size - n + i, tail + i, ret, &w);
+                        if (r == -ENOMEM)
                                 return r;
-                } else if (d.offset > d.end_offset || d.size > d.end_offset - d.offset)
-                        return -EBADMSG;
-                *ret = d;
-                return 0;
+                        if (r < 0 && r != -EBADMSG)
+                                return asprintf(ret_error, "cannot read it: %s", r == -EIO ?
+                                                "it changed while being read" : strerror(-r)) < 0 ? -ENOMEM : r;
+                        if (r < 0 && !why)
+                                why = TAKE_PTR(w);
+                }
+                if (r >= 0)
+                        return 0;
+                if (!why)
+                        r = no_zip(&why, "no end of central directory record in its last 64 KiB");
         }
-        return -EBADMSG;
+        if (r == -ENOMEM)
+                return r;
+        return asprintf(ret_error, "not a zip file: %s", why) < 0 ? -ENOMEM : -EBADMSG;
+}
+
+int zip_directory_find(int fd, ZipDirectory *ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        ZipDirectory d = {};
+        int r;
+
+        r = find(fd, &d, &error);
+        if (r >= 0)
+                *ret = d;
+        if (ret_error)
+                *ret_error = TAKE_PTR(error);
+        return r;
 }
 
 /* The sizes a ZIP64 extra field replaces: those the header sets to 0xffffffff, in the field's order. */
@@ -187,24 +246,24 @@ int zip_directory_foreach(int fd, const ZipDirectory *d, zip_directory_entry_fn 
                 }
                 if (used == have)
                         break;
-                if (index >= d->n_entries || have - used < CDH_SIZE)
+                if (index >= d->n_entries || have - used < CDH_SIZE_MIN)
                         return -EBADMSG;
                 h = buf + used;
-                if (le32(h) != CDH_SIGNATURE)
+                if (le32(h) != SIG_CDH)
                         return -EBADMSG;
-                rec = CDH_SIZE + (size_t) le16(h + 28) + le16(h + 30) + le16(h + 32);
+                rec = CDH_SIZE_MIN + (size_t) le16(h + 28) + le16(h + 30) + le16(h + 32);
                 if (rec > have - used)
                         return -EBADMSG;
                 e = (ZipDirectoryEntry) {
                         .index = index,
-                        .name = (const char *) h + CDH_SIZE,
+                        .name = (const char *) h + CDH_SIZE_MIN,
                         .name_len = le16(h + 28),
                         .flags = le16(h + 8),
                         .method = le16(h + 10),
                         .compressed_size = le32(h + 20),
                         .size = le32(h + 24),
                 };
-                r = apply_zip64_extra(h + CDH_SIZE + e.name_len, le16(h + 30), &e, e.size == 0xffffffff,
+                r = apply_zip64_extra(h + CDH_SIZE_MIN + e.name_len, le16(h + 30), &e, e.size == 0xffffffff,
                                       e.compressed_size == 0xffffffff);
                 if (r < 0)
                         return r;

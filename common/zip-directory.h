@@ -20,11 +20,15 @@ typedef struct ZipDirectory {
         bool zip64;
 } ZipDirectory;
 
-/* Finds and checks the end-of-central-directory record (and the ZIP64 one it points to): the record
- * exists within the last 64 KiB + 22 bytes, the archive is on one disk, and the central directory lies
- * inside the file before the record. 0 on success; -EBADMSG when fd does not hold a zip archive (or a
- * damaged one), -EIO etc. when it cannot be read. */
-int zip_directory_find(int fd, ZipDirectory *ret);
+/* Finds and checks the end-of-central-directory record (and the ZIP64 one it points to), reading only the
+ * file's end, whatever its size: the record must be in the last 64 KiB + 22 bytes (the last one that fits
+ * wins: a comment may hold the signature too), on one disk, and describe a non-empty central directory
+ * that lies inside the file, large enough for the entries it claims, and starting with a central
+ * directory header. What passes may still be no backup; what fails is no zip libzip or CPython's zipfile
+ * would open. 0 on success; -EBADMSG when fd holds no zip, with *ret_error (may be NULL) saying why ("not
+ * a zip file: its central directory would lie outside the file"); another negative errno when it cannot
+ * be read ("cannot read it: ..."). */
+int zip_directory_find(int fd, ZipDirectory *ret, char **ret_error);
 
 typedef struct ZipDirectoryEntry {
         uint64_t index;

@@ -628,19 +628,6 @@ static char *close_error_message(ArchiveWriter *w, int failure, const char *zip_
         return k < 0 ? NULL : m;
 }
 
-/* Moves ".name" to "name" without replacing a backup that appeared meanwhile. */
-static int rename_noreplace(int dirfd, const char *from, const char *to) {
-        if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) >= 0)
-                return 0;
-        if (errno != EINVAL && errno != ENOSYS)
-                return -errno;
-        /* File systems without RENAME_NOREPLACE: a hard link fails on an existing name too. */
-        if (linkat(dirfd, from, dirfd, to, 0) < 0)
-                return -errno;
-        (void) unlinkat(dirfd, from, 0);
-        return 0;
-}
-
 static void log_reuse(ArchiveWriter *w) {
         size_t files, rejected;
         uint64_t bytes;
@@ -705,6 +692,7 @@ int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error
                         (void) asprintf(ret_error, "Writing the backup to %s failed: %s", w->dir_path, strerror(-k));
                 return k;
         }
+        /* Without replacing a backup that appeared meanwhile. */
         k = rename_noreplace(w->dirfd, w->temp_name, w->name);
         if (k < 0) {
                 out_remove(w);

@@ -17,6 +17,7 @@
 #include "daemon/polkit.h"
 #include "errors.h"
 #include "folder/backup-folder.h"
+#include "folder/backup-import.h"
 #include "folder/backup-manage.h"
 #include "folders.h"
 #include "instance/instance.h"
@@ -137,7 +138,10 @@ static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle,
         return sd_bus_message_exit_container(m);
 }
 
+/* Taken: a backup of the folder, a job's, or one an import in flight may store its copy under. */
 static bool name_in_use(Instance *i, const char *name) {
+        if (backup_import_may_take(i, name))
+                return true;
         for (Job *j = i->daemon->jobs; j; j = j->next)
                 if (j->instance == i && streq_ptr(j->name, name))
                         return true;
@@ -217,8 +221,8 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
                                          i->name);
         if (name && name_in_use(i, name))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "A backup named %s exists already or is being made: choose another name.",
-                                         name);
+                                         "A backup named %s exists already, is being made or may be the name of "
+                                         "a backup being imported: choose another name.", name);
         if (!name) {
                 r = generate_name(i, &name);
                 if (r < 0)
@@ -338,7 +342,7 @@ static int append_details(sd_bus_message *m, void *userdata) {
                                      "size", "t", b->size);
 }
 
-static void cleanup_temp_files(Instance *i);
+static void cleanup_temp_files(Instance *i, bool imports);
 
 static void on_worker_exit(int si_code, int status, void *userdata) {
         _cleanup_free_ char *why = NULL;
@@ -353,8 +357,9 @@ static void on_worker_exit(int si_code, int status, void *userdata) {
                 job_finish(j, "done", NULL, append_details, j);
         } else {
                 if (!b->error) {
-                        /* Killed or crashed: it had no chance to clean up after itself. */
-                        cleanup_temp_files(i);
+                        /* Killed or crashed: it had no chance to clean up after itself. Imports may be
+                         * copying meanwhile: their files stay. */
+                        cleanup_temp_files(i, false);
                         if (asprintf(&why, "The backup worker %s %d before finishing.",
                                      si_code == CLD_EXITED ? "exited with status" : "was killed by signal",
                                      status) < 0)
@@ -465,8 +470,13 @@ void instance_start_next_job(Instance *i) {
 
 /* ---- Start-up: what a killed daemon or worker left behind ---- */
 
+typedef struct CleanupArgs {
+        Instance *instance;
+        bool imports;           /* the fallback copies of imports too: only when none can be in flight */
+} CleanupArgs;
+
 static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
-        Instance *i = userdata;
+        CleanupArgs *a = userdata;
         _cleanup_close_ int dir_fd = -1;
         json_object *removed = json_object_new_array();
         struct dirent *de;
@@ -474,14 +484,14 @@ static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
 
         *ret_json = json_object_new_object();
         json_object_object_add(*ret_json, "removed", removed);
-        if (backup_folder_open(i->backup_folder, &dir_fd) < 0)
+        if (backup_folder_open(a->instance->backup_folder, &dir_fd) < 0)
                 return 0;
         if (opendir_fd(dir_fd, &d) < 0)
                 return 0;
         while ((de = readdir(d))) {
                 struct stat st;
 
-                if (!backup_is_temp_name(de->d_name))
+                if (!backup_is_temp_name(de->d_name) && !(a->imports && import_is_temp_name(de->d_name)))
                         continue;
                 if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                         continue;
@@ -493,22 +503,25 @@ static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
         return 0;
 }
 
-static void cleanup_temp_files(Instance *i) {
+static void cleanup_temp_files(Instance *i, bool imports) {
         _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+        CleanupArgs args = { .instance = i, .imports = imports };
         json_object *list;
 
         if (i->unusable_reason || !i->backup_folder)
                 return;
-        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, i, -1, &reply) < 0)
+        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, &args, -1, &reply) < 0)
                 return;
         if (json_object_object_get_ex(reply.json, "removed", &list))
                 for (size_t k = 0; k < json_object_array_length(list); k++)
-                        log_notice("Instance %s: removed %s, left by an interrupted backup.", i->name,
-                                   json_object_get_string(json_object_array_get_idx(list, k)));
+                        log_notice("Instance %s: removed %s, left by an interrupted %s.", i->name,
+                                   json_object_get_string(json_object_array_get_idx(list, k)),
+                                   import_is_temp_name(json_object_get_string(json_object_array_get_idx(list, k))) ?
+                                   "import" : "backup");
 }
 
 int backups_recover(Daemon *d) {
         for (size_t k = 0; k < d->n_instances; k++)
-                cleanup_temp_files(d->instances[k]);
+                cleanup_temp_files(d->instances[k], true);
         return 0;
 }

@@ -349,10 +349,11 @@ static int walk_symlink(Walker *w, const char *archive, const char *real) {
         return S_ISDIR(st.st_mode) ? enter_dir(w, fd, archive, target, real) : add_file(w, fd, archive, target);
 }
 
+static int walk_node(Walker *w, int dfd, const char *archive, const char *real, const char *name);
+
 static int walk_entry(Walker *w, int dfd, const char *archive_dir, const char *real_dir, const char *name) {
         _cleanup_free_ char *archive = NULL, *real = NULL;
-        struct stat st;
-        int fd, r;
+        int r;
 
         r = report(w);
         if (r < 0)
@@ -369,10 +370,19 @@ static int walk_entry(Walker *w, int dfd, const char *archive_dir, const char *r
                 return 0;
         }
         /* The place of another folder id in the archive (e.g. basedir/uploads, timelapse/tmp): stored from
-         * that id's configured location, whatever is here (a stale folder, a symlink to it). */
+         * that id's configured location, whatever is here (a stale folder, a symlink to it). The tmp/ of
+         * timelapse's own folder comes later, next to timelapse_tmp (walk_timelapse_tmp()). */
         for (int i = 0; i < _FOLDER_MAX; i++)
                 if (i != w->current && streq(archive, w->archive_prefix[i]))
                         return 0;
+        return walk_node(w, dfd, archive, real, name);
+}
+
+/* dfd/name, stored as `archive`: a file added, a folder walked, a symlink followed where the rules allow. */
+static int walk_node(Walker *w, int dfd, const char *archive, const char *real, const char *name) {
+        struct stat st;
+        int fd;
+
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return 0;     /* gone since the folder was listed */
 
@@ -579,6 +589,80 @@ static int walk_folder(Walker *w, FolderId id) {
         return walk_dir(w, TAKE_FD(fd), w->archive_prefix[id], real);
 }
 
+/* OctoPrint walks timelapse's whole folder, tmp/ included, and stores that tmp/ as basedir/timelapse/tmp,
+ * the place of timelapse_tmp in the archive. When one of the two is configured elsewhere, these are other
+ * files than timelapse_tmp's, and OctoPrint's backup has them: so does this one. Walked right before
+ * timelapse_tmp (the entries stay in folder order); when tmp/ is timelapse_tmp's own folder (the default),
+ * enter_dir() leaves it to timelapse_tmp. */
+static int walk_timelapse_tmp(Walker *w) {
+        const char *loc = w->req->locations[FOLDER_TIMELAPSE];
+        _cleanup_free_ char *real = NULL, *real_tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        fd = open(loc, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return 0;     /* walk_folder() said why */
+        if (devino_eq(devino(&st), w->backup) || devino_eq(devino(&st), w->basedir))
+                return 0;
+        w->stack[0] = devino(&st);
+        /* A file named tmp would clash with the folder timelapse_tmp's files are stored in. */
+        if (fstatat(fd, "tmp", &st, 0) < 0 || !S_ISDIR(st.st_mode))
+                return 0;
+        real = realpath(loc, NULL);
+        if (!real)
+                return errno == ENOMEM ? -ENOMEM : 0;
+        if (asprintf(&real_tmp, "%s/tmp", real) < 0)
+                return -ENOMEM;
+        w->current = FOLDER_TIMELAPSE;
+        w->depth = 1;
+        return walk_node(w, fd, w->archive_prefix[FOLDER_TIMELAPSE_TMP], real_tmp, "tmp");
+}
+
+static int cmp_entry_index(const void *a, const void *b, void *userdata) {
+        const PlanEntry *e = userdata;
+        size_t i = *(const size_t *) a, j = *(const size_t *) b;
+        int c = strcmp(e[i].name, e[j].name);
+
+        return c != 0 ? c : i < j ? -1 : i > j;
+}
+
+/* Entries [begin, n) with a name stored twice keep the last one only: timelapse's tmp/ and timelapse_tmp
+ * both give names under basedir/timelapse/tmp. OctoPrint writes both, and extracting its zip leaves the
+ * later one, timelapse_tmp's file, which is what is kept here. */
+static int drop_earlier_duplicates(Plan *p, size_t begin) {
+        _cleanup_free_ size_t *idx = NULL;
+        _cleanup_free_ bool *drop = NULL;
+        size_t n = p->n_entries - begin, k = begin;
+
+        if (n < 2)
+                return 0;
+        idx = calloc(n, sizeof(size_t));
+        drop = calloc(n, sizeof(bool));
+        if (!idx || !drop)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                idx[i] = begin + i;
+        qsort_r(idx, n, sizeof(size_t), cmp_entry_index, p->entries);
+        for (size_t i = 0; i + 1 < n; i++)
+                if (streq(p->entries[idx[i]].name, p->entries[idx[i + 1]].name))
+                        drop[idx[i] - begin] = true;
+        for (size_t i = begin; i < p->n_entries; i++) {
+                PlanEntry *e = &p->entries[i];
+
+                if (!drop[i - begin]) {
+                        p->entries[k++] = *e;
+                        continue;
+                }
+                p->total_size -= e->size;
+                p->names_size -= strlen(e->name);
+                free(e->name);
+                free(e->path);
+        }
+        p->n_entries = k;
+        return 0;
+}
+
 /* Entry 4: the rest of basedir. */
 static int walk_basedir(Walker *w) {
         _cleanup_free_ char *real = NULL;
@@ -611,9 +695,19 @@ int plan_build(const PlanRequest *r, const BackupCallbacks *cb, Plan *ret, char 
         k = walker_init(&w);
         if (k >= 0)
                 k = add_config(&w);
-        for (int i = 0; k >= 0 && i < _FOLDER_MAX; i++)
-                if (!r->excluded[i])
+        for (int i = 0; k >= 0 && i < _FOLDER_MAX; i++) {
+                if (i == FOLDER_TIMELAPSE_TMP) {
+                        size_t begin = plan.n_entries;
+
+                        if (!r->excluded[FOLDER_TIMELAPSE])
+                                k = walk_timelapse_tmp(&w);
+                        if (k >= 0 && !r->excluded[i])
+                                k = walk_folder(&w, i);
+                        if (k >= 0)
+                                k = drop_earlier_duplicates(&plan, begin);
+                } else if (!r->excluded[i])
                         k = walk_folder(&w, i);
+        }
         if (k >= 0)
                 k = walk_basedir(&w);
         if (k >= 0)

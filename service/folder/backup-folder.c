@@ -308,3 +308,11 @@ bool backup_is_temp_name(const char *name) {
         /* ".<name>" itself, or libzip's temp file ".<name>.XXXXXX" */
         return zip[4] == 0 || zip[4] == '.';
 }
+
+bool import_is_temp_name(const char *name) {
+        const char *hex = startswith(name, IMPORT_TEMP_PREFIX);
+
+        if (!hex || strspn(hex, "0123456789abcdef") != 16)
+                return false;
+        return streq(hex + 16, IMPORT_TEMP_SUFFIX);
+}

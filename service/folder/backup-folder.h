@@ -34,3 +34,9 @@ void backup_info_done(BackupInfo *b);
 
 /* Hidden temp files of backups in progress: ".<valid name>" and libzip's ".<valid name>.XXXXXX". */
 bool backup_is_temp_name(const char *name);
+
+/* The copy an import makes where the file system cannot make an unnamed one (O_TMPFILE):
+ * ".import-" 16 hex digits ".tmp", a name no backup ever has. */
+#define IMPORT_TEMP_PREFIX ".import-"
+#define IMPORT_TEMP_SUFFIX ".tmp"
+bool import_is_temp_name(const char *name);

@@ -2,15 +2,25 @@
 
 /* ImportBackup: copies a zip from the caller's file descriptor into the backup folder. The daemon never
  * opens a path a client names; it reads the descriptor the client opened. The copy is made by a worker
- * as the instance user, checked to be an OctoPrint backup, and only then given its name. */
+ * as the instance user, checked to be an OctoPrint backup, and only then given its name.
+ *
+ * Backups and other imports write into the same folder meanwhile. So the copy has no name while it is made
+ * (O_TMPFILE: nothing else can see, take or remove it, and it is gone if the worker dies), and the name it
+ * then gets is one no other writer will create: the names of the instance's jobs and of the other imports
+ * in flight are passed over, and backups are not given the name of an import in flight
+ * (backup_import_may_take()). Linking never replaces a file. */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 
+#include "daemon/job.h"
 #include "errors.h"
 #include "folder/backup-folder.h"
 #include "folder/backup-import.h"
@@ -22,15 +32,16 @@
 #include "worker/worker-pipe.h"
 #include "worker/worker.h"
 #include "worker/zip-dlopen.h"
-#include <sys/wait.h>
+#include "zip-directory.h"
 
-#define NAME_COUNTER_MAX 999
+#define CLEANUP_TIMEOUT_SEC 60U
 
 typedef struct ImportArgs {
         const char *folder;
         const char *name;
         int source_fd;
         uint64_t size;
+        char *const *reserved;          /* names other writers are about to create: never taken */
 } ImportArgs;
 
 static json_object *named_error(const char *name, const char *format, ...) _printf_(2, 3);
@@ -72,87 +83,184 @@ static int copy_fd(int from, int to, uint64_t size) {
         return fsync(to) < 0 ? -errno : 0;
 }
 
-/* "name.zip" is taken: "name.1.zip", "name.2.zip", ... */
-static int link_free_name(int dir_fd, const char *tmp, const char *name, char **ret) {
-        for (int n = 0; n <= NAME_COUNTER_MAX; n++) {
-                _cleanup_free_ char *candidate = NULL;
+/* The file the copy goes to: unnamed (O_TMPFILE), named later through /proc/self/fd. Where the file system
+ * cannot make one, or /proc is missing, a new name no backup has (IMPORT_TEMP_PREFIX), which the daemon
+ * removes should this worker die (and backups_recover() at start). Mode 0600, as created backups: a backup
+ * holds users.yaml's password hashes. *ret_temp: that name, or NULL for an unnamed file. */
+static int open_copy(int dir_fd, int *ret_fd, char **ret_temp) {
+        /* The test suite takes the fallback's way on file systems that have O_TMPFILE. */
+        bool unnamed = !getenv("OPBACKUP_TEST_NO_TMPFILE");
+        char proc[64];
+        int fd;
 
-                if (n == 0)
-                        candidate = strdup(name);
-                else if (asprintf(&candidate, "%.*s.%d.zip", (int) (strlen(name) - 4), name, n) < 0)
-                        candidate = NULL;
-                if (!candidate)
+        if (unnamed) {
+                fd = openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+                        if (access(proc, F_OK) == 0) {
+                                *ret_fd = fd;
+                                *ret_temp = NULL;
+                                return 0;
+                        }
+                        close(fd);
+                } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+                        return -errno;
+        }
+        for (unsigned attempt = 0; attempt < 16; attempt++) {
+                uint64_t rnd = 0;
+                char *name;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        rnd = (uint64_t) getpid() << 32 ^ (uint64_t) time(NULL) << 8 ^ attempt;
+                if (asprintf(&name, IMPORT_TEMP_PREFIX "%016" PRIx64 IMPORT_TEMP_SUFFIX, rnd) < 0)
                         return -ENOMEM;
-                if (!backup_name_is_valid(candidate))
-                        return -ENAMETOOLONG;
-                if (renameat2(dir_fd, tmp, dir_fd, candidate, RENAME_NOREPLACE) == 0) {
-                        *ret = TAKE_PTR(candidate);
+                fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        *ret_fd = fd;
+                        *ret_temp = name;
                         return 0;
                 }
+                free(name);
                 if (errno != EEXIST)
                         return -errno;
         }
         return -EEXIST;
 }
 
-static int import_task(void *userdata, json_object **ret_json, int *ret_fd) {
-        ImportArgs *a = userdata;
-        _cleanup_free_ char *tmp = NULL, *stored = NULL, *why = NULL;
+/* Gives the checked copy the first of name, name.1.zip, name.2.zip ... that is free and no other writer
+ * reserved. Never replaces a file: a name that appeared meanwhile is passed over. */
+static int name_copy(int dir_fd, int fd, const char *temp, const char *name, char *const *reserved, char **ret) {
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        for (unsigned n = 0; n <= BACKUP_NAME_VARIANTS_MAX; n++) {
+                _cleanup_free_ char *candidate = backup_name_variant(name, n);
+                int r;
+
+                if (!candidate)
+                        return -ENOMEM;
+                if (!backup_name_is_valid(candidate))
+                        return -ENAMETOOLONG;
+                if (strv_contains(reserved, candidate))
+                        continue;
+                if (temp)
+                        r = rename_noreplace(dir_fd, temp, candidate);
+                else
+                        r = linkat(AT_FDCWD, proc, dir_fd, candidate, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+                if (r >= 0) {
+                        *ret = TAKE_PTR(candidate);
+                        return 0;
+                }
+                if (r != -EEXIST)
+                        return r;
+        }
+        return -EEXIST;
+}
+
+/* Before anything is created or copied: is it a zip at all (from its end, a few reads whatever its size),
+ * and a backup (metadata.json, through the central directory)? The copy is checked again: the file may
+ * change while it is copied. */
+static json_object *check_source(const ImportArgs *a) {
+        _cleanup_(backup_info_done) BackupInfo info = {};
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = zip_directory_find(a->source_fd, &(ZipDirectory) {}, &why);
+        if (r == -EBADMSG)
+                return named_error(BUS_ERROR_INVALID_BACKUP, "Not imported: %s. Pass an OctoPrint backup (a zip).",
+                                   why);
+        if (r < 0)
+                return worker_error("Cannot read the file to import: %s", why ?: strerror(-r));
+        free(why);
+        why = NULL;
+        r = backup_info_read_sized(a->source_fd, a->size, &info, &why);
+        if (r == -EBADMSG)
+                return named_error(BUS_ERROR_INVALID_BACKUP, "Not imported: %s", why ?: strerror(-r));
+        if (r < 0)
+                return worker_error("Cannot read the file to import: %s", why ?: strerror(-r));
+        return NULL;
+}
+
+/* A failure once the copy exists: a named one goes again. (An unnamed one goes when fd is closed.) */
+static json_object *undo(int dir_fd, const char *temp, json_object *error) {
+        if (temp)
+                (void) unlinkat(dir_fd, temp, 0);
+        return error;
+}
+
+/* Free bytes where the copy would go: the backup folder, or where it would be made. */
+static int free_bytes(const char *folder, uint64_t *ret) {
+        _cleanup_free_ char *parent = strdup(folder);
+        struct statvfs sv;
+        char *slash;
+
+        if (!parent)
+                return -ENOMEM;
+        if (statvfs(folder, &sv) < 0) {
+                if (errno != ENOENT || !(slash = strrchr(parent, '/')))
+                        return -errno;
+                *(slash == parent ? slash + 1 : slash) = 0;
+                if (statvfs(parent, &sv) < 0)
+                        return -errno;
+        }
+        *ret = (uint64_t) sv.f_bavail * sv.f_frsize;
+        return 0;
+}
+
+static json_object *import_run(const ImportArgs *a, int report_fd) {
+        _cleanup_free_ char *temp = NULL, *stored = NULL, *why = NULL;
         _cleanup_(backup_info_done) BackupInfo info = {};
         _cleanup_close_ int dir_fd = -1, fd = -1;
-        struct statvfs sv;
+        uint64_t avail = UINT64_MAX;
+        json_object *o;
         int r;
 
         r = zip_dlopen(&why);
-        if (r < 0) {
-                *ret_json = worker_error("Cannot check the backup: %s", why ?: strerror(-r));
-                return 0;
+        if (r < 0)
+                return worker_error("Cannot check the backup: %s", why ?: strerror(-r));
+        /* Refusals come before anything is made, the backup folder included. */
+        o = check_source(a);
+        if (o)
+                return o;
+        if (free_bytes(a->folder, &avail) >= 0 && avail < a->size) {
+                char need[32], have[32];
+                return named_error(BUS_ERROR_NOT_ENOUGH_SPACE,
+                                   "Not enough free space in the backup folder: the backup needs %s, %s free.",
+                                   format_bytes(need, sizeof(need), a->size), format_bytes(have, sizeof(have), avail));
         }
+
         (void) mkdir(a->folder, 0755);
         r = backup_folder_open(a->folder, &dir_fd);
-        if (r < 0) {
-                *ret_json = worker_error("Cannot open the backup folder %s: %s", a->folder, strerror(-r));
-                return 0;
-        }
-        if (fstatvfs(dir_fd, &sv) == 0 && (uint64_t) sv.f_bavail * sv.f_frsize < a->size) {
-                char need[32], have[32];
-                *ret_json = named_error(BUS_ERROR_NOT_ENOUGH_SPACE,
-                                        "Not enough free space in the backup folder: the backup needs %s, %s free.",
-                                        format_bytes(need, sizeof(need), a->size),
-                                        format_bytes(have, sizeof(have), (uint64_t) sv.f_bavail * sv.f_frsize));
-                return 0;
-        }
-        if (asprintf(&tmp, ".%s", a->name) < 0)
-                return -ENOMEM;
-        fd = openat(dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) {
-                *ret_json = worker_error("Cannot create %s/%s: %s", a->folder, tmp, strerror(errno));
-                return 0;
+        if (r < 0)
+                return worker_error("Cannot open the backup folder %s: %s", a->folder, strerror(-r));
+        r = open_copy(dir_fd, &fd, &temp);
+        if (r < 0)
+                return worker_error("Cannot create the copy in %s: %s", a->folder, strerror(-r));
+        if (temp) {
+                o = json_object_new_object();
+                json_object_object_add(o, "temp", json_object_new_string(temp));
+                if (worker_send(report_fd, o) < 0)
+                        return undo(dir_fd, temp, NULL);
         }
         r = copy_fd(a->source_fd, fd, a->size);
-        if (r < 0) {
-                (void) unlinkat(dir_fd, tmp, 0);
-                *ret_json = r == -ENOSPC ? named_error(BUS_ERROR_NOT_ENOUGH_SPACE, "The backup folder %s is full.",
-                                                       a->folder)
-                                         : worker_error("Cannot copy the backup: %s", strerror(-r));
-                return 0;
-        }
+        if (r < 0)
+                return undo(dir_fd, temp, r == -ENOSPC ?
+                            named_error(BUS_ERROR_NOT_ENOUGH_SPACE, "The backup folder %s is full.", a->folder) :
+                            worker_error("Cannot copy the backup: %s", strerror(-r)));
+        free(why);
+        why = NULL;
         r = backup_info_read(fd, &info, &why);
-        if (r < 0) {
-                (void) unlinkat(dir_fd, tmp, 0);
-                *ret_json = named_error(BUS_ERROR_INVALID_BACKUP, "Not imported: %s", why ?: strerror(-r));
-                return 0;
-        }
-        r = link_free_name(dir_fd, tmp, a->name, &stored);
-        if (r < 0) {
-                (void) unlinkat(dir_fd, tmp, 0);
-                *ret_json = worker_error("Cannot name the imported backup %s: %s", a->name, strerror(-r));
-                return 0;
-        }
+        if (r < 0)
+                return undo(dir_fd, temp, named_error(BUS_ERROR_INVALID_BACKUP,
+                            "Not imported: %s (did it change while it was copied?)", why ?: strerror(-r)));
+        r = name_copy(dir_fd, fd, temp, a->name, a->reserved, &stored);
+        if (r < 0)
+                return undo(dir_fd, temp, worker_error("Cannot name the imported backup %s: %s", a->name,
+                                                       strerror(-r)));
         (void) fsync(dir_fd);
-        *ret_json = json_object_new_object();
-        json_object_object_add(*ret_json, "name", json_object_new_string(stored));
-        return 0;
+        o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(stored));
+        return o;
 }
 
 /* The checks on the descriptor that need no worker. */
@@ -176,6 +284,43 @@ static int check_source_fd(int fd, uint64_t *ret_size, sd_bus_error *error) {
         return 0;
 }
 
+/* ---- Names being imported ---- */
+
+bool backup_import_may_take(Instance *i, const char *name) {
+        STRV_FOREACH(n, i->importing)
+                if (backup_name_is_variant(name, *n))
+                        return true;
+        return false;
+}
+
+static void importing_remove(Instance *i, const char *name) {
+        size_t n = strv_length(i->importing);
+
+        for (size_t k = 0; k < n; k++)
+                if (streq(i->importing[k], name)) {
+                        free(i->importing[k]);
+                        memmove(i->importing + k, i->importing + k + 1, (n - k) * sizeof(char *));
+                        return;
+                }
+}
+
+/* What the worker must not name its copy: the names of the instance's jobs (a backup queued or running
+ * will create its own) and those other imports in flight asked for. */
+static int reserved_names(Instance *i, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i && j->name && strv_extend(&l, j->name) < 0)
+                        return -ENOMEM;
+        STRV_FOREACH(n, i->importing)
+                if (strv_extend(&l, *n) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* ---- Asynchronous: the copy may take minutes; the daemon serves others meanwhile ---- */
 
 typedef struct ImportOp {
@@ -183,6 +328,8 @@ typedef struct ImportOp {
         sd_bus_message *request;
         ImportArgs args;
         char *name;
+        char **reserved;
+        char *temp;                     /* the fallback's named copy, as the worker said */
         WorkerPipe *worker;
         json_object *result;
         import_done_fn done;
@@ -195,6 +342,8 @@ static ImportOp *import_op_free(ImportOp *op) {
         worker_pipe_free(op->worker);
         sd_bus_message_unref(op->request);
         json_object_put(op->result);
+        strv_free(op->reserved);
+        free(op->temp);
         free(op->name);
         free(op);
         return NULL;
@@ -202,10 +351,9 @@ static ImportOp *import_op_free(ImportOp *op) {
 
 static int import_worker_main(int fd, void *userdata) {
         ImportOp *op = userdata;
-        json_object *json = NULL;
-        int unused = -1;
+        json_object *json;
 
-        (void) import_task(&op->args, &json, &unused);
+        json = import_run(&op->args, fd);
         if (!json)
                 json = worker_error("The import failed.");
         return worker_send(fd, json) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
@@ -213,9 +361,37 @@ static int import_worker_main(int fd, void *userdata) {
 
 static void on_import_message(json_object *msg, void *userdata) {
         ImportOp *op = userdata;
+        json_object *v;
 
+        if (json_object_object_get_ex(msg, "temp", &v)) {
+                (void) free_and_strdup(&op->temp, json_object_get_string(v));
+                return;
+        }
         json_object_put(op->result);
         op->result = json_object_get(msg);
+}
+
+static int remove_temp_task(void *userdata, json_object **ret_json, int *ret_fd) {
+        ImportOp *op = userdata;
+        _cleanup_close_ int dir_fd = -1;
+
+        *ret_json = json_object_new_object();
+        if (backup_folder_open(op->args.folder, &dir_fd) >= 0 && unlinkat(dir_fd, op->temp, 0) >= 0)
+                (void) fsync(dir_fd);
+        return 0;
+}
+
+/* A worker that died did not remove its named copy. (An unnamed one went with it.) */
+static void remove_temp(ImportOp *op) {
+        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+        Instance *i = op->instance;
+
+        if (!op->temp || !import_is_temp_name(op->temp))
+                return;
+        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", CLEANUP_TIMEOUT_SEC, remove_temp_task, op, -1,
+                            &reply) >= 0)
+                log_notice("Instance %s: removed %s/%s, left by an import that did not finish.", i->name,
+                           op->args.folder, op->temp);
 }
 
 static void on_import_exit(int si_code, int status, void *userdata) {
@@ -223,9 +399,10 @@ static void on_import_exit(int si_code, int status, void *userdata) {
         ImportOp *op = userdata;
         Daemon *d = op->instance->daemon;
         WorkerReply reply = { .json = op->result, .fd = -1 };
-        json_object *v;
+        json_object *v = NULL;
 
         d->n_pending_imports--;
+        importing_remove(op->instance, op->name);
         daemon_note_activity(d);
         if (!op->result)
                 (void) sd_bus_error_setf(&error, SD_BUS_ERROR_FAILED, "The import worker %s %d.",
@@ -233,9 +410,10 @@ static void on_import_exit(int si_code, int status, void *userdata) {
         else if (worker_reply_error(&reply, &error) >= 0 && !json_object_object_get_ex(op->result, "name", &v))
                 (void) sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, "The import worker gave no answer.");
 
-        if (sd_bus_error_is_set(&error))
+        if (sd_bus_error_is_set(&error)) {
+                remove_temp(op);
                 op->done(op->instance, op->request, NULL, &error, op->userdata);
-        else {
+        } else {
                 log_info("Instance %s: imported backup %s", op->instance->name, json_object_get_string(v));
                 op->done(op->instance, op->request, json_object_get_string(v), NULL, op->userdata);
         }
@@ -261,6 +439,10 @@ int backup_import_start(Instance *i, sd_bus_message *m, int fd, const char *name
         r = check_backup_name(op->name, error);
         if (r >= 0)
                 r = check_source_fd(fd, &op->args.size, error);
+        if (r >= 0)
+                r = reserved_names(i, &op->reserved);
+        if (r >= 0)
+                r = strv_extend(&i->importing, op->name);
         if (r < 0) {
                 import_op_free(op);
                 return r;
@@ -268,12 +450,13 @@ int backup_import_start(Instance *i, sd_bus_message *m, int fd, const char *name
         op->instance = i;
         op->request = sd_bus_message_ref(m);
         op->args = (ImportArgs) { .folder = i->backup_folder, .name = op->name, .source_fd = fd,
-                                  .size = op->args.size };
+                                  .size = op->args.size, .reserved = op->reserved };
         op->done = done;
         op->userdata = userdata;
         r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-import", import_worker_main, op, &fd, 1,
                               on_import_message, on_import_exit, op, &op->worker);
         if (r < 0) {
+                importing_remove(i, op->name);
                 import_op_free(op);
                 return r;
         }

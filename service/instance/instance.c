@@ -53,6 +53,7 @@ Instance *instance_free(Instance *i) {
                 return NULL;
         instance_clear_probe(i);
         backup_cache_done(&i->backup_cache);
+        strv_free(i->importing);
         instance_config_free(i->config);
         free(i->name);
         free(i->object_path);
@@ -69,7 +70,7 @@ static int env_truthy(const char *name, const char **ret_value) {
 
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
-                           const char *basedir_parent, const char *read_only_fix, bool has_venv, bool has_pip,
+                           const char *basedir_parent, const char *read_only_fix, bool has_venv,
                            char **ret_reason) {
         int r = 0;
 
@@ -93,9 +94,8 @@ int restore_support_reason(bool config_unsupported, const char *config_source, b
         else if (!has_venv)
                 r = asprintf(ret_reason, "Restore is not possible: the instance has no Python environment "
                              "to reinstall plugins with (set Python=)");
-        else if (!has_pip)
-                r = asprintf(ret_reason, "Restore is not possible: there is no pip in the instance's Python "
-                             "environment to reinstall plugins with");
+        /* No pip is no reason: only reinstalling plugins needs it, and a restore that must reinstall some
+         * says so itself (restore-worker.c), before it changes anything. */
         return r < 0 ? -ENOMEM : 0;
 }
 
@@ -255,7 +255,7 @@ static int instance_compute_restore_support(Instance *i) {
         (void) env_truthy("OPBACKUP_RESTORE_UNSUPPORTED", &env2);
         return restore_support_reason(i->config->restore_unsupported, i->config->source,
                                       i->octo.restore_unsupported, env1, env2, writable, parent, fix,
-                                      i->venv != NULL, i->has_pip, &i->restore_unsupported_reason);
+                                      i->venv != NULL, &i->restore_unsupported_reason);
 }
 
 int instance_probe(Instance *i) {

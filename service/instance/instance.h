@@ -24,9 +24,12 @@ struct Instance {
         char *backup_folder;
         char *venv;
         char *octoprint_version;
-        bool has_pip;
+        bool has_pip;                   /* <venv>/bin/pip: plugins can be reinstalled */
 
         BackupCache backup_cache;
+        /* The names ImportBackup copies in flight were asked to be stored under: they and their ".N"
+         * variants are not given to backups meanwhile (folder/backup-import.h). */
+        char **importing;
 
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */
@@ -45,7 +48,7 @@ int instance_probe(Instance *i);
  * parent is on a read-only file system for the daemon, how to make it writable (appended to the reason). */
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
-                           const char *basedir_parent, const char *read_only_fix, bool has_venv, bool has_pip,
+                           const char *basedir_parent, const char *read_only_fix, bool has_venv,
                            char **ret_reason);
 
 int instance_free_space(Instance *i, uint64_t *ret);

@@ -382,6 +382,11 @@ static int reinstall_one(Reinstall *s, size_t index, const PluginInfo *p) {
                 backup_log(s->cb, LOG_INFO, "Plugin %s will be installed from %s", key, url);
                 return outcome_add(&s->out.installed, &s->out.n_installed, p);
         }
+        if (s->req->no_pip) {
+                backup_log(s->cb, LOG_ERR, "Cannot install plugin %s from %s: there is no pip in %s (no %s/bin/pip)",
+                           key, url, s->req->venv, s->req->venv);
+                return outcome_add(&s->out.failed, &s->out.n_failed, p);
+        }
         backup_log(s->cb, LOG_INFO, "Installing plugin %s from %s", key, url);
         r = install_one(s, index, key, e->archive);
         if (r < 0)
@@ -436,7 +441,7 @@ static int reinstall_all(Reinstall *s, char **ret_error) {
                 if (r < 0)
                         goto fail;
         }
-        if (missing > 0 && s->repo && !req->dry_run) {
+        if (missing > 0 && s->repo && !req->dry_run && !req->no_pip) {
                 s->work_fd = open(req->work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (s->work_fd < 0) {
                         r = -errno;
@@ -529,7 +534,9 @@ int plugins_write_unknown(int dir_fd, const PluginInfo *p, size_t n, char **ret_
                 if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                         rnd = (uint64_t) getpid() << 16 ^ attempt;
                 snprintf(tmp, sizeof(tmp), "." UNKNOWN_PLUGINS_FILE ".%016llx", (unsigned long long) rnd);
-                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                /* 0600 like everything written into the backup folder: OctoPrint, which reads it, runs as
+                 * the instance user, who owns it. */
+                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0 && (errno != EEXIST || attempt >= 16)) {
                         r = -errno;
                         goto fail;

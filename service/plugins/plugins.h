@@ -32,6 +32,8 @@ typedef struct PluginRequest {
         int fetch_fd;                                  /* connection to the fetch helper (fetch.h), or -1:
                                                         * fetch in this process. 0 is a descriptor: set it */
         bool dry_run;                                  /* decide only (validation pass): no download, no pip */
+        bool no_pip;                                   /* the venv has no pip: what would be installed is
+                                                        * reported failed, without a download */
 
         /* Limits; 0 = the defaults below. Tests lower them. */
         uint64_t max_repository_size;                  /* 32 MiB */

@@ -24,6 +24,7 @@
 #define API_KEY_MAX 256U
 #define ANSWER_SIZE_MAX (256U * 1024U)
 #define REQUEST_TIMEOUT_SEC 10U
+#define USEC_PER_SEC 1000000ULL
 
 struct PrinterWait {
         Job *job;
@@ -141,16 +142,19 @@ static int send_verdict(int fd, PrinterVerdict verdict, const char *reason) {
         return worker_send(fd, o) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-static uint64_t now_sec(void) {
+/* Microseconds, not whole seconds: with a clock read in seconds, a wait begun late in one second has
+ * "waited" a second as soon as the next one starts, and PrintWaitMaxSec would end up to a second early. */
+static uint64_t now_usec(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000U;
 }
 
 /* Sleeps, waking up early when the job is canceled (SIGTERM interrupts nanosleep). */
-static void nap(unsigned sec) {
-        struct timespec left = { .tv_sec = sec };
+static void nap(uint64_t usec) {
+        struct timespec left = { .tv_sec = (time_t) (usec / USEC_PER_SEC),
+                                 .tv_nsec = (long) (usec % USEC_PER_SEC) * 1000L };
 
         while (!worker_cancel_requested && nanosleep(&left, &left) < 0 && errno == EINTR)
                 ;
@@ -188,7 +192,7 @@ static int printer_wait_main(int fd, void *userdata) {
         PrinterWait *w = userdata;
         WorkerReporter rep = { .fd = fd };
         _cleanup_free_ char *last = NULL;
-        uint64_t start = now_sec();
+        uint64_t start = now_usec(), poll_usec = w->poll_sec * USEC_PER_SEC, max_usec = w->max_sec * USEC_PER_SEC;
         char t1[32], t2[32];
 
         say(&rep, LOG_INFO, "Asking OctoPrint at %s whether the printer is busy.", w->url);
@@ -202,11 +206,11 @@ static int printer_wait_main(int fd, void *userdata) {
                         return EXIT_FAILURE;
                 if (worker_cancel_requested)
                         return EXIT_FAILURE;
-                waited = now_sec() - start;
+                waited = now_usec() - start;
                 if (a == PRINTER_IDLE) {
                         if (last)
                                 say(&rep, LOG_INFO, "OctoPrint reports \"%s\" after %s of waiting: backing up now.",
-                                    what, format_duration(t1, sizeof(t1), waited));
+                                    what, format_duration(t1, sizeof(t1), waited / USEC_PER_SEC));
                         else
                                 say(&rep, LOG_INFO, "OctoPrint reports \"%s\": backing up now.", what);
                         return send_verdict(fd, PRINTER_VERDICT_BACKUP, NULL);
@@ -234,21 +238,22 @@ static int printer_wait_main(int fd, void *userdata) {
                         if (!last)
                                 return EXIT_FAILURE;
                 }
-                if (waited >= w->max_sec) {
+                if (waited >= max_usec) {
                         char reason[1024];
 
                         if (w->on_still_printing == PRINT_ACTION_BACKUP) {
                                 say(&rep, LOG_WARNING, "The printer is still busy (\"%s\") after %s: backing up "
-                                    "anyway (OnStillPrinting=backup).", what, format_duration(t1, sizeof(t1), waited));
+                                    "anyway (OnStillPrinting=backup).", what,
+                                    format_duration(t1, sizeof(t1), waited / USEC_PER_SEC));
                                 return send_verdict(fd, PRINTER_VERDICT_BACKUP, NULL);
                         }
                         snprintf(reason, sizeof(reason), "Skipped: the printer is still busy (\"%s\") after %s of "
-                                 "waiting (PrintWaitMaxSec=%u)", what, format_duration(t1, sizeof(t1), waited),
-                                 w->max_sec);
+                                 "waiting (PrintWaitMaxSec=%u)", what,
+                                 format_duration(t1, sizeof(t1), waited / USEC_PER_SEC), w->max_sec);
                         say(&rep, LOG_NOTICE, "%s.", reason);
                         return send_verdict(fd, PRINTER_VERDICT_SKIP, reason);
                 }
-                nap(w->poll_sec < w->max_sec - waited ? w->poll_sec : (unsigned) (w->max_sec - waited));
+                nap(poll_usec < max_usec - waited ? poll_usec : max_usec - waited);
                 if (worker_cancel_requested)
                         return EXIT_FAILURE;
         }

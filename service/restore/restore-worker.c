@@ -83,6 +83,7 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
                 .venv = i->venv,
                 .octoprint_version = i->octoprint_version,
                 .fetch_fd = d->fetch_fd,
+                .no_pip = !i->has_pip,
         };
         int r;
 
@@ -129,6 +130,57 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
         return 0;
 }
 
+static void quiet(int level, const char *line, void *userdata) {
+}
+
+/* Without pip no plugin can be reinstalled. Which ones a restore would install (missing from the venv,
+ * known to the repository and compatible) only the repository tells: asked now, before the archive is
+ * unpacked, a restore that would fail for want of pip fails at once. With ignore-plugin-errors it goes on
+ * and reports them failed; plugins that are installed already or unknown need no pip either way. */
+static int check_pip(Job *j, const ArchiveSummary *summary, const BackupCallbacks *cb, char **ret_error) {
+        _cleanup_(plugin_outcome_done) PluginOutcome outcome = {};
+        _cleanup_free_ char *err = NULL;
+        Instance *i = j->instance;
+        RestoreJobData *d = j->data;
+        BackupCallbacks silent = { .log = quiet, .progress = cb->progress, .userdata = cb->userdata };
+        PluginRequest req = {
+                .plugins = summary->plugins,
+                .n_plugins = summary->n_plugins,
+                .repository_url = i->config->plugin_repository ?: i->octo.plugin_repository,
+                .venv = i->venv,
+                .octoprint_version = i->octoprint_version,
+                .fetch_fd = d->fetch_fd,
+                .dry_run = true,
+        };
+        char list[512] = "";
+        int r;
+
+        if (i->has_pip || summary->n_plugins == 0 || d->options.skip_plugins || d->options.ignore_plugin_errors)
+                return 0;
+        /* The real step logs what it decides; this one only looks. */
+        r = plugins_reinstall(&req, &silent, &outcome, &err);
+        if (r < 0) {
+                *ret_error = TAKE_PTR(err);
+                return r;
+        }
+        if (outcome.n_installed == 0)
+                return 0;
+        for (size_t k = 0; k < outcome.n_installed; k++) {
+                _cleanup_free_ char *key = plugin_log_string(outcome.installed[k].key);
+
+                if (!key)
+                        return -ENOMEM;
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", k > 0 ? ", " : "", key);
+        }
+        return asprintf(ret_error, "Not restored: the backup lists %zu plugin%s to reinstall (%s), but there is no "
+                        "pip in the instance's Python environment %s (no %s/bin/pip); nothing was changed. Install "
+                        "pip into it (%s -m ensurepip) and restore again, or restore with skip-plugins "
+                        "(--skip-plugins) and install them yourself, or with ignore-plugin-errors "
+                        "(--ignore-plugin-errors) to restore without them.", outcome.n_installed,
+                        outcome.n_installed == 1 ? "" : "s", list, i->venv, i->venv,
+                        strempty(i->config->python)) < 0 ? -ENOMEM : -ENOPKG;
+}
+
 int restore_worker_main(int fd, void *userdata) {
         _cleanup_(archive_summary_done) ArchiveSummary summary = {};
         _cleanup_free_ char *err = NULL;
@@ -165,6 +217,9 @@ int restore_worker_main(int fd, void *userdata) {
                    summary.version, summary.n_entries, summary.total_size);
         STRV_FOREACH(w, summary.warnings)
                 backup_log(&cb, LOG_WARNING, "%s", *w);
+        r = check_pip(j, &summary, &cb, &err);
+        if (r < 0)
+                return rw_fail(fd, NULL, err ?: strerror(-r));
 
         backup_log(&cb, LOG_INFO, "Unpacking the backup into %s", d->plan.staging);
         r = restore_archive_extract(zip_fd, d->staging_fd, &cb, &err);

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (fd < 0)
                 abort();
-        if (zip_directory_find(fd, &d) < 0)
+        if (zip_directory_find(fd, &d, NULL) < 0)
                 return 0;
         if (d.offset > size || d.size > size - d.offset || d.end_offset > size)
                 abort();        /* promised: the directory lies inside the file */

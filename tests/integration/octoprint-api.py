@@ -4,20 +4,25 @@
 # Standard library only.
 #
 #   octoprint-api.py --port-file F --log F --key KEY [--states Printing,Printing,Operational]
-#                    [--status 401] [--watch DIR]
+#                    [--status 401] [--watch DIR] [--align]
 #
 # --states: the state of each answer in turn; the last one repeats. --status: answer every request with
 # this HTTP status instead (401: OctoPrint's answer to a wrong key). Each request is logged as one JSON line:
 # {"seq", "path", "key_ok", "status", "state", "client_uid", "backups"} where client_uid is the uid of the
 # process that connected (read from /proc/net/tcp: who asked, the fetch helper or a worker) and backups
 # the *.zip files, hidden ones too, in --watch DIR at the moment of the answer (so a test can tell whether
-# a backup had started before the printer became idle).
+# a backup had started before the printer became idle), plus "received" and "answered": time.monotonic()
+# (CLOCK_MONOTONIC, the clock the daemon's workers measure with) when the request came and when the answer
+# went out. --align holds each answer until just after the next whole second of that clock: a waiter that
+# counts whole seconds then sees a second pass while only a fraction of one did (test-print-aware.py).
 
 import argparse
 import http.server
 import json
+import math
 import os
 import sys
+import time
 
 
 def client_uid(host, port):
@@ -52,6 +57,7 @@ def make_handler(args, log):
                         pass
 
                 def do_GET(self):
+                        received = time.monotonic()
                         key_ok = self.headers.get("X-Api-Key") == args.key
                         seq = counter["n"]
                         state = None
@@ -76,9 +82,12 @@ def make_handler(args, log):
                                                      "printTimeLeft": 2100 if printing else None},
                                         "state": state,
                                 }
+                        if args.align:
+                                time.sleep(max(0.0, math.floor(received) + 1.02 - time.monotonic()))
                         record = {"seq": seq, "path": self.path, "key_ok": key_ok, "status": status,
                                   "state": state, "client_uid": client_uid(*self.client_address[:2]),
-                                  "backups": backups_in(args.watch)}
+                                  "backups": backups_in(args.watch), "received": received,
+                                  "answered": time.monotonic()}
                         log.write(json.dumps(record) + "\n")
                         log.flush()
                         data = json.dumps(body).encode()
@@ -99,6 +108,7 @@ def main():
         p.add_argument("--states", default="")
         p.add_argument("--status", type=int, default=0)
         p.add_argument("--watch", default="")
+        p.add_argument("--align", action="store_true")
         args = p.parse_args()
 
         with open(args.log, "a") as log:

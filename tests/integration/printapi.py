@@ -68,10 +68,11 @@ class Scratch:
 
 
 class ApiServer:
-        def __init__(self, scratch, states="", status=0):
+        def __init__(self, scratch, states="", status=0, align=False):
                 self.scratch = scratch
                 self.states = states
                 self.status = status
+                self.align = align
                 self.log = os.path.join(scratch.dir, "api-requests.jsonl")
                 self.port = None
 
@@ -83,6 +84,8 @@ class ApiServer:
                         argv += ["--states", self.states]
                 if self.status:
                         argv += ["--status", str(self.status)]
+                if self.align:
+                        argv.append("--align")
                 proc = self.scratch.spawn(argv, os.path.join(self.scratch.dir, "api-server.out"))
                 wait_until(lambda: os.path.exists(port_file) or proc.poll() is not None, "the API server")
                 expect(proc.poll() is None, "the API server exited at once")

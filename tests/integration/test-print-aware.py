@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-# Print-aware backups (opbackupd(8), PRINT-AWARE BACKUPS; CreateBackup option "when-idle"): against a stand-in
-# for OctoPrint's REST API on 127.0.0.1 (octoprint-api.py) that answers GET /api/job with OctoPrint's JSON.
-# The backup starts only after the printer's state changes from "Printing" to "Operational" (the server
-# records, at each answer, which zips were in the backup folder); a wrong key, no server, a printer that keeps
-# printing and a key file others could read are logged and handled as [Schedule] says; the waiting can be
-# canceled. The requests are made by the fetch helper (opbackup-fetch, run through systemd-socket-activate as
-# an unprivileged user, as opbackup-fetch.socket runs it as a dynamic user) or, without it, by a worker that
+# Print-aware backups (opbackupd(8), PRINT-AWARE BACKUPS; CreateBackup option "when-idle"): against a
+# stand-in for OctoPrint's REST API on 127.0.0.1 (octoprint-api.py) that answers GET /api/job with
+# OctoPrint's JSON. The backup starts only after the printer's state changes from "Printing" to
+# "Operational" (the server records, at each answer, which zips were in the backup folder); a wrong key, no
+# server, a printer that keeps printing and a key file others could read are logged and handled as
+# [Schedule] says; a printer that keeps printing is waited for the whole PrintWaitMaxSec, not a second less;
+# the waiting can be canceled.
+# The requests are made by the fetch helper (opbackup-fetch, run through systemd-socket-activate as an
+# unprivileged user, as opbackup-fetch.socket runs it as a dynamic user) or, without it, by a worker that
 # is the instance's user — never by root: the server looks up who connected.
 
 import json
@@ -131,6 +133,44 @@ def test_still_printing_is_skipped_after_the_limit():
                         expect(3 <= took < 30, f"took {took:.1f} s for a 3 s limit")
                         expect(len(server.records()) >= 3, f"asked only {len(server.records())} times")
                         expect_eq(zips(fx), [], "zips after a skipped backup")
+
+
+def test_waits_the_whole_limit():
+        """PrintWaitMaxSec is a lower bound: the printer check gives up only after that much time passed. The
+        server answers just after each whole second of CLOCK_MONOTONIC, the clock the worker measures with;
+        a waiter counting whole seconds would then give up up to a second early. How early depends on where
+        in a second the waiting began: only a start late in a second (the first request 0.6 s or more into
+        it) tells, so the backup is asked for again until it starts there."""
+        limit, slack = 3, 0.4
+        with Scratch() as scratch:
+                server = ApiServer(scratch, states="Printing", align=True)
+                with api_fixture(server, schedule=f"PrintWaitMaxSec={limit}\n") as fx:
+                        latency = 0.5      # from running the client to the first request; measured below
+                        for attempt in range(8):
+                                seen = len(server.records())
+                                time.sleep(((0.7 - latency) - time.monotonic()) % 1.0)
+                                started = time.monotonic()
+                                r = fx.ctl(USER_ALLOWED, "backup", "--when-idle")
+                                expect_eq(r.returncode, 5, f"exit status (stderr: {r.stderr})")
+                                recs = server.records()[seen:]
+                                expect(len(recs) >= 2, f"asked only {len(recs)} times")
+                                latency = recs[0]["received"] - started
+                                phase = recs[0]["received"] % 1.0
+                                if not 0.6 <= phase <= 0.95:
+                                        print(f"# attempt {attempt}: the first request came {phase:.2f} s into a "
+                                              f"second, which cannot tell; again")
+                                        continue
+                                # The worker started before the first request and decided after the last answer.
+                                waited = recs[-1]["answered"] - recs[0]["received"]
+                                print(f"# attempt {attempt}: {len(recs)} requests, the first {phase:.2f} s into a "
+                                      f"second; {waited:.2f} s from the first request to the last answer")
+                                expect(waited >= limit - slack,
+                                       f"gave up after {waited:.2f} s of waiting, PrintWaitMaxSec={limit}")
+                                expect(f"after {limit} s of waiting (PrintWaitMaxSec={limit})" in r.stderr,
+                                       f"the client did not say why:\n{r.stderr}")
+                                expect_eq(zips(fx), [], "zips after a skipped backup")
+                                return
+                        raise AssertionError("the first request never came late enough in a second to tell")
 
 
 def test_key_file_others_can_read_is_not_used():

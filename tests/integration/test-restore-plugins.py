@@ -14,7 +14,11 @@
 # - the repository unreachable (a closed port): every plugin is unknown and the restore succeeds;
 # - who downloads: without the fetch helper, the worker as the instance user; with one (opbackup-fetch
 #   behind systemd-socket-activate as an unprivileged user, at OPBACKUP_FETCH_SOCKET, as opbackup-fetch.socket
-#   runs it under opbackupd.service, which has no network), the repository and the archive come through it.
+#   runs it under opbackupd.service, which has no network), the repository and the archive come through it;
+# - a venv without pip: restore is supported; a backup whose plugins need installing is refused at once,
+#   before anything is unpacked or changed, naming them and the ways out; with --skip-plugins it restores,
+#   with --ignore-plugin-errors too (they are reported failed, nothing is downloaded); one whose plugins
+#   need no pip (installed already, or unknown to the repository) restores as usual.
 
 import json
 import os
@@ -203,6 +207,7 @@ def run(fx, lis, repo):
         # Persisted as OctoPrint does, and served by GetUnknownPlugins (to users with access too).
         with open(os.path.join(folder, UNKNOWN_FILE)) as f:
                 persisted = json.load(f)
+        expect_eq(os.stat(os.path.join(folder, UNKNOWN_FILE)).st_mode & 0o777, 0o600, f"mode of {UNKNOWN_FILE}")
         expect_eq(sorted(p["key"] for p in persisted), ["futureplug", "mysteryplug"], UNKNOWN_FILE)
         expect_eq([p for p in persisted if p["key"] == "mysteryplug"],
                   [entry("mysteryplug", "Mystery Plug", "https://example.com/mystery")], f"mysteryplug in {UNKNOWN_FILE}")
@@ -306,6 +311,77 @@ def test_plugins_through_helper():
                         expect_eq(repo.requests(), [("/plugins.json", bt.uid_of(HELPER_USER)),
                                                     ("/OctoPrint_GoodPlug-1.0-py3-none-any.whl", bt.uid_of(HELPER_USER))],
                                   "requests to the plugin repository with a fetch helper, and who made them")
+
+
+def test_without_pip():
+        with Repository() as repo:
+                good = repo.wheel("OctoPrint_GoodPlug", "goodplug")
+                linux = {"octoprint": [">=1.4.0,<2"], "os": ["linux"]}
+                repo.write("plugins.json", json.dumps([
+                        {"id": "goodplug", "title": "Good Plug", "archive": good, "compatibility": linux}]))
+                spec = {"inst1": {"gen_args": ["--restart-command", "true"],
+                                  "extra_conf": f"[Restore]\nPluginRepository={repo.url('plugins.json')}\n"}}
+
+                def prepare(fx):
+                        os.unlink(os.path.join(fx.instance_root("inst1"), "venv", "bin", "pip"))
+
+                env = {"OPBACKUP_FETCH_SOCKET": "/nonexistent/opbackup-fetch.socket"}
+                with Fixture(instances=spec, daemon_env=env, prepare=prepare) as fx, bt.Listener(fx, "root") as lis:
+                        run_without_pip(fx, lis, repo)
+
+
+def run_without_pip(fx, lis, repo):
+        exp = fx.expected()
+        base = fx.basedir()
+        folder = exp["backup_folder"]
+        path = fx.instance_path()
+        expect_eq(fx.get_property("root", path, IFACE_INSTANCE, "RestoreSupported"), True, "RestoreSupported without pip")
+        expect_eq(fx.get_property("root", path, IFACE_INSTANCE, "RestoreUnsupportedReason"), "",
+                  "RestoreUnsupportedReason without pip")
+        installed = exp["plugin_list"][0]
+        res = bt.run_backup_ok(fx, name="base.zip")
+        src = res.details["path"]
+        lis.wait_for(lambda e: e["signal"] == "JobRemoved" and e["args"][1] == res.job_path, "the backup's JobRemoved",
+                     timeout=30)
+        needs = with_plugins(fx, src, "needs-pip.zip", [entry("goodplug", "Good Plug", "https://example.org/goodplug"),
+                                                        installed])
+
+        # Refused before anything is unpacked: what is missing, and what to do.
+        with open(os.path.join(base, "config.yaml"), "a") as f:
+                f.write("# changed before the restores\n")
+        state = rt.instance_state(base)
+        o = rt.restore(fx, lis, file=needs)
+        expect_eq(o.result, "failed", f"a restore that needs pip, without pip: {o}")
+        for words in ("goodplug", "no pip", "--skip-plugins", "--ignore-plugin-errors", "nothing was changed"):
+                expect(words in o.message, f"the failure does not say {words!r}: {o.message}")
+        expect("Unpacking" not in o.log_text(), f"the backup was unpacked before the refusal:\n{o.log_text()}")
+        expect_eq([p for p, _ in repo.requests()], ["/plugins.json"], "requests to the repository")
+        state_now = rt.instance_state(base)
+        folder_rel = os.path.relpath(folder, os.path.dirname(base))
+        state[folder_rel] = state_now[folder_rel]
+        rt.expect_same(state_now, state, "a restore refused for want of pip changed the instance")
+        rt.expect_no_leftovers(base, "after the restore refused for want of pip")
+
+        # The client's --skip-plugins: restored (the brief's case: it used to be refused outright).
+        r = fx.ctl("root", "restore", "--yes", "--skip-plugins", needs)
+        expect_eq(r.returncode, 0, f"restore --skip-plugins without pip: exit status (stdout: {r.stdout}, "
+                  f"stderr: {r.stderr})")
+        with open(os.path.join(base, "config.yaml")) as f:
+                expect("changed before the restores" not in f.read(), "--skip-plugins: not restored")
+
+        # --ignore-plugin-errors: restored, goodplug reported failed, nothing downloaded.
+        o = rt.restore(fx, lis, file=needs, options={"ignore-plugin-errors": True})
+        expect_eq(o.result, "done", f"--ignore-plugin-errors without pip: {o}\n{o.log_text()}")
+        expect_eq(o.details["failed-plugins"], ["goodplug"], "failed-plugins without pip")
+        expect_eq(o.details["installed-plugins"], [], "installed-plugins without pip")
+        expect("no pip" in o.log_text(), f"the log does not say why goodplug was not installed:\n{o.log_text()}")
+        expect(all(p == "/plugins.json" for p, _ in repo.requests()), f"downloads without pip: {repo.requests()}")
+
+        # Plugins that need no pip: installed already, or unknown to the repository.
+        nothing = with_plugins(fx, src, "needs-nothing.zip", [entry("mysteryplug", "Mystery Plug", None), installed])
+        o = rt.restore(fx, lis, file=nothing)
+        expect_eq(o.result, "done", f"a restore whose plugins need no pip, without pip: {o}\n{o.log_text()}")
+        expect_eq(details_keys(o, "unknown-plugins"), ["mysteryplug"], "unknown-plugins without pip")
 
 
 fixture.main(globals())

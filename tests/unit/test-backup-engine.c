@@ -16,8 +16,8 @@
 #include "backup/backup.h"
 #include "test-util.h"
 
-#if !defined(BACKUP_CHECKER) || !defined(GEN_INSTANCE)
-#error "BACKUP_CHECKER must name check-backup-zip.py and GEN_INSTANCE tests/gen-instance.py"
+#if !defined(BACKUP_CHECKER) || !defined(GEN_INSTANCE) || !defined(OCTOPRINT_MODEL)
+#error "BACKUP_CHECKER must name check-backup-zip.py, GEN_INSTANCE tests/gen-instance.py and OCTOPRINT_MODEL octoprint-backup-model.py"
 #endif
 
 #define VERSION "1.11.8"
@@ -697,6 +697,106 @@ static void test_gen_instance(void) {
         rm_rf(root);
 }
 
+/* ---- the entry list against OctoPrint's own walk (octoprint-backup-model.py) ---- */
+
+/* A plain instance: nothing where opbackup deliberately differs from OctoPrint (symlinks, FIFOs, temp
+ * files of backups), so the two must store the same files under the same names. */
+static void plain_init(Fixture *f) {
+        *f = (Fixture) {};
+        f->root = make_tempdir();
+        f->basedir = path_join(f->root, "base");
+        f->config = path_join(f->basedir, "config.yaml");
+        f->backup_folder = path_join(f->basedir, "data/backup");
+        f->config_dir = path_join(f->root, "etc");
+        mkdir_p(f->basedir);
+        mkdir_p(f->config_dir);
+        write_file(f->basedir, "config.yaml", "appearance:\n  name: Test\n");
+        write_file(f->basedir, "users.yaml", "admin: {}\n");
+        write_file(f->basedir, "uploads/a.gcode", "G28\n");
+        write_file(f->basedir, "timelapse/t1.mp4", "mp4");
+        write_file(f->basedir, "timelapse/tmp/frame1.jpg", "jpg in basedir/timelapse/tmp");
+        write_file(f->basedir, "timelapse/tmp/same.jpg", "same.jpg in basedir/timelapse/tmp");
+        write_file(f->basedir, "logs/octoprint.log", "a log line");
+        write_file(f->basedir, "data/pluginA/foo.txt", "Hello\n");
+        write_file(f->basedir, "data/backup/octoprint-backup-20200101-000000.zip", "an older backup");
+        write_file(f->basedir, "other/file.txt", "other");
+}
+
+/* The model stores `name` from a file whose path ends in `suffix`. */
+static void model_source_is(Fixture *f, const char *name, const char *suffix) {
+        json_object *v;
+
+        ASSERT_TRUE(json_object_object_get_ex(f->entries, name, &v));
+        ASSERT_TRUE(endswith(json_object_get_string(v), suffix));
+}
+
+/* Runs the engine and compares its zip with what the model says OctoPrint would store. */
+static void check_like_octoprint(Fixture *f) {
+        _cleanup_(capture_done) Capture c = {};
+        _cleanup_free_ char *path = NULL, *error = NULL, *in = path_join(f->root, "model-in.json"),
+                            *out = path_join(f->root, "model-out.json"), *cmd = NULL;
+        json_object *o = json_object_new_object(), *folders = json_object_new_object();
+        int r;
+
+        json_object_object_add(o, "basedir", json_object_new_string(f->basedir));
+        json_object_object_add(o, "config_file", json_object_new_string(f->config));
+        json_object_object_add(o, "backup_folder", json_object_new_string(f->backup_folder));
+        for (int i = 0; i < _FOLDER_MAX; i++)
+                if (f->octo.folders[i])
+                        json_object_object_add(folders, folder_id_to_string(i), json_object_new_string(f->octo.folders[i]));
+        json_object_object_add(o, "folders", folders);
+        json_object_object_add(o, "excludes", json_object_new_array());
+        ASSERT_EQ(json_object_to_file(in, o), 0);
+        json_object_put(o);
+        ASSERT_TRUE(asprintf(&cmd, "/usr/bin/python3 -W error '%s' '%s' >'%s'", OCTOPRINT_MODEL, in, out) >= 0);
+        r = system(cmd);
+        ASSERT_TRUE(WIFEXITED(r) && WEXITSTATUS(r) == 0);
+        json_object_put(f->entries);
+        f->entries = json_object_from_file(out);
+        ASSERT_NOT_NULL(f->entries);
+        fprintf(stderr, "   OctoPrint would store: %s\n", json_object_to_json_string(f->entries));
+
+        ASSERT_EQ(run(f, NULL, &c, &path, NULL, &error), 0);
+        check_zip(f, path, metadata_for(NULL), NULL, 6);
+        ASSERT_FALSE(logged(&c, LOG_WARNING, ""));
+}
+
+/* timelapse configured elsewhere: OctoPrint's walk of that folder takes its tmp/ along (as
+ * basedir/timelapse/tmp/...), while timelapse_tmp keeps its default place basedir/timelapse/tmp, stored
+ * under the same names. Each file once; where both have a name, timelapse_tmp's file (written last by
+ * OctoPrint, so the one its restore leaves). Then the mirror case, and the default layout. */
+static void test_timelapse_tmp_like_octoprint(void) {
+        Fixture f;
+
+        plain_init(&f);
+        write_file(f.root, "ext-tl/movie.mp4", "movie");
+        write_file(f.root, "ext-tl/tmp/a.jpg", "a.jpg in ext-tl/tmp");
+        write_file(f.root, "ext-tl/tmp/sub/b.jpg", "b.jpg in ext-tl/tmp/sub");
+        write_file(f.root, "ext-tl/tmp/same.jpg", "same.jpg in ext-tl/tmp");
+        f.octo.folders[FOLDER_TIMELAPSE] = path_join(f.root, "ext-tl");
+        check_like_octoprint(&f);
+        /* Spelled out, should the model and the engine ever agree on something wrong. */
+        ASSERT_TRUE(json_object_object_get_ex(f.entries, "basedir/timelapse/tmp/a.jpg", NULL));
+        ASSERT_TRUE(json_object_object_get_ex(f.entries, "basedir/timelapse/tmp/sub/b.jpg", NULL));
+        ASSERT_TRUE(json_object_object_get_ex(f.entries, "basedir/timelapse/tmp/frame1.jpg", NULL));
+        model_source_is(&f, "basedir/timelapse/tmp/same.jpg", "/base/timelapse/tmp/same.jpg");
+        fixture_done(&f);
+
+        plain_init(&f);
+        write_file(f.root, "ext-tmp/c.jpg", "c.jpg in ext-tmp");
+        write_file(f.root, "ext-tmp/same.jpg", "same.jpg in ext-tmp");
+        f.octo.folders[FOLDER_TIMELAPSE_TMP] = path_join(f.root, "ext-tmp");
+        check_like_octoprint(&f);
+        ASSERT_TRUE(json_object_object_get_ex(f.entries, "basedir/timelapse/tmp/c.jpg", NULL));
+        ASSERT_TRUE(json_object_object_get_ex(f.entries, "basedir/timelapse/tmp/frame1.jpg", NULL));
+        model_source_is(&f, "basedir/timelapse/tmp/same.jpg", "/ext-tmp/same.jpg");
+        fixture_done(&f);
+
+        plain_init(&f);
+        check_like_octoprint(&f);
+        fixture_done(&f);
+}
+
 /* OctoPi setups: the default uploads folder is a symlink to a USB stick, logs one to /var/log. Both are
  * the ids' locations, not symlinks to refuse. */
 static void test_symlinked_locations(void) {
@@ -965,6 +1065,7 @@ int main(void) {
         RUN(test_hooks);
         RUN(test_gen_instance);
         RUN(test_symlinked_locations);
+        RUN(test_timelapse_tmp_like_octoprint);
         RUN(test_changed_during_write);
         RUN(test_unreadable);
         RUN(test_level0_and_created_folder);

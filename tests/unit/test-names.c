@@ -71,6 +71,29 @@ static void test_filename(void) {
         ASSERT_TRUE(backup_name_is_valid(b));
 }
 
+static void test_variants(void) {
+        _cleanup_free_ char *v0 = backup_name_variant("race.zip", 0), *v1 = backup_name_variant("race.zip", 1),
+                            *v999 = backup_name_variant("a.b.zip", 999);
+
+        ASSERT_STREQ(v0, "race.zip");
+        ASSERT_STREQ(v1, "race.1.zip");
+        ASSERT_STREQ(v999, "a.b.999.zip");
+        ASSERT_TRUE(backup_name_is_variant("race.zip", "race.zip"));
+        ASSERT_TRUE(backup_name_is_variant("race.1.zip", "race.zip"));
+        ASSERT_TRUE(backup_name_is_variant("race.999.zip", "race.zip"));
+        ASSERT_TRUE(backup_name_is_variant("a.b.7.zip", "a.b.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race.1000.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race.0.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race.01.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race.1.zip.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race.x.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race..zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("racer.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("race2.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("rac.zip", "race.zip"));
+        ASSERT_FALSE(backup_name_is_variant("a.zip", "a.b.zip"));
+}
+
 static void test_instance_name(void) {
         _cleanup_free_ char *max = repeat('a', 64, ""), *over = repeat('a', 65, "");
         static const char *const good[] = { "pi", "farm-2", "a.b_c", "0", "A" };
@@ -128,6 +151,7 @@ int main(void) {
         RUN(test_backup_name);
         RUN(test_prefix);
         RUN(test_filename);
+        RUN(test_variants);
         RUN(test_instance_name);
         RUN(test_folders);
         return 0;
