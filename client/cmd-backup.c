@@ -34,6 +34,8 @@ static int create_backup(Ctl *ctl, const char *instance_path, const BackupArgs *
                 r = sd_bus_message_append(m, "{sv}", "name", "s", a->name);
         if (r >= 0 && a->when_idle)
                 r = sd_bus_message_append(m, "{sv}", "when-idle", "b", 1);
+        if (r >= 0 && a->scheduled)
+                r = sd_bus_message_append(m, "{sv}", "scheduled", "b", 1);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)

@@ -14,6 +14,7 @@ typedef struct BackupArgs {
         const char *name;
         bool no_wait;
         bool when_idle;
+        bool scheduled;         /* made by the schedule: a name scheduled pruning may delete */
 } BackupArgs;
 
 /* What a finished backup is; for --no-wait, only the job. */

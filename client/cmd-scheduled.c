@@ -15,11 +15,15 @@
 #include "bus-client.h"
 #include "cmd-backup.h"
 #include "cmd-scheduled.h"
+#include "names.h"
 #include "output.h"
 #include "util.h"
 
-/* {prefix}-backup-{YYYYmmdd-HHMMSS}.zip (opbackupd(8), ARCHIVE FORMAT): what Keep= counts and prunes. */
-#define GENERATED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9].zip"
+/* {prefix}-backup-{YYYYmmdd-HHMMSS}-scheduled.zip, the names of the backups the schedule made: what Keep=
+ * counts and prunes. A backup a person made, named or not, is never deleted by the schedule
+ * (opbackupd.conf(5), Keep=): it may be the only one with the timelapses. */
+#define SCHEDULED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]" \
+        BACKUP_SCHEDULED_SUFFIX ".zip"
 
 /* What a child may hand its parent: one instance's outcome, with the names it pruned. */
 #define OUTCOME_JSON_MAX (16U * 1024U * 1024U)
@@ -141,7 +145,7 @@ static int prune(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         int r;
 
         ctl_set_doing(ctl, "prune the backups of %s", s->name);
-        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, GENERATED_NAME_GLOB);
+        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, SCHEDULED_NAME_GLOB);
         if (r != 0)
                 return r;
         r = sd_bus_message_read_strv(reply, &o->pruned);
@@ -155,7 +159,7 @@ static int prune(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
 
 static int back_up_one(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         _cleanup_free_ char *excluded = NULL;
-        BackupArgs a = { .excludes = s->excludes, .when_idle = true };
+        BackupArgs a = { .excludes = s->excludes, .when_idle = true, .scheduled = true };
         int r;
 
         o->result = "failed";

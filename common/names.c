@@ -56,7 +56,7 @@ char *backup_prefix_from_appearance(const char *appearance_name) {
         return p;
 }
 
-char *backup_filename(const char *prefix, time_t when) {
+char *backup_filename(const char *prefix, time_t when, bool scheduled) {
         struct tm tm;
         char stamp[32];
         char *s;
@@ -64,7 +64,7 @@ char *backup_filename(const char *prefix, time_t when) {
         if (!localtime_r(&when, &tm))
                 return NULL;
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        if (asprintf(&s, "%s-backup-%s.zip", prefix, stamp) < 0)
+        if (asprintf(&s, "%s-backup-%s%s.zip", prefix, stamp, scheduled ? BACKUP_SCHEDULED_SUFFIX : "") < 0)
                 return NULL;
         return s;
 }

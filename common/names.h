@@ -15,8 +15,11 @@ bool backup_name_is_valid(const char *name);
  * characters becomes one '-'; "octoprint" when the result is empty. Never NULL unless out of memory. */
 char *backup_prefix_from_appearance(const char *appearance_name);
 
-/* "{prefix}-backup-{YYYYmmdd-HHMMSS}.zip" in local time. */
-char *backup_filename(const char *prefix, time_t when);
+/* "{prefix}-backup-{YYYYmmdd-HHMMSS}.zip" in local time; a backup the schedule makes ends in
+ * "-scheduled.zip" instead, so that scheduled pruning (Keep=) can tell the backups it may delete from those
+ * a person made (opbackupd.conf(5), Keep=). */
+#define BACKUP_SCHEDULED_SUFFIX "-scheduled"
+char *backup_filename(const char *prefix, time_t when, bool scheduled);
 
 /* Where a copied-in backup goes when its name is taken (ImportBackup, RestoreBackupFromFile): "name.zip",
  * then "name.1.zip" up to "name.999.zip". backup_name_variant() makes the n-th (0: base itself; NULL when

@@ -94,12 +94,14 @@ static int read_excludes(sd_bus_message *m, char ***ret, sd_bus_error *error) {
         return 0;
 }
 
-static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle, sd_bus_error *error) {
+static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle, bool *ret_scheduled,
+                        sd_bus_error *error) {
         const char *key;
         int r;
 
         *ret_name = NULL;
         *ret_when_idle = false;
+        *ret_scheduled = false;
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -127,6 +129,14 @@ static int read_options(sd_bus_message *m, char **ret_name, bool *ret_when_idle,
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "The option 'when-idle' must be a boolean.");
                         *ret_when_idle = b;
+                } else if (streq(key, "scheduled")) {
+                        int b;
+
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        if (r < 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'scheduled' must be a boolean.");
+                        *ret_scheduled = b;
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%.64s'.", key);
                 r = sd_bus_message_exit_container(m);
@@ -151,16 +161,16 @@ static bool name_in_use(Instance *i, const char *name) {
         return false;
 }
 
-/* {prefix}-backup-{now}.zip; two backups asked for in the same second get the next free second rather
- * than one overwriting the other. */
-static int generate_name(Instance *i, char **ret) {
+/* {prefix}-backup-{now}.zip (-scheduled.zip for the schedule's); two backups asked for in the same second
+ * get the next free second rather than one overwriting the other. */
+static int generate_name(Instance *i, bool scheduled, char **ret) {
         _cleanup_free_ char *prefix = backup_prefix_from_appearance(i->octo.appearance_name);
         time_t t = time(NULL);
 
         if (!prefix)
                 return -ENOMEM;
         for (int n = 0; n < 3600; n++, t++) {
-                char *name = backup_filename(prefix, t);
+                char *name = backup_filename(prefix, t, scheduled);
                 if (!name)
                         return -ENOMEM;
                 if (!name_in_use(i, name)) {
@@ -193,14 +203,14 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         _cleanup_free_ char *name = NULL;
         Instance *i = userdata;
         BackupJobData *data;
-        bool restore_running, when_idle;
+        bool restore_running, when_idle, scheduled;
         Job *j;
         int r;
 
         r = read_excludes(m, &excludes, error);
         if (r < 0)
                 return r;
-        r = read_options(m, &name, &when_idle, error);
+        r = read_options(m, &name, &when_idle, &scheduled, error);
         if (r < 0)
                 return r;
         r = check_instance_usable(i, error);
@@ -224,7 +234,7 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
                                          "A backup named %s exists already, is being made or may be the name of "
                                          "a backup being imported: choose another name.", name);
         if (!name) {
-                r = generate_name(i, &name);
+                r = generate_name(i, scheduled, &name);
                 if (r < 0)
                         return r;
         }

@@ -431,7 +431,7 @@ int backup_import_start(Instance *i, sd_bus_message *m, int fd, const char *name
         op = calloc(1, sizeof(*op));
         if (!op)
                 return -ENOMEM;
-        op->name = isempty(name) ? backup_filename("imported", time(NULL)) : strdup(name);
+        op->name = isempty(name) ? backup_filename("imported", time(NULL), false) : strdup(name);
         if (!op->name) {
                 free(op);
                 return -ENOMEM;

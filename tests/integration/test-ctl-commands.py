@@ -299,8 +299,9 @@ def test_every_command_json_options_before_and_after():
                                         "--no-restart"), "restore FILE --json")
                 shape(doc, RESTORE_KEYS, "restore FILE --json")
 
-                # scheduled-backup (Keep=1: the generated names made above go but one)
+                # scheduled-backup (Keep=1: of the two it makes, one stays; the backups made above by hand all stay)
                 time.sleep(1.1)
+                by_hand = {b["name"] for b in json.loads(fx.ctl_ok("root", "list", "--json").stdout)}
                 for doc in both(fx, "root", ["--json", "--no-ask-password"], "scheduled-backup"):
                         shape(doc, SCHEDULED_KEYS, "scheduled-backup --json")
                         expect_eq(len(doc["instances"]), 1, "scheduled-backup --json instances")
@@ -310,9 +311,10 @@ def test_every_command_json_options_before_and_after():
                                   "scheduled-backup --json outcome")
                         shape(run["backup"], BACKUP_KEYS, "scheduled-backup --json backup")
                         time.sleep(1.1)
-                generated = [b["name"] for b in json.loads(fx.ctl_ok("root", "list", "--json").stdout)
-                             if re.search(r"-backup-\d{8}-\d{6}\.zip$", b["name"])]
-                expect_eq(len(generated), 1, f"generated backups after scheduled-backup with Keep=1: {generated}")
+                after = {b["name"] for b in json.loads(fx.ctl_ok("root", "list", "--json").stdout)}
+                scheduled = [n for n in after if re.search(r"-backup-\d{8}-\d{6}-scheduled\.zip$", n)]
+                expect_eq(len(scheduled), 1, f"scheduled backups after scheduled-backup with Keep=1: {sorted(after)}")
+                expect_eq(after - set(scheduled), by_hand, "backups made by hand after scheduled-backup")
 
                 # monitor, briefly, each way
                 for argv in (["--json", "monitor"], ["monitor", "--json"]):

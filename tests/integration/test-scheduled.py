@@ -2,13 +2,14 @@
 # Scheduled backups (opbackupd(8), SYSTEMD UNITS): what opbackup-backup.service runs — `opbackupctl
 # --no-ask-password scheduled-backup` — as the scheduler user, on two instances, with the shipped polkit rules
 # granting that user by name. It makes a backup of each instance without its [Schedule] Exclude= folders and
-# prunes to its [Backup] Keep=: the oldest backups with generated names go, a backup someone named stays
-# however old. The scheduler may not restore. Instances are backed up at the same time: one whose printer
+# prunes to its [Backup] Keep=: the oldest backups the schedule made (named ...-scheduled.zip) go; a backup
+# a person made stays however old, named or not (it may be the only one that has the timelapses). The scheduler may not restore. Instances are backed up at the same time: one whose printer
 # prints does not hold up the other.
 
 import json
 import os
 import pwd
+import re
 import shutil
 import sys
 
@@ -18,13 +19,17 @@ from fixture import (Fixture, expect, expect_eq, IFACE_INSTANCE, USER_DENIED, US
                      USER_SCHEDULER, ERROR_ACCESS_DENIED)
 from printapi import ApiServer, Scratch, write_key  # noqa: E402
 
-OLD = {     # generated names of earlier backups, with the time (epoch seconds) they were made
-        "octoprint-backup-20200101-000000.zip": 1577836800,
-        "octoprint-backup-20210101-000000.zip": 1609459200,
-        "octoprint-backup-20220101-000000.zip": 1640995200,
+OLD = {     # earlier scheduled backups, with the time (epoch seconds) they were made
+        "octoprint-backup-20200101-000000-scheduled.zip": 1577836800,
+        "octoprint-backup-20210101-000000-scheduled.zip": 1609459200,
+        "octoprint-backup-20220101-000000-scheduled.zip": 1640995200,
 }
 NAMED = "before-upgrade.zip"    # named by a person; older than all: pruning must leave it alone
 NAMED_TIME = 1546300800
+MANUAL = {  # made by a person with a generated name, among and before the scheduled ones: they stay too
+        "octoprint-backup-20190101-000000.zip": 1546300801,
+        "octoprint-backup-20200601-000000.zip": 1590969600,
+}
 
 
 def backup_folder(fx, name):
@@ -45,8 +50,12 @@ def seed_backups(fx, name):
                 shutil.copyfile(os.path.join(folder, NAMED), os.path.join(folder, old))
                 os.chown(os.path.join(folder, old), pw.pw_uid, pw.pw_gid)
                 os.utime(os.path.join(folder, old), (t, t))
+        for manual, t in MANUAL.items():
+                shutil.copyfile(os.path.join(folder, NAMED), os.path.join(folder, manual))
+                os.chown(os.path.join(folder, manual), pw.pw_uid, pw.pw_gid)
+                os.utime(os.path.join(folder, manual), (t, t))
         os.utime(os.path.join(folder, NAMED), (NAMED_TIME, NAMED_TIME))
-        expect_eq(set(listing(fx, name)), set(OLD) | {NAMED}, f"backups of {name} before the run")
+        expect_eq(set(listing(fx, name)), set(OLD) | set(MANUAL) | {NAMED}, f"backups of {name} before the run")
 
 
 def two_instances(extra2=""):
@@ -75,14 +84,18 @@ def test_backs_up_each_instance_and_prunes_to_keep():
                           f"stderr: {r.stderr}")
                 for name, excludes in (("inst1", []), ("inst2", ["uploads", "timelapse", "timelapse_tmp"])):
                         backups = listing(fx, name)
-                        new = set(backups) - set(OLD) - {NAMED}
+                        new = set(backups) - set(OLD) - set(MANUAL) - {NAMED}
                         expect_eq(len(new), 1, f"new backups of {name}: {sorted(backups)}")
                         new_name = new.pop()
+                        expect(re.fullmatch(r".+-backup-\d{8}-\d{6}-scheduled\.zip", new_name) is not None,
+                               f"the scheduled backup of {name} is named {new_name}, not ...-scheduled.zip")
                         expect_eq(backups[new_name]["excludes"], excludes, f"excludes of the new backup of {name}")
-                        # Keep=2: the new one and the newest old one; the two oldest generated ones go.
-                        expect_eq(set(backups), {new_name, "octoprint-backup-20220101-000000.zip", NAMED},
-                                  f"backups of {name} after pruning")
-                        for gone in ("octoprint-backup-20200101-000000.zip", "octoprint-backup-20210101-000000.zip"):
+                        # Keep=2: the new one and the newest old scheduled one; the two oldest scheduled ones go,
+                        # the ones people made stay.
+                        expect_eq(set(backups), {new_name, "octoprint-backup-20220101-000000-scheduled.zip", NAMED}
+                                  | set(MANUAL), f"backups of {name} after pruning")
+                        for gone in ("octoprint-backup-20200101-000000-scheduled.zip",
+                                     "octoprint-backup-20210101-000000-scheduled.zip"):
                                 expect(f"{name}: deleted {gone} (Keep=2)." in r.stdout,
                                        f"the run did not report deleting {gone} of {name}:\n{r.stdout}")
                                 expect(not os.path.exists(os.path.join(backup_folder(fx, name), gone)),
@@ -95,7 +108,7 @@ def test_keep_zero_prunes_nothing():
                 seed_backups(fx, "inst1")
                 r = run_scheduled(fx)
                 expect_eq(r.returncode, 0, f"scheduled-backup\nstdout: {r.stdout}\nstderr: {r.stderr}")
-                expect_eq(len(listing(fx, "inst1")), len(OLD) + 2, "backups with Keep=0")
+                expect_eq(len(listing(fx, "inst1")), len(OLD) + len(MANUAL) + 2, "backups with Keep=0")
                 expect("deleted" not in r.stdout, r.stdout)
 
 

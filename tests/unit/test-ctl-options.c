@@ -14,14 +14,16 @@ typedef struct Parsed {
 } Parsed;
 
 /* Parses a NULL-terminated command line (argv[0] included), which must stay as it was. The result's
- * strings are the copies' (kept until the next parse). */
+ * strings are the copies' and the options' (both kept until the next parse, which frees them). */
 static Parsed parse(const char *const *args) {
         static char *argv[32], *copy[32];
         static CommandLine last;
+        static Ctl last_ctl;
         Parsed p = { .ctl = { .ask_password = true, .legend = true, .pager = true } };
         int argc = 0;
 
         command_line_done(&last);
+        ctl_options_done(&last_ctl);
         for (size_t k = 0; k < ELEMENTSOF(argv); k++) {
                 free(copy[k]);
                 copy[k] = argv[k] = NULL;
@@ -35,6 +37,7 @@ static Parsed parse(const char *const *args) {
         for (int k = 0; k < argc; k++)
                 ASSERT_TRUE(argv[k] == copy[k]);
         last = p.cl;
+        last_ctl = p.ctl;
         return p;
 }
 
@@ -75,7 +78,6 @@ static void test_options_anywhere(void) {
         ASSERT_STREQ(p.ctl.excludes[1], "timelapse");
         ASSERT_STREQ(p.ctl.name, "x.zip");
         ASSERT_TRUE(p.ctl.no_wait && p.ctl.when_idle);
-        ctl_options_done(&p.ctl);
 
         p = PARSE("export", "x.zip", "-o", "-", "--force");
         ASSERT_EQ(p.r, 0);

@@ -55,7 +55,7 @@ static void test_prefix(void) {
         /* Whatever the appearance name, the file name made from it is one the daemon accepts. */
         capped = backup_prefix_from_appearance(long_name);
         ASSERT_NOT_NULL(capped);
-        file = backup_filename(capped, 0);
+        file = backup_filename(capped, 0, true);
         ASSERT_TRUE(backup_name_is_valid(file));
 }
 
@@ -64,10 +64,14 @@ static void test_filename(void) {
 
         setenv("TZ", "UTC", 1);
         tzset();
-        a = backup_filename("octoprint", 0);
+        a = backup_filename("octoprint", 0, false);
         ASSERT_STREQ(a, "octoprint-backup-19700101-000000.zip");
-        b = backup_filename("My-Printer", 1700000000);
+        b = backup_filename("My-Printer", 1700000000, false);
         ASSERT_STREQ(b, "My-Printer-backup-20231114-221320.zip");
+        ASSERT_TRUE(backup_name_is_valid(b));
+        free(b);
+        b = backup_filename("My-Printer", 1700000000, true);
+        ASSERT_STREQ(b, "My-Printer-backup-20231114-221320-scheduled.zip");
         ASSERT_TRUE(backup_name_is_valid(b));
 }
 
