@@ -182,14 +182,90 @@ static unsigned count_jobs(Instance *i, JobOperation op, bool *ret_restore_runni
         return n;
 }
 
+/* What CreateBackup was asked, while the backup folder is listed. */
+typedef struct CreateRequest {
+        sd_bus_message *request;
+        char **excludes;
+        char *name;
+        bool when_idle;
+} CreateRequest;
+
+static void create_request_free(CreateRequest *c) {
+        sd_bus_message_unref(c->request);
+        strv_free(c->excludes);
+        free(c->name);
+        free(c);
+}
+
+/* The checks that need the folder's listing, then the job. */
+static int create_backup_job(Instance *i, CreateRequest *c, sd_bus_error *error) {
+        sd_bus_message *m = c->request;
+        BackupJobData *data;
+        bool restore_running;
+        uid_t uid = 0;
+        Job *j;
+        int r;
+
+        if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
+                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%u backups of %s are queued already; try again "
+                                         "when they are done.", BACKUP_QUEUE_MAX, i->name);
+        if (restore_running)
+                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "A restore of %s is running; back up after it.",
+                                         i->name);
+        if (c->name && name_in_use(i, c->name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "A backup named %s exists already or is being made: choose another name.",
+                                         c->name);
+        if (!c->name) {
+                r = generate_name(i, &c->name);
+                if (r < 0)
+                        return r;
+        }
+
+        data = calloc(1, sizeof(*data));
+        if (!data)
+                return -ENOMEM;
+        data->excludes = TAKE_PTR(c->excludes);
+        data->when_idle = c->when_idle;
+        (void) bus_sender_uid(m, &uid);
+        r = job_new(i->daemon, i, JOB_BACKUP, ACTION_CREATE, uid, sd_bus_message_get_sender(m), &j);
+        if (r < 0) {
+                backup_job_data_free(data);
+                return r;
+        }
+        j->data = data;
+        j->free_data = backup_job_data_free;
+        j->name = TAKE_PTR(c->name);
+        j->cancel = backup_job_cancel;
+
+        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
+        instance_start_next_job(i);
+        return r;
+}
+
+static void on_create_listed(Instance *i, int r, const char *err, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        CreateRequest *c = userdata;
+
+        if (r < 0 && err)
+                r = sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, err);
+        else if (r >= 0)
+                r = create_backup_job(i, c, &error);
+        if (sd_bus_error_is_set(&error))
+                r = sd_bus_reply_method_error(c->request, &error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(c->request, r, NULL);
+        if (r < 0)
+                log_debug("Failed to reply to CreateBackup(): %d", r);
+        create_request_free(c);
+}
+
 int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_strv_free_ char **excludes = NULL;
         _cleanup_free_ char *name = NULL;
         Instance *i = userdata;
-        BackupJobData *data;
-        bool restore_running, when_idle;
-        uid_t uid = 0;
-        Job *j;
+        CreateRequest *c;
+        bool when_idle;
         int r;
 
         r = read_excludes(m, &excludes, error);
@@ -201,48 +277,23 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        /* Names already in the folder count as taken: look before answering. */
-        {
-                _cleanup_free_ char *err = NULL;
-                r = backup_list_refresh(i, &err);
-                if (r < 0)
-                        return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
-        }
-        if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
-                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%u backups of %s are queued already; try again "
-                                         "when they are done.", BACKUP_QUEUE_MAX, i->name);
-        if (restore_running)
-                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "A restore of %s is running; back up after it.",
-                                         i->name);
-        if (name && name_in_use(i, name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "A backup named %s exists already or is being made: choose another name.",
-                                         name);
-        if (!name) {
-                r = generate_name(i, &name);
-                if (r < 0)
-                        return r;
-        }
 
-        data = calloc(1, sizeof(*data));
-        if (!data)
+        /* Names already in the folder count as taken: look before answering. */
+        c = calloc(1, sizeof(*c));
+        if (!c)
                 return -ENOMEM;
-        data->excludes = TAKE_PTR(excludes);
-        data->when_idle = when_idle;
-        (void) bus_sender_uid(m, &uid);
-        r = job_new(i->daemon, i, JOB_BACKUP, ACTION_CREATE, uid, sd_bus_message_get_sender(m), &j);
+        *c = (CreateRequest) {
+                .request = sd_bus_message_ref(m),
+                .excludes = TAKE_PTR(excludes),
+                .name = TAKE_PTR(name),
+                .when_idle = when_idle,
+        };
+        r = backup_list_refresh_start(i, on_create_listed, c);
         if (r < 0) {
-                backup_job_data_free(data);
+                create_request_free(c);
                 return r;
         }
-        j->data = data;
-        j->free_data = backup_job_data_free;
-        j->name = TAKE_PTR(name);
-        j->cancel = backup_job_cancel;
-
-        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
-        instance_start_next_job(i);
-        return r;
+        return 1;
 }
 
 /* ---- In the worker, as the instance user ---- */

@@ -52,6 +52,7 @@ Instance *instance_free(Instance *i) {
         if (!i)
                 return NULL;
         instance_clear_probe(i);
+        backup_refresh_free(i->refresh);
         backup_cache_done(&i->backup_cache);
         instance_config_free(i->config);
         free(i->name);

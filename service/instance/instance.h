@@ -27,6 +27,7 @@ struct Instance {
         bool has_pip;
 
         BackupCache backup_cache;
+        BackupRefresh *refresh;         /* ListBackups' worker and who waits for it */
 
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */

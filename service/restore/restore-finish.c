@@ -225,6 +225,15 @@ static void restart_instance(Job *j) {
         }
 }
 
+static void on_failed_copy_removed(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        if (strv_length(deleted) > 0)
+                job_log(j, LOG_INFO, "Removed the copy of the passed file from the backup folder.");
+        job_finish(j, j->cancel_requested ? "canceled" : "failed", d->fail_message, NULL, NULL);
+}
+
 void restore_fail(Job *j, const char *message) {
         RestoreJobData *d = j->data;
 
@@ -234,9 +243,16 @@ void restore_fail(Job *j, const char *message) {
                         log_warning_errno(r, "Cannot remove the staging folder %s: %m", d->plan.staging);
                 d->prepared = false;
         }
-        /* A file passed for this restore was copied in only for it: a refused restore takes it out again. */
-        if (d->options.imported && backup_delete(j->instance, j->name) >= 0)
-                job_log(j, LOG_INFO, "Removed the copy of the passed file from the backup folder.");
+        /* A file passed for this restore was copied in only for it: a refused restore takes it out again,
+         * and the job ends when it is gone. */
+        if (d->options.imported) {
+                char *names[] = { j->name, NULL };
+
+                d->options.imported = false;
+                if ((message == d->fail_message || free_and_strdup(&d->fail_message, message) >= 0) &&
+                    backup_delete_start(j->instance, names, on_failed_copy_removed, j) >= 0)
+                        return;
+        }
         job_finish(j, j->cancel_requested ? "canceled" : "failed", message, NULL, NULL);
 }
 

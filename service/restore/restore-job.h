@@ -29,6 +29,7 @@ typedef struct RestoreJobData {
         int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
         bool prepared;                  /* staging + journal exist */
+        char *fail_message;             /* why it failed, while the passed copy is removed */
         /* from the worker */
         char **excludes;
         char *unknown_json;             /* a(sss) as JSON: [[key, name, url], ...] */
