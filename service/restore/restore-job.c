@@ -42,6 +42,9 @@ static void restore_job_data_free(void *p) {
         if (!r)
                 return;
         worker_pipe_free(r->worker);
+        unit_job_free(r->unit_job);
+        instance_probe_free(r->probe);
+        command_free(r->restart);
         free(r->fail_message);
         if (r->staging_fd >= 0)
                 close(r->staging_fd);

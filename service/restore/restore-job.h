@@ -4,7 +4,10 @@
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
 
+#include "daemon/systemd-unit.h"
+#include "instance/instance.h"
 #include "restore/restore-swap.h"
+#include "worker/command.h"
 #include "worker/worker-pipe.h"
 
 typedef struct Daemon Daemon;
@@ -29,7 +32,11 @@ typedef struct RestoreJobData {
         int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
         bool prepared;                  /* staging + journal exist */
-        char *fail_message;             /* why it failed, while the passed copy is removed */
+        /* after the worker, one at a time (restore-finish.c) */
+        UnitJob *unit_job;              /* systemd stopping or starting Unit= */
+        InstanceProbe *probe;           /* reading the restored config.yaml */
+        Command *restart;               /* config.yaml's serverRestartCommand */
+        char *fail_message;             /* why it failed, while the unit restarts or the passed copy goes */
         /* from the worker */
         char **excludes;
         char *unknown_json;             /* a(sss) as JSON: [[key, name, url], ...] */
