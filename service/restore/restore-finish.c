@@ -161,6 +161,78 @@ static void restore_swap_phase(Job *j);
 static void restore_restart_phase(Job *j);
 static void restore_done(Job *j);
 
+/* Removing a tree — the old basedir after a restore, staging after a failure — takes as long as the tree
+ * is big (seconds for a large instance): a child does it, as root like the daemon (the swap's folders
+ * are where the instance user may not write), at idle priority, while the daemon serves. */
+static int cleanup_main(int fd, void *userdata) {
+        Job *j = userdata;       /* the daemon's memory, as fork() copied it */
+        RestoreJobData *d = j->data;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (d->cleanup_abort) {
+                r = swap_abort(&d->plan);
+                if (r < 0 && asprintf(&err, "Cannot remove the staging folder %s: %s", d->plan.staging,
+                                      strerror(-r)) < 0)
+                        err = NULL;
+        } else
+                r = swap_finish(&d->plan, &err);
+        if (r < 0) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "error", json_object_new_string(err ?: strerror(-r)));
+                (void) worker_send(fd, o);
+        }
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static void on_cleanup_message(json_object *msg, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+        json_object *v;
+
+        if (json_object_object_get_ex(msg, "error", &v))
+                (void) free_and_strdup(&d->cleanup_error, json_object_get_string(v));
+}
+
+static void on_cleanup_exit(int si_code, int status, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        if (!d->cleanup_error && (si_code != CLD_EXITED || status != 0) &&
+            asprintf(&d->cleanup_error, "Cannot remove %s: the child removing it %s %d.",
+                     d->cleanup_abort ? d->plan.staging : d->plan.old,
+                     si_code == CLD_EXITED ? "exited with status" : "was killed by signal", status) < 0)
+                d->cleanup_error = NULL;
+        d->cleanup_done(j, d->cleanup_error);
+}
+
+/* abort: staging (swap_abort()), else the old basedir and the journal (swap_finish()). done() gets an
+ * error message, or NULL. */
+static void cleanup_start(Job *j, bool abort, void (*done)(Job *j, const char *error)) {
+        _cleanup_free_ char *err = NULL;
+        RestoreJobData *d = j->data;
+        int r;
+
+        d->cleanup_abort = abort;
+        d->cleanup_done = done;
+        r = worker_pipe_start(j->daemon->event, 0, 0, "opbackup-remove", cleanup_main, j, NULL, 0,
+                              on_cleanup_message, on_cleanup_exit, j, &d->cleanup);
+        if (r >= 0)
+                return;
+        /* No child: do it here, waiting, as it used to be done. */
+        log_warning_errno(r, "Cannot start a child to remove %s, removing it in the daemon: %m",
+                          abort ? d->plan.staging : d->plan.old);
+        if (abort) {
+                r = swap_abort(&d->plan);
+                if (r < 0 && asprintf(&err, "Cannot remove the staging folder %s: %s", d->plan.staging,
+                                      strerror(-r)) < 0)
+                        err = NULL;
+        } else
+                (void) swap_finish(&d->plan, &err);
+        done(j, err);
+}
+
 static void log_unit_failure(Job *j, UnitVerb verb, const char *message) {
         char line[1024];
 
@@ -353,10 +425,16 @@ static void restore_restart_phase(Job *j) {
         }
 }
 
+static void on_old_removed(Job *j, const char *error) {
+        if (error)
+                job_log(j, LOG_WARNING, error);
+        backup_cache_done(&j->instance->backup_cache);
+        job_log(j, LOG_INFO, "Restore done");
+        job_finish(j, "done", NULL, append_restore_details, j->data);
+}
+
 static void restore_done(Job *j) {
-        _cleanup_free_ char *err = NULL;
         RestoreJobData *d = j->data;
-        Instance *i = j->instance;
         char line[1024];
 
         if (!d->options.keep_previous) {
@@ -366,42 +444,56 @@ static void restore_done(Job *j) {
                 snprintf(line, sizeof(line), "The previous basedir is kept as %s", d->plan.old);
                 job_log(j, LOG_INFO, line);
         }
-        if (swap_finish(&d->plan, &err) < 0)
-                job_log(j, LOG_WARNING, err);
-        backup_cache_done(&i->backup_cache);
-        job_log(j, LOG_INFO, "Restore done");
-        job_finish(j, "done", NULL, append_restore_details, d);
+        cleanup_start(j, false, on_old_removed);
+}
+
+/* A refused restore ends in three steps: staging goes, then the copy of a passed file, then the job. */
+static void restore_fail_finish(Job *j) {
+        RestoreJobData *d = j->data;
+
+        job_finish(j, j->cancel_requested ? "canceled" : "failed", d->fail_message, NULL, NULL);
 }
 
 static void on_failed_copy_removed(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
         Job *j = userdata;
-        RestoreJobData *d = j->data;
 
         if (strv_length(deleted) > 0)
                 job_log(j, LOG_INFO, "Removed the copy of the passed file from the backup folder.");
-        job_finish(j, j->cancel_requested ? "canceled" : "failed", d->fail_message, NULL, NULL);
+        restore_fail_finish(j);
+}
+
+static void restore_fail_remove_copy(Job *j) {
+        RestoreJobData *d = j->data;
+
+        /* A file passed for this restore was copied in only for it: a refused restore takes it out again. */
+        if (d->options.imported) {
+                char *names[] = { j->name, NULL };
+
+                d->options.imported = false;
+                if (backup_delete_start(j->instance, names, on_failed_copy_removed, j) >= 0)
+                        return;
+        }
+        restore_fail_finish(j);
+}
+
+static void on_staging_removed(Job *j, const char *error) {
+        if (error)
+                log_warning("%s", error);
+        restore_fail_remove_copy(j);
 }
 
 void restore_fail(Job *j, const char *message) {
         RestoreJobData *d = j->data;
 
+        if (message != d->fail_message && free_and_strdup(&d->fail_message, message) < 0) {
+                job_finish(j, j->cancel_requested ? "canceled" : "failed", message, NULL, NULL);
+                return;
+        }
         if (d->prepared) {
-                int r = swap_abort(&d->plan);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot remove the staging folder %s: %m", d->plan.staging);
                 d->prepared = false;
+                return cleanup_start(j, true, on_staging_removed);
         }
-        /* A file passed for this restore was copied in only for it: a refused restore takes it out again,
-         * and the job ends when it is gone. */
-        if (d->options.imported) {
-                char *names[] = { j->name, NULL };
-
-                d->options.imported = false;
-                if ((message == d->fail_message || free_and_strdup(&d->fail_message, message) >= 0) &&
-                    backup_delete_start(j->instance, names, on_failed_copy_removed, j) >= 0)
-                        return;
-        }
-        job_finish(j, j->cancel_requested ? "canceled" : "failed", message, NULL, NULL);
+        restore_fail_remove_copy(j);
 }
 
 void on_restore_exit(int si_code, int status, void *userdata) {

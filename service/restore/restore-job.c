@@ -46,6 +46,8 @@ static void restore_job_data_free(void *p) {
         instance_probe_free(r->probe);
         command_free(r->restart);
         free(r->fail_message);
+        worker_pipe_free(r->cleanup);
+        free(r->cleanup_error);
         if (r->staging_fd >= 0)
                 close(r->staging_fd);
         if (r->fetch_fd >= 0)

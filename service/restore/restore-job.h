@@ -11,6 +11,7 @@
 #include "worker/worker-pipe.h"
 
 typedef struct Daemon Daemon;
+typedef struct Job Job;
 
 /* A restore in three files: restore-job.c (the methods, the job, staging), restore-worker.c (validation,
  * extraction and plugins as the instance user), restore-finish.c (the swap and after). What they share
@@ -37,6 +38,10 @@ typedef struct RestoreJobData {
         InstanceProbe *probe;           /* reading the restored config.yaml */
         Command *restart;               /* config.yaml's serverRestartCommand */
         char *fail_message;             /* why it failed, while the unit restarts or the passed copy goes */
+        WorkerPipe *cleanup;            /* removing staging or the old basedir */
+        bool cleanup_abort;             /* staging */
+        void (*cleanup_done)(Job *j, const char *error);
+        char *cleanup_error;
         /* from the worker */
         char **excludes;
         char *unknown_json;             /* a(sss) as JSON: [[key, name, url], ...] */
