@@ -249,6 +249,7 @@ class Fixture:
                 self.daemon_env = daemon_env or {}
                 self.systemd_config = systemd
                 self.systemd_proc = None
+                self.daemon_exit_on_idle = False        # True: without --no-exit-on-idle
                 self.dir = None
                 self.address = None
                 self.bus_proc = None
@@ -591,8 +592,11 @@ class Fixture:
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
                         raise RuntimeError(f"{OPBACKUPD} is not there: build first or set OPBACKUPD")
+                argv = [OPBACKUPD, "--config-dir", self.config_dir, "--verbose"]
+                if not self.daemon_exit_on_idle:
+                        argv.append("--no-exit-on-idle")
                 self.daemon_proc = subprocess.Popen(
-                        [OPBACKUPD, "--config-dir", self.config_dir, "--no-exit-on-idle", "--verbose"], env=env,
+                        argv, env=env,
                         stdin=subprocess.DEVNULL, stdout=self._logfile("daemon"), stderr=subprocess.STDOUT,
                         preexec_fn=_die_with_parent)
                 self.wait_for_name(BUS_NAME, self.daemon_proc, "opbackupd")

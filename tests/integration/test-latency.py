@@ -6,6 +6,8 @@
 # - during ListBackups calls that each read 1,000 backups (hard links of one backup, so one utime() makes
 #   every one of them new to the daemon's cache); ListBackups calls that overlap, with a DeleteBackup
 #   among them, all get listings, and the next one lacks the deleted backup.
+# And a daemon that exits when idle does not while a worker has a call to answer: ListBackups of 30,000
+# backups, longer than IdleTimeoutSec=1, is answered, and the daemon exits a little after.
 # The p50/p99/max figures are printed (lines starting with "# latency") so they can be recorded, before
 # anything is checked.
 
@@ -180,6 +182,28 @@ def test_latency_during_list_backups():
                 after = bt.list_backups(fx)
                 expect_eq(len(after), N_BACKUPS - 1, "backups listed after the delete")
                 expect("many-0001.zip" not in {b["name"] for b in after}, "the deleted backup is still listed")
+
+
+
+def test_idle_exit_waits_for_workers():
+        n = 30000
+        with Fixture(extra_ini="[Daemon]\nIdleTimeoutSec=1\n", daemon=False) as fx:
+                fx.daemon_exit_on_idle = True
+                fx.start_daemon()
+                bt.run_backup_ok(fx, name="b.zip")
+                folder = fx.expected()["backup_folder"]
+                for k in range(1, n):
+                        os.link(os.path.join(folder, "b.zip"), os.path.join(folder, f"many-{k:05d}.zip"))
+                start = time.monotonic()
+                listed = bt.list_backups(fx)
+                took = time.monotonic() - start
+                print(f"# ListBackups of {n} backups took {took:.1f} s (IdleTimeoutSec=1)", flush=True)
+                expect_eq(len(listed), n, "backups listed")
+                # Idle now: it goes.
+                fx.daemon_proc.wait(timeout=30)
+                expect_eq(fx.daemon_proc.returncode, 0, "the daemon's exit status when idle")
+                expect("Idle for 1 s, exiting." in fx.daemon_log(), "the daemon did not say it exits when idle")
+                fx.daemon_proc = None
 
 
 fixture.main(globals())
