@@ -198,43 +198,42 @@ static unsigned count_jobs(Instance *i, JobOperation op, bool *ret_restore_runni
 
 static int backup_job_start(Job *j);
 
-int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_strv_free_ char **excludes = NULL;
-        _cleanup_free_ char *name = NULL;
-        Instance *i = userdata;
+/* What CreateBackup was asked, while the backup folder is listed. */
+typedef struct CreateRequest {
+        sd_bus_message *request;
+        char **excludes;
+        char *name;
+        bool when_idle;
+        bool scheduled;
+} CreateRequest;
+
+static void create_request_free(CreateRequest *c) {
+        sd_bus_message_unref(c->request);
+        strv_free(c->excludes);
+        free(c->name);
+        free(c);
+}
+
+/* The checks that need the folder's listing, then the job. */
+static int create_backup_job(Instance *i, CreateRequest *c, sd_bus_error *error) {
+        sd_bus_message *m = c->request;
         BackupJobData *data;
-        bool restore_running, when_idle, scheduled;
+        bool restore_running;
         Job *j;
         int r;
 
-        r = read_excludes(m, &excludes, error);
-        if (r < 0)
-                return r;
-        r = read_options(m, &name, &when_idle, &scheduled, error);
-        if (r < 0)
-                return r;
-        r = check_instance_usable(i, error);
-        if (r < 0)
-                return r;
-        /* Names already in the folder count as taken: look before answering. */
-        {
-                _cleanup_free_ char *err = NULL;
-                r = backup_list_refresh(i, &err);
-                if (r < 0)
-                        return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
-        }
         if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
                 return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%u backups of %s are queued already; try again "
                                          "when they are done.", BACKUP_QUEUE_MAX, i->name);
         if (restore_running)
                 return sd_bus_error_setf(error, BUS_ERROR_BUSY, "A restore of %s is running; back up after it.",
                                          i->name);
-        if (name && name_in_use(i, name))
+        if (c->name && name_in_use(i, c->name))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "A backup named %s exists already, is being made or may be the name of "
-                                         "a backup being imported: choose another name.", name);
-        if (!name) {
-                r = generate_name(i, scheduled, &name);
+                                         "a backup being imported: choose another name.", c->name);
+        if (!c->name) {
+                r = generate_name(i, c->scheduled, &c->name);
                 if (r < 0)
                         return r;
         }
@@ -242,14 +241,14 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         data = calloc(1, sizeof(*data));
         if (!data)
                 return -ENOMEM;
-        data->excludes = TAKE_PTR(excludes);
-        data->when_idle = when_idle;
+        data->excludes = TAKE_PTR(c->excludes);
+        data->when_idle = c->when_idle;
         r = job_new(&(JobDescription) {
                         .instance = i,
                         .operation = JOB_BACKUP,
                         .action = ACTION_CREATE,
                         .request = m,
-                        .name = name,
+                        .name = c->name,
                         .start = backup_job_start,
                         .cancel = backup_job_cancel,
                         .data = data,
@@ -261,6 +260,60 @@ int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
         instance_start_next_job(i);
         return r;
+}
+
+static void on_create_listed(Instance *i, int r, const char *err, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        CreateRequest *c = userdata;
+
+        if (r < 0 && err)
+                r = sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, err);
+        else if (r >= 0)
+                r = create_backup_job(i, c, &error);
+        if (sd_bus_error_is_set(&error))
+                r = sd_bus_reply_method_error(c->request, &error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(c->request, r, NULL);
+        if (r < 0)
+                log_debug("Failed to reply to CreateBackup(): %d", r);
+        create_request_free(c);
+}
+
+int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **excludes = NULL;
+        _cleanup_free_ char *name = NULL;
+        Instance *i = userdata;
+        CreateRequest *c;
+        bool when_idle, scheduled;
+        int r;
+
+        r = read_excludes(m, &excludes, error);
+        if (r < 0)
+                return r;
+        r = read_options(m, &name, &when_idle, &scheduled, error);
+        if (r < 0)
+                return r;
+        r = check_instance_usable(i, error);
+        if (r < 0)
+                return r;
+
+        /* Names already in the folder count as taken: look before answering. */
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (CreateRequest) {
+                .request = sd_bus_message_ref(m),
+                .excludes = TAKE_PTR(excludes),
+                .name = TAKE_PTR(name),
+                .when_idle = when_idle,
+                .scheduled = scheduled,
+        };
+        r = backup_list_refresh_start(i, on_create_listed, c);
+        if (r < 0) {
+                create_request_free(c);
+                return r;
+        }
+        return 1;
 }
 
 /* ---- In the worker, as the instance user ---- */
@@ -513,25 +566,66 @@ static int cleanup_task(void *userdata, json_object **ret_json, int *ret_fd) {
         return 0;
 }
 
-static void cleanup_temp_files(Instance *i, bool imports) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
-        CleanupArgs args = { .instance = i, .imports = imports };
+static void log_removed(Instance *i, const WorkerReply *reply) {
         json_object *list;
+
+        if (json_object_object_get_ex(reply->json, "removed", &list))
+                for (size_t k = 0; k < json_object_array_length(list); k++) {
+                        const char *name = json_object_get_string(json_object_array_get_idx(list, k));
+
+                        log_notice("Instance %s: removed %s, left by an interrupted %s.", i->name, name,
+                                   import_is_temp_name(name) ? "import" : "backup");
+                }
+}
+
+/* At start-up, before the daemon serves anyone: waited for. */
+static void cleanup_temp_files_now(Instance *i) {
+        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+        CleanupArgs args = { .instance = i, .imports = true };
 
         if (i->unusable_reason || !i->backup_folder)
                 return;
-        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, &args, -1, &reply) < 0)
+        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, &args, -1, &reply) >= 0)
+                log_removed(i, &reply);
+}
+
+typedef struct CleanupOp {
+        CleanupArgs args;
+        Worker *worker;
+} CleanupOp;
+
+static void on_cleaned_up(int r, WorkerReply *reply, void *userdata) {
+        CleanupOp *op = userdata;
+
+        if (r >= 0)
+                log_removed(op->args.instance, reply);
+        worker_free(op->worker);
+        free(op);
+}
+
+/* After a backup worker died: from the event loop, which goes on serving meanwhile. */
+static void cleanup_temp_files(Instance *i, bool imports) {
+        CleanupOp *op;
+        int r;
+
+        if (i->unusable_reason || !i->backup_folder)
                 return;
-        if (json_object_object_get_ex(reply.json, "removed", &list))
-                for (size_t k = 0; k < json_object_array_length(list); k++)
-                        log_notice("Instance %s: removed %s, left by an interrupted %s.", i->name,
-                                   json_object_get_string(json_object_array_get_idx(list, k)),
-                                   import_is_temp_name(json_object_get_string(json_object_array_get_idx(list, k))) ?
-                                   "import" : "backup");
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                log_oom();
+                return;
+        }
+        op->args = (CleanupArgs) { .instance = i, .imports = imports };
+        r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-cleanup", 60, cleanup_task, &op->args, -1,
+                         on_cleaned_up, op, &op->worker);
+        if (r < 0) {
+                log_warning_errno(r, "Instance %s: cannot start removing what the backup left: %m", i->name);
+                free(op);
+        }
 }
 
 int backups_recover(Daemon *d) {
         for (size_t k = 0; k < d->n_instances; k++)
-                cleanup_temp_files(d->instances[k], true);
+                cleanup_temp_files_now(d->instances[k]);
         return 0;
 }

@@ -7,6 +7,7 @@
 #include "instance/instance.h"
 #include "log.h"
 #include "util.h"
+#include "worker/worker.h"
 
 static uint64_t now_usec(void) {
         uint64_t t = 0;
@@ -21,7 +22,8 @@ void daemon_note_activity(Daemon *d) {
 }
 
 bool daemon_is_idle(Daemon *d) {
-        return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 &&
+        /* A running worker is a method call still to be answered (or a refresh someone waits for). */
+        return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 && worker_running() == 0 &&
                 strv_length(d->subscribers) == 0;
 }
 

@@ -371,27 +371,64 @@ static void on_import_message(json_object *msg, void *userdata) {
         op->result = json_object_get(msg);
 }
 
+/* Removing the named copy a dead import worker left: as the instance user, from the event loop. */
+typedef struct TempCleanup {
+        Instance *instance;
+        char *folder, *temp;
+        Worker *worker;
+} TempCleanup;
+
 static int remove_temp_task(void *userdata, json_object **ret_json, int *ret_fd) {
-        ImportOp *op = userdata;
+        TempCleanup *c = userdata;
         _cleanup_close_ int dir_fd = -1;
 
         *ret_json = json_object_new_object();
-        if (backup_folder_open(op->args.folder, &dir_fd) >= 0 && unlinkat(dir_fd, op->temp, 0) >= 0)
+        if (backup_folder_open(c->folder, &dir_fd) >= 0 && unlinkat(dir_fd, c->temp, 0) >= 0)
                 (void) fsync(dir_fd);
         return 0;
 }
 
+static void temp_cleanup_free(TempCleanup *c) {
+        worker_free(c->worker);
+        free(c->folder);
+        free(c->temp);
+        free(c);
+}
+
+static void on_temp_removed(int r, WorkerReply *reply, void *userdata) {
+        TempCleanup *c = userdata;
+
+        if (r >= 0)
+                log_notice("Instance %s: removed %s/%s, left by an import that did not finish.", c->instance->name,
+                           c->folder, c->temp);
+        else
+                log_warning_errno(r, "Instance %s: cannot remove %s/%s, left by an import that did not finish "
+                                  "(the next start of the daemon does): %m", c->instance->name, c->folder, c->temp);
+        temp_cleanup_free(c);
+}
+
 /* A worker that died did not remove its named copy. (An unnamed one went with it.) */
 static void remove_temp(ImportOp *op) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
         Instance *i = op->instance;
+        TempCleanup *c;
+        int r;
 
         if (!op->temp || !import_is_temp_name(op->temp))
                 return;
-        if (worker_run_sync(i->uid, i->gid, "opbackup-cleanup", CLEANUP_TIMEOUT_SEC, remove_temp_task, op, -1,
-                            &reply) >= 0)
-                log_notice("Instance %s: removed %s/%s, left by an import that did not finish.", i->name,
-                           op->args.folder, op->temp);
+        c = calloc(1, sizeof(*c));
+        if (!c || !(c->folder = strdup(op->args.folder)) || !(c->temp = strdup(op->temp))) {
+                if (c)
+                        temp_cleanup_free(c);
+                log_oom();
+                return;
+        }
+        c->instance = i;
+        r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-cleanup", CLEANUP_TIMEOUT_SEC,
+                         remove_temp_task, c, -1, on_temp_removed, c, &c->worker);
+        if (r < 0) {
+                log_warning_errno(r, "Instance %s: cannot start removing %s/%s: %m", i->name, c->folder, c->temp);
+                temp_cleanup_free(c);
+        }
 }
 
 static void on_import_exit(int si_code, int status, void *userdata) {

@@ -38,11 +38,13 @@ static void backup_entry_done(BackupEntry *e) {
 }
 
 void backup_cache_done(BackupCache *c) {
+        uint64_t generation = c->generation;
+
         for (size_t k = 0; k < c->n; k++)
                 backup_entry_done(&c->entries[k]);
         free(c->entries);
         free(c->by_name);
-        *c = (BackupCache) {};
+        *c = (BackupCache) { .generation = generation + 1 };
 }
 
 /* The entry named name, or NULL: a binary search in by_name, so a listing is O(n log n), not O(n²). */
@@ -74,6 +76,7 @@ void backup_cache_forget(BackupCache *c, const char *name) {
 
         if (e)
                 e->size = UINT64_MAX;   /* never matches again */
+        c->generation++;
 }
 
 static int compare_by_name(const void *a, const void *b) {
@@ -392,25 +395,24 @@ fail:
         return r;
 }
 
-int backup_list_refresh(Instance *i, char **ret_error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+/* The worker's answer becomes the new cache. *ret_error: a message for the caller, if there is one. */
+static int cache_apply(Instance *i, int r, const WorkerReply *reply, char **ret_error) {
         BackupCache fresh;
         json_object *v, *read;
         const char *rows;
         size_t n_rows = 0;
-        int r;
+        uint64_t generation = i->backup_cache.generation;
 
         *ret_error = NULL;
-        r = worker_run_sync(i->uid, i->gid, "opbackup-list", LIST_TIMEOUT_SEC, list_task, i, -1, &reply);
         if (r < 0)
                 return asprintf(ret_error, "Cannot list %s as user %s: %s", i->backup_folder, i->user,
                                 strerror(-r)) < 0 ? -ENOMEM : -EIO;
-        if (json_object_object_get_ex(reply.json, "error", &v))
+        if (json_object_object_get_ex(reply->json, "error", &v))
                 return (*ret_error = strdup(json_object_get_string(v))) ? -EIO : -ENOMEM;
-        if (json_object_object_get_ex(reply.json, "unchanged", &v) && json_object_get_boolean(v))
+        if (json_object_object_get_ex(reply->json, "unchanged", &v) && json_object_get_boolean(v))
                 return 0;
-        if (!json_object_object_get_ex(reply.json, "rows", &v) || !json_object_is_type(v, json_type_string) ||
-            !json_object_object_get_ex(reply.json, "read", &read) || !json_object_is_type(read, json_type_array))
+        if (!json_object_object_get_ex(reply->json, "rows", &v) || !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(reply->json, "read", &read) || !json_object_is_type(read, json_type_array))
                 return -EBADMSG;
         rows = json_object_get_string(v);
         if (strlen(rows) != (size_t) json_object_get_string_len(v) || (*rows && !endswith(rows, "\n")))
@@ -426,21 +428,130 @@ int backup_list_refresh(Instance *i, char **ret_error) {
         if (r < 0)
                 return r;
         i->backup_cache = fresh;
+        i->backup_cache.generation = generation + 1;
         return 0;
 }
 
-int method_list_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+/* Refreshes are made one at a time per instance: a worker's rows refer to the cache as it was when it
+ * started, so two at once could not both apply. Callers that come while one runs wait for the next one
+ * (started when it ends), not for the running one, which may have listed the folder before their call. */
+typedef struct RefreshWaiter {
+        struct RefreshWaiter *next;
+        backup_list_done_fn done;
+        void *userdata;
+} RefreshWaiter;
+
+struct BackupRefresh {
+        Worker *worker;
+        uint64_t generation;            /* of the cache when the worker started */
+        RefreshWaiter *running;         /* waiting for the worker that runs */
+        RefreshWaiter *queued;          /* waiting for the next one */
+};
+
+static void waiters_free(RefreshWaiter *w) {
+        while (w) {
+                RefreshWaiter *n = w->next;
+                free(w);
+                w = n;
+        }
+}
+
+BackupRefresh *backup_refresh_free(BackupRefresh *f) {
+        if (!f)
+                return NULL;
+        worker_free(f->worker);
+        waiters_free(f->running);
+        waiters_free(f->queued);
+        free(f);
+        return NULL;
+}
+
+static int refresh_launch(Instance *i);
+
+static void on_list_done(int r, WorkerReply *reply, void *userdata) {
         _cleanup_free_ char *err = NULL;
         Instance *i = userdata;
+        BackupRefresh *f = i->refresh;
+        RefreshWaiter *waiters;
+
+        f->worker = worker_free(f->worker);
+        if (f->generation != i->backup_cache.generation) {
+                /* The cache changed under the worker (a delete, a restore): its rows no longer apply. Its
+                 * waiters go first in the next round. */
+                RefreshWaiter **tail = &f->running;
+                while (*tail)
+                        tail = &(*tail)->next;
+                *tail = f->queued;
+                f->queued = TAKE_PTR(f->running);
+                r = refresh_launch(i);
+                if (r >= 0)
+                        return;
+                /* Cannot start again: those waiting hear why. */
+                f->running = TAKE_PTR(f->queued);
+        } else
+                r = cache_apply(i, r, reply, &err);
+
+        /* A waiter may ask for another refresh: it is queued, and started below. */
+        waiters = TAKE_PTR(f->running);
+        while (waiters) {
+                RefreshWaiter *w = waiters;
+                waiters = w->next;
+                w->done(i, r, err, w->userdata);
+                free(w);
+        }
+        if (f->queued && !f->worker && refresh_launch(i) < 0) {
+                waiters = TAKE_PTR(f->queued);
+                while (waiters) {
+                        RefreshWaiter *w = waiters;
+                        waiters = w->next;
+                        w->done(i, -ENOMEM, NULL, w->userdata);
+                        free(w);
+                }
+        }
+}
+
+static int refresh_launch(Instance *i) {
+        BackupRefresh *f = i->refresh;
         int r;
 
-        if (i->unusable_reason)
-                return sd_bus_error_setf(error, BUS_ERROR_INSTANCE_UNUSABLE, "Instance %s is unusable: %s",
-                                         i->name, i->unusable_reason);
-        r = backup_list_refresh(i, &err);
+        r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-list", LIST_TIMEOUT_SEC, list_task, i, -1,
+                         on_list_done, i, &f->worker);
         if (r < 0)
-                return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
+                return log_warning_errno(r, "Cannot start a worker to list %s: %m", i->backup_folder);
+        f->generation = i->backup_cache.generation;
+        f->running = TAKE_PTR(f->queued);
+        return 0;
+}
+
+int backup_list_refresh_start(Instance *i, backup_list_done_fn done, void *userdata) {
+        RefreshWaiter *w, **tail;
+        int r;
+
+        if (!i->refresh) {
+                i->refresh = calloc(1, sizeof(BackupRefresh));
+                if (!i->refresh)
+                        return -ENOMEM;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (RefreshWaiter) { .done = done, .userdata = userdata };
+        for (tail = &i->refresh->queued; *tail; tail = &(*tail)->next)
+                ;
+        *tail = w;
+        if (i->refresh->worker)
+                return 0;
+        r = refresh_launch(i);
+        if (r < 0) {
+                *tail = NULL;
+                free(w);
+        }
+        return r;
+}
+
+static int reply_backups(sd_bus_message *m, const BackupCache *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
@@ -448,8 +559,8 @@ int method_list_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_open_container(reply, 'a', "(sttxsas)");
         if (r < 0)
                 return r;
-        for (size_t k = 0; k < i->backup_cache.n; k++) {
-                const BackupEntry *e = &i->backup_cache.entries[k];
+        for (size_t k = 0; k < c->n; k++) {
+                const BackupEntry *e = &c->entries[k];
 
                 if (!e->valid)
                         continue;
@@ -468,4 +579,33 @@ int method_list_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static void on_listed(Instance *i, int r, const char *error, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (r < 0 && error)
+                r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED, "%s", error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(m, r, NULL);
+        else
+                r = reply_backups(m, &i->backup_cache);
+        if (r < 0)
+                log_debug("Failed to reply to ListBackups(): %d", r);
+        sd_bus_message_unref(m);
+}
+
+int method_list_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        int r;
+
+        if (i->unusable_reason)
+                return sd_bus_error_setf(error, BUS_ERROR_INSTANCE_UNUSABLE, "Instance %s is unusable: %s",
+                                         i->name, i->unusable_reason);
+        r = backup_list_refresh_start(i, on_listed, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return r;
+        }
+        return 1;
 }

@@ -23,13 +23,20 @@ typedef struct BackupCache {
         BackupEntry *entries;           /* newest first */
         size_t n;
         BackupEntry **by_name;          /* the same entries sorted by name, for lookups */
+        uint64_t generation;            /* changes with every change to the above */
 } BackupCache;
 
 void backup_cache_done(BackupCache *c);
 
-/* Lists the backup folder through a worker (as the instance user) and refreshes the cache. The
- * entries come newest first. */
-int backup_list_refresh(Instance *i, char **ret_error);
+/* Lists the backup folder through a worker (as the instance user) and refreshes the cache (entries newest
+ * first), without waiting for it: done() is called when the cache is fresh (r >= 0), or with r < 0 and,
+ * when there is one, a message for the caller. Returns 0 when started; done is not called otherwise. */
+typedef void (*backup_list_done_fn)(Instance *i, int r, const char *error, void *userdata);
+int backup_list_refresh_start(Instance *i, backup_list_done_fn done, void *userdata);
+
+/* An instance's refreshes: the one running and those waiting for the next. */
+typedef struct BackupRefresh BackupRefresh;
+BackupRefresh *backup_refresh_free(BackupRefresh *f);
 
 /* The ListBackups method, after authorization. */
 int method_list_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "names.h"
 #include "util.h"
+#include "worker/worker-method.h"
 #include "worker/worker.h"
 
 #define MANAGE_TIMEOUT_SEC 60U
@@ -34,17 +35,6 @@ int check_instance_usable(Instance *i, sd_bus_error *error) {
                 return 0;
         return sd_bus_error_setf(error, BUS_ERROR_INSTANCE_UNUSABLE, "Instance %s is unusable: %s", i->name,
                                  i->unusable_reason);
-}
-
-/* A worker's {"error": ..., "error_name": ...} as a D-Bus error; 0 if there was none. */
-int worker_reply_error(const WorkerReply *reply, sd_bus_error *error) {
-        json_object *msg, *name;
-
-        if (!json_object_object_get_ex(reply->json, "error", &msg))
-                return 0;
-        if (!json_object_object_get_ex(reply->json, "error_name", &name))
-                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, json_object_get_string(msg));
-        return sd_bus_error_set(error, json_object_get_string(name), json_object_get_string(msg));
 }
 
 static json_object *named_error(const char *name, const char *message) {
@@ -110,25 +100,28 @@ static int append_backup_deleted(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "ss", args[0], args[1]);
 }
 
-/* Deletes names (all valid) through a worker; emits BackupDeleted for each one gone. */
-static int delete_backups(Instance *i, char *const *names, char ***ret_deleted, sd_bus_error *error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+typedef struct DeleteOp {
+        Instance *instance;
+        Worker *worker;
+        backup_delete_done_fn done;
+        void *userdata;
+} DeleteOp;
+
+/* Every backup the worker removed is forgotten and announced (BackupDeleted), even when it then stopped
+ * at a name it could not delete. */
+static int deleted_from_reply(Instance *i, const WorkerReply *reply, char ***ret) {
         _cleanup_strv_free_ char **deleted = calloc(1, sizeof(char *));
-        DeleteArgs a = { .folder = i->backup_folder, .names = names };
         json_object *list;
-        int r;
 
         if (!deleted)
                 return -ENOMEM;
-        r = worker_run_sync(i->uid, i->gid, "opbackup-delete", MANAGE_TIMEOUT_SEC, delete_task, &a, -1, &reply);
-        if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot delete as user %s: %s", i->user,
-                                         strerror(-r));
-        if (json_object_object_get_ex(reply.json, "deleted", &list))
+        if (json_object_object_get_ex(reply->json, "deleted", &list))
                 for (size_t k = 0; k < json_object_array_length(list); k++) {
                         const char *name = json_object_get_string(json_object_array_get_idx(list, k));
                         const char *args[2] = { i->name, name };
 
+                        if (!backup_name_is_valid(strempty(name)))
+                                continue;
                         log_info("Instance %s: deleted backup %s", i->name, name);
                         backup_cache_forget(&i->backup_cache, name);
                         (void) daemon_emit_signal(i->daemon, OBJECT_ROOT, MANAGER_INTERFACE, "BackupDeleted",
@@ -136,19 +129,59 @@ static int delete_backups(Instance *i, char *const *names, char ***ret_deleted, 
                         if (strv_extend(&deleted, name) < 0)
                                 return -ENOMEM;
                 }
-        r = worker_reply_error(&reply, error);
-        if (r < 0)
-                return r;
-        if (ret_deleted)
-                *ret_deleted = TAKE_PTR(deleted);
+        *ret = TAKE_PTR(deleted);
         return 0;
 }
 
-int backup_delete(Instance *i, const char *name) {
+static void on_delete_done(int r, WorkerReply *reply, void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        char *names[] = { (char *) name, NULL };
+        _cleanup_strv_free_ char **deleted = NULL;
+        DeleteOp *op = userdata;
+        Instance *i = op->instance;
 
-        return delete_backups(i, names, NULL, &error);
+        if (r < 0)
+                r = sd_bus_error_setf(&error, SD_BUS_ERROR_FAILED, "Cannot delete as user %s: %s", i->user,
+                                      strerror(-r));
+        else {
+                r = deleted_from_reply(i, reply, &deleted);
+                if (r >= 0)
+                        r = worker_reply_error(reply, &error);
+        }
+        op->done(i, r < 0 ? r : 0, deleted, sd_bus_error_is_set(&error) ? &error : NULL, op->userdata);
+        worker_free(op->worker);
+        free(op);
+}
+
+int backup_delete_start(Instance *i, char *const *names, backup_delete_done_fn done, void *userdata) {
+        DeleteArgs a = { .folder = i->backup_folder, .names = names };
+        DeleteOp *op;
+        int r;
+
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        *op = (DeleteOp) { .instance = i, .done = done, .userdata = userdata };
+        r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-delete", MANAGE_TIMEOUT_SEC, delete_task, &a,
+                         -1, on_delete_done, op, &op->worker);
+        if (r < 0) {
+                free(op);
+                return log_warning_errno(r, "Cannot start a worker to delete backups of %s: %m", i->name);
+        }
+        return 0;
+}
+
+static void reply_deleted(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        sd_bus_message *m = userdata;
+
+        if (error)
+                r = sd_bus_reply_method_error(m, error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(m, r, NULL);
+        else
+                r = sd_bus_reply_method_return(m, "");
+        if (r < 0)
+                log_debug("Failed to reply to DeleteBackup(): %d", r);
+        sd_bus_message_unref(m);
 }
 
 int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -167,11 +200,13 @@ int method_delete_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
                 return r;
         {
                 char *names[] = { (char *) name, NULL };
-                r = delete_backups(i, names, NULL, error);
+                r = backup_delete_start(i, names, reply_deleted, sd_bus_message_ref(m));
         }
-        if (r < 0)
+        if (r < 0) {
+                sd_bus_message_unref(m);
                 return r;
-        return sd_bus_reply_method_return(m, "");
+        }
+        return 1;
 }
 
 static int open_task(void *userdata, json_object **ret_json, int *ret_fd) {
@@ -196,8 +231,18 @@ static int open_task(void *userdata, json_object **ret_json, int *ret_fd) {
         return 0;
 }
 
+static int reply_opened(sd_bus_message *m, int r, WorkerReply *reply, void *userdata, sd_bus_error *error) {
+        if (r < 0)
+                return r;
+        r = worker_reply_error(reply, error);
+        if (r < 0)
+                return r;
+        if (reply->fd < 0)
+                return -EIO;
+        return sd_bus_reply_method_return(m, "h", reply->fd);
+}
+
 int method_open_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
         Instance *i = userdata;
         const char *name, *a[2];
         int r;
@@ -213,28 +258,102 @@ int method_open_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_erro
                 return r;
         a[0] = i->backup_folder;
         a[1] = name;
-        r = worker_run_sync(i->uid, i->gid, "opbackup-open", MANAGE_TIMEOUT_SEC, open_task, a, -1, &reply);
+        return worker_method_start(m, i->uid, i->gid, "opbackup-open", MANAGE_TIMEOUT_SEC, open_task, a,
+                                   reply_opened, NULL, NULL);
+}
+
+/* PruneBackups: list (the cache is sorted newest first), pick, delete, answer; each step when the one
+ * before is done. */
+typedef struct PruneOp {
+        sd_bus_message *request;
+        uint32_t keep;
+        char *glob;
+        char **victims;
+} PruneOp;
+
+static void prune_op_free(PruneOp *op) {
+        sd_bus_message_unref(op->request);
+        free(op->glob);
+        strv_free(op->victims);
+        free(op);
+}
+
+static int reply_pruned(sd_bus_message *m, char *const *deleted) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = worker_reply_error(&reply, error);
+        r = sd_bus_message_append_strv(reply, (char **) deleted);
         if (r < 0)
                 return r;
-        if (reply.fd < 0)
-                return -EIO;
-        return sd_bus_reply_method_return(m, "h", reply.fd);
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static void on_pruned(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        PruneOp *op = userdata;
+
+        if (error)
+                r = sd_bus_reply_method_error(op->request, error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(op->request, r, NULL);
+        else
+                r = reply_pruned(op->request, deleted ?: op->victims);
+        if (r < 0)
+                log_debug("Failed to reply to PruneBackups(): %d", r);
+        prune_op_free(op);
+}
+
+static int prune_pick(Instance *i, PruneOp *op) {
+        uint32_t kept = 0;
+
+        op->victims = calloc(1, sizeof(char *));
+        if (!op->victims)
+                return -ENOMEM;
+        for (size_t k = 0; k < i->backup_cache.n; k++) {
+                const BackupEntry *e = &i->backup_cache.entries[k];
+
+                if (!e->valid || fnmatch(isempty(op->glob) ? "*" : op->glob, e->name, 0) != 0)
+                        continue;
+                if (kept < op->keep) {
+                        kept++;
+                        continue;
+                }
+                if (strv_extend(&op->victims, e->name) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static void on_prune_listed(Instance *i, int r, const char *error, void *userdata) {
+        PruneOp *op = userdata;
+
+        if (r >= 0)
+                r = prune_pick(i, op);
+        if (r >= 0 && op->victims[0]) {
+                r = backup_delete_start(i, op->victims, on_pruned, op);
+                if (r >= 0)
+                        return;
+        }
+        if (r < 0 && error)
+                r = sd_bus_reply_method_errorf(op->request, SD_BUS_ERROR_FAILED, "%s", error);
+        else if (r < 0)
+                r = sd_bus_reply_method_errno(op->request, r, NULL);
+        else
+                r = reply_pruned(op->request, op->victims);
+        if (r < 0)
+                log_debug("Failed to reply to PruneBackups(): %d", r);
+        prune_op_free(op);
 }
 
 int method_prune_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_strv_free_ char **victims = calloc(1, sizeof(char *)), **deleted = NULL;
-        _cleanup_free_ char *err = NULL;
         Instance *i = userdata;
         const char *glob;
-        uint32_t keep, kept = 0;
+        PruneOp *op;
+        uint32_t keep;
         int r;
 
-        if (!victims)
-                return -ENOMEM;
         r = sd_bus_message_read(m, "us", &keep, &glob);
         if (r < 0)
                 return r;
@@ -244,33 +363,20 @@ int method_prune_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_er
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        r = backup_list_refresh(i, &err);
-        if (r < 0)
-                return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
-
-        /* The cache is sorted newest first: keep the first `keep` matches, delete the rest. */
-        for (size_t k = 0; k < i->backup_cache.n; k++) {
-                const BackupEntry *e = &i->backup_cache.entries[k];
-
-                if (!e->valid || fnmatch(isempty(glob) ? "*" : glob, e->name, 0) != 0)
-                        continue;
-                if (kept < keep) {
-                        kept++;
-                        continue;
-                }
-                if (strv_extend(&victims, e->name) < 0)
-                        return -ENOMEM;
+        op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        op->keep = keep;
+        op->glob = strdup(glob);
+        if (!op->glob) {
+                free(op);
+                return -ENOMEM;
         }
-        if (victims[0]) {
-                r = delete_backups(i, victims, &deleted, error);
-                if (r < 0)
-                        return r;
+        op->request = sd_bus_message_ref(m);
+        r = backup_list_refresh_start(i, on_prune_listed, op);
+        if (r < 0) {
+                prune_op_free(op);
+                return r;
         }
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_strv(reply, deleted ?: victims);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return 1;
 }

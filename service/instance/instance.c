@@ -8,6 +8,10 @@
 #include "log.h"
 #include "util.h"
 #include "worker/privs.h"
+#include "worker/worker.h"
+
+/* As long as probe_run() waits. */
+#define PROBE_TIMEOUT_SEC 10U
 
 int instance_new(Daemon *d, InstanceConfig *config, Instance **ret) {
         Instance *i;
@@ -52,6 +56,7 @@ Instance *instance_free(Instance *i) {
         if (!i)
                 return NULL;
         instance_clear_probe(i);
+        backup_refresh_free(i->refresh);
         backup_cache_done(&i->backup_cache);
         strv_free(i->importing);
         instance_config_free(i->config);
@@ -258,6 +263,43 @@ static int instance_compute_restore_support(Instance *i) {
                                       i->venv != NULL, &i->restore_unsupported_reason);
 }
 
+/* Takes what a probe found into the instance (r < 0: the probe failed). */
+static int instance_apply_probe(Instance *i, int r, ProbeResult *p) {
+        if (r < 0)
+                r = asprintf(&i->unusable_reason, "Cannot examine the instance as user %s: %s", i->user,
+                             strerror(-r)) < 0 ? -ENOMEM : 0;
+        else if (p->error)
+                i->unusable_reason = TAKE_PTR(p->error);
+        else {
+                i->octo = p->octo;
+                p->octo = (OctoConfig) {};
+                i->octoprint_version = TAKE_PTR(p->octoprint_version);
+                i->has_pip = p->has_pip;
+        }
+        return r;
+}
+
+static int instance_probe_finish(Instance *i) {
+        int r;
+
+        r = instance_compute_paths(i);
+        if (r < 0)
+                return r;
+        r = instance_check_backup_folder(i);
+        if (r < 0)
+                return r;
+        if (i->unusable_reason)
+                log_warning("Instance %s is unusable: %s", i->name, i->unusable_reason);
+        return instance_compute_restore_support(i);
+}
+
+/* The venv a Python= path names: <venv>/bin/python → <venv>. */
+static char *venv_of(const char *python) {
+        _cleanup_free_ char *copy = python ? strdup(python) : NULL;
+
+        return copy ? strdup(dirname(dirname(copy))) : NULL;
+}
+
 int instance_probe(Instance *i) {
         _cleanup_(probe_result_done) ProbeResult p = {};
         int r;
@@ -275,33 +317,79 @@ int instance_probe(Instance *i) {
         if (r < 0)
                 return r;
         if (!i->unusable_reason) {
-                _cleanup_free_ char *copy = i->config->python ? strdup(i->config->python) : NULL;
-                const char *venv = copy ? dirname(dirname(copy)) : NULL;
+                _cleanup_free_ char *venv = venv_of(i->config->python);
 
                 r = probe_run(i->uid, i->gid, i->config->basedir, i->config->config_file, venv, &p);
-                if (r < 0)
-                        r = asprintf(&i->unusable_reason, "Cannot examine the instance as user %s: %s",
-                                     i->user, strerror(-r)) < 0 ? -ENOMEM : 0;
-                else if (p.error)
-                        i->unusable_reason = TAKE_PTR(p.error);
-                else {
-                        i->octo = p.octo;
-                        p.octo = (OctoConfig) {};
-                        i->octoprint_version = TAKE_PTR(p.octoprint_version);
-                        i->has_pip = p.has_pip;
-                }
+                r = instance_apply_probe(i, r, &p);
                 if (r < 0)
                         return r;
         }
-        r = instance_compute_paths(i);
+        return instance_probe_finish(i);
+}
+
+struct InstanceProbe {
+        Instance *instance;
+        Worker *worker;
+        instance_probe_done_fn done;
+        void *userdata;
+};
+
+InstanceProbe *instance_probe_free(InstanceProbe *p) {
+        if (!p)
+                return NULL;
+        worker_free(p->worker);
+        free(p);
+        return NULL;
+}
+
+static void on_probed(int r, WorkerReply *reply, void *userdata) {
+        _cleanup_(probe_result_done) ProbeResult p = {};
+        InstanceProbe *probe = userdata;
+        Instance *i = probe->instance;
+        uid_t uid = i->uid;
+        gid_t gid = i->gid;
+        _cleanup_free_ char *user = TAKE_PTR(i->user);
+
+        /* Until now the instance was left as it was, for those who use it meanwhile. */
+        instance_clear_probe(i);
+        i->uid = uid;
+        i->gid = gid;
+        i->user = TAKE_PTR(user);
+        if (r >= 0)
+                r = probe_result_from_json(json_object_to_json_string_ext(reply->json, JSON_C_TO_STRING_PLAIN), &p);
+        r = instance_apply_probe(i, r, &p);
+        if (r >= 0)
+                r = instance_probe_finish(i);
         if (r < 0)
+                log_error_errno(r, "Instance %s: cannot take in what was found: %m", i->name);
+        probe->done(i, probe->userdata);
+}
+
+int instance_probe_start(Instance *i, instance_probe_done_fn done, void *userdata, InstanceProbe **ret) {
+        _cleanup_free_ char *venv = NULL;
+        InstanceProbe *probe;
+        ProbeArgs a;
+        int r;
+
+        /* Only a usable instance has files to read: the others are probed at once, without a worker. */
+        if (i->config->error || i->unusable_reason || !i->user)
+                return instance_probe(i);
+        venv = venv_of(i->config->python);
+        if (i->config->python && !venv)
+                return -ENOMEM;
+        a = (ProbeArgs) { .basedir = i->config->basedir, .config_file = i->config->config_file, .venv = venv };
+        probe = calloc(1, sizeof(*probe));
+        if (!probe)
+                return -ENOMEM;
+        *probe = (InstanceProbe) { .instance = i, .done = done, .userdata = userdata };
+        r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-probe", PROBE_TIMEOUT_SEC, probe_task, &a, -1,
+                         on_probed, probe, &probe->worker);
+        if (r < 0) {
+                free(probe);
                 return r;
-        r = instance_check_backup_folder(i);
-        if (r < 0)
-                return r;
-        if (i->unusable_reason)
-                log_warning("Instance %s is unusable: %s", i->name, i->unusable_reason);
-        return instance_compute_restore_support(i);
+        }
+        *ret = probe;
+        return 1;
 }
 
 int instance_free_space(Instance *i, uint64_t *ret) {

@@ -30,6 +30,7 @@ struct Instance {
         /* The names ImportBackup copies in flight were asked to be stored under: they and their ".N"
          * variants are not given to backups meanwhile (folder/backup-import.h). */
         char **importing;
+        BackupRefresh *refresh;         /* ListBackups' worker and who waits for it */
 
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */
@@ -43,9 +44,19 @@ Instance *instance_free(Instance *i);
  * out-of-memory is an error. */
 int instance_probe(Instance *i);
 
-/* Restore support (opbackupd(8), RESTORE, step 1) from plain data, so it can be unit-tested. Returns NULL when restore is
- * supported, else the reason (static or allocated into *ret_reason). read_only_fix: when the basedir's
- * parent is on a read-only file system for the daemon, how to make it writable (appended to the reason). */
+/* The same without waiting: the files are read by a worker, and what it finds replaces what the instance
+ * knew only when it has answered, so callers meanwhile see the instance as it was. The user stays the one
+ * the last probe found. Returns 1 when started (done is called then), 0 when there was nothing to read and
+ * the instance is probed already (done is not called), or a negative errno. */
+typedef struct InstanceProbe InstanceProbe;
+typedef void (*instance_probe_done_fn)(Instance *i, void *userdata);
+int instance_probe_start(Instance *i, instance_probe_done_fn done, void *userdata, InstanceProbe **ret);
+InstanceProbe *instance_probe_free(InstanceProbe *p);
+
+/* Restore support (opbackupd(8), RESTORE, step 1) from plain data, so it can be unit-tested. Returns NULL
+ * when restore is supported, else the reason (static or allocated into *ret_reason). read_only_fix: when the
+ * basedir's parent is on a read-only file system for the daemon, how to make it writable (appended to the
+ * reason). */
 int restore_support_reason(bool config_unsupported, const char *config_source, bool yaml_unsupported,
                            const char *env_octoprint, const char *env_opbackup, bool parent_writable,
                            const char *basedir_parent, const char *read_only_fix, bool has_venv,

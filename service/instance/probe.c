@@ -141,22 +141,48 @@ static int probe_venv(const char *venv, ProbeResult *p) {
         return 0;
 }
 
+/* What a probe finds, in the child. A negative return: it could not even find out. */
+static int probe_collect(const char *basedir, const char *config_file, const char *venv, ProbeResult *p) {
+        struct stat st;
+        int r;
+
+        if (stat(basedir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return asprintf(&p->error, "Basedir %s is not a readable folder: %s", basedir,
+                                errno ? strerror(errno) : "not a folder") < 0 ? -ENOMEM : 0;
+        r = probe_config(config_file, p);
+        if (r >= 0 && !p->error)
+                r = probe_venv(venv, p);
+        return r;
+}
+
 static _Noreturn void probe_child(int wfd, const char *basedir, const char *config_file, const char *venv) {
         _cleanup_(probe_result_done) ProbeResult p = {};
         _cleanup_free_ char *json = NULL;
-        struct stat st;
 
-        if (stat(basedir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                if (asprintf(&p.error, "Basedir %s is not a readable folder: %s", basedir,
-                             errno ? strerror(errno) : "not a folder") < 0)
-                        _exit(EXIT_FAILURE);
-        } else if (probe_config(config_file, &p) < 0 || (!p.error && probe_venv(venv, &p) < 0))
+        errno = 0;
+        if (probe_collect(basedir, config_file, venv, &p) < 0)
                 _exit(EXIT_FAILURE);
-
         json = probe_result_to_json(&p);
         if (!json || write_all(wfd, json, strlen(json)) < 0)
                 _exit(EXIT_FAILURE);
         _exit(EXIT_SUCCESS);
+}
+
+int probe_task(void *userdata, json_object **ret_json, int *ret_fd) {
+        const ProbeArgs *a = userdata;
+        _cleanup_(probe_result_done) ProbeResult p = {};
+        _cleanup_free_ char *json = NULL;
+        int r;
+
+        errno = 0;
+        r = probe_collect(a->basedir, a->config_file, a->venv, &p);
+        if (r < 0)
+                return r;
+        json = probe_result_to_json(&p);
+        if (!json)
+                return -ENOMEM;
+        *ret_json = json_tokener_parse(json);
+        return *ret_json ? 0 : -ENOMEM;
 }
 
 static int read_with_timeout(int fd, char **ret) {

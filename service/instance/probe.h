@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -20,6 +21,15 @@ int probe_run(uid_t uid, gid_t gid, const char *basedir, const char *config_file
               ProbeResult *ret);
 
 void probe_result_done(ProbeResult *p);
+
+/* The same as a task for a worker (worker.h), which the daemon does not wait for: its JSON is
+ * probe_result_to_json()'s. */
+typedef struct ProbeArgs {
+        const char *basedir;
+        const char *config_file;
+        const char *venv;
+} ProbeArgs;
+int probe_task(void *userdata, json_object **ret_json, int *ret_fd);
 
 /* The JSON the worker sends; separate for unit tests. */
 char *probe_result_to_json(const ProbeResult *p);

@@ -13,9 +13,11 @@
 #include "log.h"
 #include "plugins/unknown-plugins.h"
 #include "util.h"
+#include "worker/worker-method.h"
 #include "worker/worker.h"
 
 #define UNKNOWN_FILE_MAX (1U * 1024U * 1024U)
+#define PLUGINS_TIMEOUT_SEC 60U
 
 static bool installed(char *const *keys, const char *key) {
         return strv_contains(keys, key);
@@ -69,20 +71,14 @@ static int get_task(void *userdata, json_object **ret_json, int *ret_fd) {
         return 0;
 }
 
-int method_get_unknown_plugins_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
+static int reply_unknown_plugins(sd_bus_message *m, int r, WorkerReply *reply, void *userdata,
+                                 sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *answer = NULL;
-        Instance *i = userdata;
         json_object *list;
-        int r;
 
-        r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        r = worker_run_sync(i->uid, i->gid, "opbackup-plugins", 60, get_task, i, -1, &reply);
-        if (r < 0)
-                return r;
-        r = worker_reply_error(&reply, error);
+        r = worker_reply_error(reply, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_new_method_return(m, &answer);
@@ -91,7 +87,7 @@ int method_get_unknown_plugins_authorized(sd_bus_message *m, void *userdata, sd_
         r = sd_bus_message_open_container(answer, 'a', "(sss)");
         if (r < 0)
                 return r;
-        if (json_object_object_get_ex(reply.json, "plugins", &list))
+        if (json_object_object_get_ex(reply->json, "plugins", &list))
                 for (size_t k = 0; k < json_object_array_length(list); k++) {
                         json_object *t = json_object_array_get_idx(list, k);
                         r = sd_bus_message_append(answer, "(sss)",
@@ -105,6 +101,17 @@ int method_get_unknown_plugins_authorized(sd_bus_message *m, void *userdata, sd_
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, answer, NULL);
+}
+
+int method_get_unknown_plugins_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        int r;
+
+        r = check_instance_usable(i, error);
+        if (r < 0)
+                return r;
+        return worker_method_start(m, i->uid, i->gid, "opbackup-plugins", PLUGINS_TIMEOUT_SEC, get_task, i,
+                                   reply_unknown_plugins, NULL, NULL);
 }
 
 static int clear_task(void *userdata, json_object **ret_json, int *ret_fd) {
@@ -121,19 +128,22 @@ static int clear_task(void *userdata, json_object **ret_json, int *ret_fd) {
         return 0;
 }
 
+static int reply_cleared(sd_bus_message *m, int r, WorkerReply *reply, void *userdata, sd_bus_error *error) {
+        if (r < 0)
+                return r;
+        r = worker_reply_error(reply, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "");
+}
+
 int method_clear_unknown_plugins_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(worker_reply_done) WorkerReply reply = { .fd = -1 };
         Instance *i = userdata;
         int r;
 
         r = check_instance_usable(i, error);
         if (r < 0)
                 return r;
-        r = worker_run_sync(i->uid, i->gid, "opbackup-plugins", 60, clear_task, i, -1, &reply);
-        if (r < 0)
-                return r;
-        r = worker_reply_error(&reply, error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(m, "");
+        return worker_method_start(m, i->uid, i->gid, "opbackup-plugins", PLUGINS_TIMEOUT_SEC, clear_task, i,
+                                   reply_cleared, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include "backup/backup-job.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
+#include "daemon/systemd-unit.h"
 #include "errors.h"
 #include "folder/backup-folder.h"
 #include "folder/backup-manage.h"
@@ -25,12 +26,15 @@
 #include "archive-validate.h"
 #include "util.h"
 #include "version.h"
+#include "worker/command.h"
 #include "worker/privs.h"
 #include "worker/worker-pipe.h"
-
-
 #include "restore/restore-finish.h"
 #include "restore/restore-worker.h"
+
+/* How long systemd may take to stop or start the instance's unit (its own TimeoutStopSec= is 90 s by
+ * default). */
+#define UNIT_TIMEOUT_SEC 120U
 
 /* ---- In the daemon ---- */
 
@@ -150,94 +154,155 @@ static int compute_carry(Job *j) {
         return 0;
 }
 
-/* Runs a command and waits for it, bounded. argv[0] is a path; no shell unless asked for. */
-static int run_and_wait(uid_t uid, gid_t gid, char *const argv[], unsigned timeout_sec) {
-        pid_t pid;
-        int r, status;
+/* ---- Stop the unit, swap, probe the restored instance, restart, clean up: each step starts when the
+ * one before has ended, from the event loop, which the daemon keeps serving meanwhile. ---- */
 
-        r = fork_worker("opbackup-exec", &pid);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                close_all_fds_except(NULL, 0);
-                if (uid != 0 && drop_privileges(uid, gid) < 0)
-                        _exit(127);
-                execv(argv[0], argv);
-                _exit(127);
+static void restore_swap_phase(Job *j);
+static void restore_restart_phase(Job *j);
+static void restore_done(Job *j);
+
+/* Removing a tree — the old basedir after a restore, staging after a failure — takes as long as the tree
+ * is big (seconds for a large instance): a child does it, as root like the daemon (the swap's folders
+ * are where the instance user may not write), at idle priority, while the daemon serves. */
+static int cleanup_main(int fd, void *userdata) {
+        Job *j = userdata;       /* the daemon's memory, as fork() copied it */
+        RestoreJobData *d = j->data;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (d->cleanup_abort) {
+                r = swap_abort(&d->plan);
+                if (r < 0 && asprintf(&err, "Cannot remove the staging folder %s: %s", d->plan.staging,
+                                      strerror(-r)) < 0)
+                        err = NULL;
+        } else
+                r = swap_finish(&d->plan, &err);
+        if (r < 0) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "error", json_object_new_string(err ?: strerror(-r)));
+                (void) worker_send(fd, o);
         }
-        for (unsigned t = 0; t < timeout_sec * 10; t++) {
-                r = waitpid(pid, &status, WNOHANG);
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                usleep(100000);
-        }
-        kill(pid, SIGKILL);
-        (void) waitpid(pid, &status, 0);
-        return -ETIMEDOUT;
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-static int systemctl(Job *j, const char *verb) {
-        char *argv[] = { (char *) "/bin/systemctl", (char *) verb, j->instance->config->unit, NULL };
+static void on_cleanup_message(json_object *msg, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+        json_object *v;
+
+        if (json_object_object_get_ex(msg, "error", &v))
+                (void) free_and_strdup(&d->cleanup_error, json_object_get_string(v));
+}
+
+static void on_cleanup_exit(int si_code, int status, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        if (!d->cleanup_error && (si_code != CLD_EXITED || status != 0) &&
+            asprintf(&d->cleanup_error, "Cannot remove %s: the child removing it %s %d.",
+                     d->cleanup_abort ? d->plan.staging : d->plan.old,
+                     si_code == CLD_EXITED ? "exited with status" : "was killed by signal", status) < 0)
+                d->cleanup_error = NULL;
+        d->cleanup_done(j, d->cleanup_error);
+}
+
+/* abort: staging (swap_abort()), else the old basedir and the journal (swap_finish()). done() gets an
+ * error message, or NULL. */
+static void cleanup_start(Job *j, bool abort, void (*done)(Job *j, const char *error)) {
+        _cleanup_free_ char *err = NULL;
+        RestoreJobData *d = j->data;
+        int r;
+
+        d->cleanup_abort = abort;
+        d->cleanup_done = done;
+        r = worker_pipe_start(j->daemon->event, 0, 0, "opbackup-remove", cleanup_main, j, NULL, 0,
+                              on_cleanup_message, on_cleanup_exit, j, &d->cleanup);
+        if (r >= 0)
+                return;
+        /* No child: do it here, waiting, as it used to be done. */
+        log_warning_errno(r, "Cannot start a child to remove %s, removing it in the daemon: %m",
+                          abort ? d->plan.staging : d->plan.old);
+        if (abort) {
+                r = swap_abort(&d->plan);
+                if (r < 0 && asprintf(&err, "Cannot remove the staging folder %s: %s", d->plan.staging,
+                                      strerror(-r)) < 0)
+                        err = NULL;
+        } else
+                (void) swap_finish(&d->plan, &err);
+        done(j, err);
+}
+
+static void log_unit_failure(Job *j, UnitVerb verb, const char *message) {
+        char line[1024];
+
+        if (message) {
+                job_log(j, LOG_WARNING, message);
+                return;
+        }
+        snprintf(line, sizeof(line), "Cannot %s %s.", unit_verb_to_string(verb), j->instance->config->unit);
+        job_log(j, LOG_WARNING, line);
+}
+
+/* Asks systemd to stop or start the instance's unit; done() gets the outcome. */
+static int restore_unit(Job *j, UnitVerb verb, unit_job_done_fn done) {
+        RestoreJobData *d = j->data;
+        const char *unit = j->instance->config->unit;
         char line[512];
         int r;
 
-        snprintf(line, sizeof(line), "Running systemctl %s %s", verb, j->instance->config->unit);
+        snprintf(line, sizeof(line), "%s %s", verb == UNIT_STOP ? "Stopping" : "Starting", unit);
         job_log(j, LOG_INFO, line);
-        r = run_and_wait(0, 0, argv, 120);
-        if (r != 0) {
-                snprintf(line, sizeof(line), "systemctl %s %s failed (%s %d)", verb, j->instance->config->unit,
-                         r < 0 ? "error" : "exit status", r);
+        r = unit_job_start(j->daemon->bus, verb, unit, UNIT_TIMEOUT_SEC * 1000000ULL, done, j, &d->unit_job);
+        if (r < 0) {
+                snprintf(line, sizeof(line), "Cannot ask systemd to %s %s: %s", unit_verb_to_string(verb), unit,
+                         strerror(-r));
                 job_log(j, LOG_WARNING, line);
         }
-        return r == 0 ? 0 : -EIO;
+        return r;
 }
 
-static void restart_instance(Job *j) {
-        Instance *i = j->instance;
+static void on_unit_stopped(int r, const char *message, void *userdata) {
+        Job *j = userdata;
         RestoreJobData *d = j->data;
-        char line[1024];
-        int r;
 
-        if (i->config->unit) {
-                (void) systemctl(j, "start");
-                return;
+        d->unit_job = unit_job_free(d->unit_job);
+        if (r < 0) {
+                log_unit_failure(j, UNIT_STOP, message);
+                return restore_fail(j, "Cannot stop the OctoPrint unit; nothing was changed.");
         }
-        if (!d->options.restart) {
-                job_log(j, LOG_INFO, "Not restarting OctoPrint (restart disabled): restart it yourself.");
-                return;
-        }
-        if (isempty(i->octo.restart_command)) {
-                job_log(j, LOG_WARNING, "Restart OctoPrint yourself: there is no Unit= in the instance's "
-                        "configuration and no server.commands.serverRestartCommand in config.yaml.");
-                return;
-        }
-        /* config.yaml is the user's file: what it says to run, runs as the user, never as root. */
-        snprintf(line, sizeof(line), "Restarting OctoPrint as %s: %s", i->user, i->octo.restart_command);
-        job_log(j, LOG_INFO, line);
-        {
-                char *argv[] = { (char *) "/bin/sh", (char *) "-c", i->octo.restart_command, NULL };
-                r = run_and_wait(i->uid, i->gid, argv, RESTART_TIMEOUT_SEC);
-        }
-        if (r != 0) {
-                snprintf(line, sizeof(line), "The restart command failed (%s %d): restart OctoPrint yourself.",
-                         r < 0 ? "error" : "exit status", r);
-                job_log(j, LOG_WARNING, line);
-        }
+        restore_swap_phase(j);
 }
 
-void restore_fail(Job *j, const char *message) {
+static void restore_stop_phase(Job *j) {
         RestoreJobData *d = j->data;
 
-        if (d->prepared) {
-                int r = swap_abort(&d->plan);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot remove the staging folder %s: %m", d->plan.staging);
-                d->prepared = false;
-        }
-        /* A file passed for this restore was copied in only for it: a refused restore takes it out again. */
-        if (d->options.imported && backup_delete(j->instance, j->name) >= 0)
-                job_log(j, LOG_INFO, "Removed the copy of the passed file from the backup folder.");
-        job_finish(j, j->cancel_requested ? "canceled" : "failed", message, NULL, NULL);
+        if (compute_carry(j) < 0)
+                return restore_fail(j, "Out of memory.");
+        d->plan.keep_previous = d->options.keep_previous;
+        if (!j->instance->config->unit)
+                return restore_swap_phase(j);
+        if (restore_unit(j, UNIT_STOP, on_unit_stopped) < 0)
+                return restore_fail(j, "Cannot stop the OctoPrint unit; nothing was changed.");
+}
+
+/* The swap failed and nothing changed: the unit, stopped for it, runs again before the job ends. */
+static void on_unit_restarted_after_failure(int r, const char *message, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        d->unit_job = unit_job_free(d->unit_job);
+        if (r < 0)
+                log_unit_failure(j, UNIT_START, message);
+        restore_fail(j, d->fail_message);
+}
+
+static void on_reprobed(Instance *i, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        d->probe = instance_probe_free(d->probe);
+        restore_restart_phase(j);
 }
 
 static void restore_swap_phase(Job *j) {
@@ -248,21 +313,17 @@ static void restore_swap_phase(Job *j) {
         bool swapped;
         int r;
 
-        if (compute_carry(j) < 0)
-                return restore_fail(j, "Out of memory.");
-        d->plan.keep_previous = d->options.keep_previous;
-        if (i->config->unit && systemctl(j, "stop") < 0)
-                return restore_fail(j, "Cannot stop the OctoPrint unit; nothing was changed.");
-
         job_set_progress(j, "swapping", 0, 0);
         snprintf(line, sizeof(line), "Moving %s to %s and the restored tree into its place", i->config->basedir,
                  d->plan.old);
         job_log(j, LOG_INFO, line);
         r = swap_execute(&d->plan, &swapped, &err);
         if (r < 0 && !swapped) {
-                if (i->config->unit)
-                        (void) systemctl(j, "start");
-                return restore_fail(j, err ?: "The swap failed; nothing was changed.");
+                if (free_and_strdup(&d->fail_message, err ?: "The swap failed; nothing was changed.") < 0)
+                        return restore_fail(j, "Out of memory.");
+                if (i->config->unit && restore_unit(j, UNIT_START, on_unit_restarted_after_failure) >= 0)
+                        return;
+                return restore_fail(j, d->fail_message);
         }
         d->prepared = false;
         if (r < 0)
@@ -281,8 +342,100 @@ static void restore_swap_phase(Job *j) {
                 }
         }
         /* The restart command comes from the restored config.yaml, not the replaced one. */
-        (void) instance_probe(i);
-        restart_instance(j);
+        r = instance_probe_start(i, on_reprobed, j, &d->probe);
+        if (r > 0)
+                return;
+        if (r < 0)
+                log_warning_errno(r, "Instance %s: cannot examine the restored instance: %m", i->name);
+        restore_restart_phase(j);
+}
+
+static void on_unit_started(int r, const char *message, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+
+        d->unit_job = unit_job_free(d->unit_job);
+        if (r < 0)
+                log_unit_failure(j, UNIT_START, message);
+        restore_done(j);
+}
+
+static void on_restarted(int r, int si_code, int status, void *userdata) {
+        Job *j = userdata;
+        RestoreJobData *d = j->data;
+        char line[512];
+
+        d->restart = command_free(d->restart);
+        if (r == -ETIMEDOUT)
+                snprintf(line, sizeof(line), "The restart command did not end within %u s and was stopped: "
+                         "restart OctoPrint yourself.", RESTART_TIMEOUT_SEC);
+        else if (r < 0)
+                snprintf(line, sizeof(line), "The restart command failed (%s): restart OctoPrint yourself.",
+                         strerror(-r));
+        else if (si_code != CLD_EXITED)
+                snprintf(line, sizeof(line), "The restart command was killed by signal %d: restart OctoPrint "
+                         "yourself.", status);
+        else if (status != 0)
+                snprintf(line, sizeof(line), "The restart command failed (exit status %d): restart OctoPrint "
+                         "yourself.", status);
+        if (r < 0 || si_code != CLD_EXITED || status != 0)
+                job_log(j, LOG_WARNING, line);
+        restore_done(j);
+}
+
+static void restore_restart_phase(Job *j) {
+        Instance *i = j->instance;
+        RestoreJobData *d = j->data;
+        char line[1024];
+        int r;
+
+        /* The unit was stopped for the swap: it runs again whatever the restart option says. */
+        if (i->config->unit) {
+                if (restore_unit(j, UNIT_START, on_unit_started) < 0)
+                        restore_done(j);
+                return;
+        }
+        if (!d->options.restart) {
+                job_log(j, LOG_INFO, "Not restarting OctoPrint (restart disabled): restart it yourself.");
+                return restore_done(j);
+        }
+        if (isempty(i->octo.restart_command)) {
+                job_log(j, LOG_WARNING, "Restart OctoPrint yourself: there is no Unit= in the instance's "
+                        "configuration and no server.commands.serverRestartCommand in config.yaml.");
+                return restore_done(j);
+        }
+        /* config.yaml is the user's file: what it says to run, runs as the user, never as root. */
+        if (i->uid == 0) {
+                job_log(j, LOG_WARNING, "Not running config.yaml's serverRestartCommand: the instance's user is "
+                        "root, and nothing from config.yaml runs as root. Restart OctoPrint yourself, or set Unit=.");
+                return restore_done(j);
+        }
+        snprintf(line, sizeof(line), "Restarting OctoPrint as %s: %s", i->user, i->octo.restart_command);
+        job_log(j, LOG_INFO, line);
+        {
+                char *argv[] = { (char *) "/bin/sh", (char *) "-c", i->octo.restart_command, NULL };
+                r = command_start(j->daemon->event, i->uid, i->gid, argv, RESTART_TIMEOUT_SEC, on_restarted, j,
+                                  &d->restart);
+        }
+        if (r < 0) {
+                snprintf(line, sizeof(line), "Cannot run the restart command (%s): restart OctoPrint yourself.",
+                         strerror(-r));
+                job_log(j, LOG_WARNING, line);
+                restore_done(j);
+        }
+}
+
+static void on_old_removed(Job *j, const char *error) {
+        if (error)
+                job_log(j, LOG_WARNING, error);
+        backup_cache_done(&j->instance->backup_cache);
+        job_log(j, LOG_INFO, "Restore done");
+        job_finish(j, "done", NULL, append_restore_details, j->data);
+}
+
+static void restore_done(Job *j) {
+        RestoreJobData *d = j->data;
+        char line[1024];
 
         if (!d->options.keep_previous) {
                 snprintf(line, sizeof(line), "Removing %s", d->plan.old);
@@ -291,13 +444,56 @@ static void restore_swap_phase(Job *j) {
                 snprintf(line, sizeof(line), "The previous basedir is kept as %s", d->plan.old);
                 job_log(j, LOG_INFO, line);
         }
-        free(err);
-        err = NULL;
-        if (swap_finish(&d->plan, &err) < 0)
-                job_log(j, LOG_WARNING, err);
-        backup_cache_done(&i->backup_cache);
-        job_log(j, LOG_INFO, "Restore done");
-        job_finish(j, "done", NULL, append_restore_details, d);
+        cleanup_start(j, false, on_old_removed);
+}
+
+/* A refused restore ends in three steps: staging goes, then the copy of a passed file, then the job. */
+static void restore_fail_finish(Job *j) {
+        RestoreJobData *d = j->data;
+
+        job_finish(j, j->cancel_requested ? "canceled" : "failed", d->fail_message, NULL, NULL);
+}
+
+static void on_failed_copy_removed(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        Job *j = userdata;
+
+        if (strv_length(deleted) > 0)
+                job_log(j, LOG_INFO, "Removed the copy of the passed file from the backup folder.");
+        restore_fail_finish(j);
+}
+
+static void restore_fail_remove_copy(Job *j) {
+        RestoreJobData *d = j->data;
+
+        /* A file passed for this restore was copied in only for it: a refused restore takes it out again. */
+        if (d->options.imported) {
+                char *names[] = { j->name, NULL };
+
+                d->options.imported = false;
+                if (backup_delete_start(j->instance, names, on_failed_copy_removed, j) >= 0)
+                        return;
+        }
+        restore_fail_finish(j);
+}
+
+static void on_staging_removed(Job *j, const char *error) {
+        if (error)
+                log_warning("%s", error);
+        restore_fail_remove_copy(j);
+}
+
+void restore_fail(Job *j, const char *message) {
+        RestoreJobData *d = j->data;
+
+        if (message != d->fail_message && free_and_strdup(&d->fail_message, message) < 0) {
+                job_finish(j, j->cancel_requested ? "canceled" : "failed", message, NULL, NULL);
+                return;
+        }
+        if (d->prepared) {
+                d->prepared = false;
+                return cleanup_start(j, true, on_staging_removed);
+        }
+        restore_fail_remove_copy(j);
 }
 
 void on_restore_exit(int si_code, int status, void *userdata) {
@@ -312,5 +508,5 @@ void on_restore_exit(int si_code, int status, void *userdata) {
                         why = NULL;
                 return restore_fail(j, d->error ?: why ?: "The restore failed; nothing was changed.");
         }
-        restore_swap_phase(j);
+        restore_stop_phase(j);
 }

@@ -42,6 +42,12 @@ static void restore_job_data_free(void *p) {
         if (!r)
                 return;
         worker_pipe_free(r->worker);
+        unit_job_free(r->unit_job);
+        instance_probe_free(r->probe);
+        command_free(r->restart);
+        free(r->fail_message);
+        worker_pipe_free(r->cleanup);
+        free(r->cleanup_error);
         if (r->staging_fd >= 0)
                 close(r->staging_fd);
         if (r->fetch_fd >= 0)
@@ -140,13 +146,8 @@ static int check_restore_possible(Instance *i, sd_bus_error *error) {
 /* What can be known at once about the backup, from the listing: that it exists, is a backup, and is not
  * from a newer OctoPrint. The worker validates everything again, and deeper. */
 static int check_backup_listed(Instance *i, const char *name, sd_bus_error *error) {
-        _cleanup_free_ char *err = NULL;
         unsigned bmaj, bmin, imaj, imin;
-        int r;
 
-        r = backup_list_refresh(i, &err);
-        if (r < 0)
-                return err ? sd_bus_error_set(error, SD_BUS_ERROR_FAILED, err) : r;
         for (size_t k = 0; k < i->backup_cache.n; k++) {
                 const BackupEntry *e = &i->backup_cache.entries[k];
 
@@ -200,6 +201,99 @@ static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, 
         return r;
 }
 
+/* A restore asked for, while the backup folder is listed (and the passed file's copy, if any, is removed
+ * again after a refusal). */
+typedef struct RestoreRequest {
+        sd_bus_message *request;
+        char *name;
+        RestoreOptions options;
+        sd_bus_error error;             /* the refusal, while the copy is removed */
+        int r;
+} RestoreRequest;
+
+static void restore_request_free(RestoreRequest *q) {
+        sd_bus_message_unref(q->request);
+        free(q->name);
+        free(q->options.name);
+        sd_bus_error_free(&q->error);
+        free(q);
+}
+
+static void restore_request_reply_error(RestoreRequest *q) {
+        int r;
+
+        if (sd_bus_error_is_set(&q->error))
+                r = sd_bus_reply_method_error(q->request, &q->error);
+        else
+                r = sd_bus_reply_method_errno(q->request, q->r, NULL);
+        if (r < 0)
+                log_debug("Failed to reply to %s(): %d", strempty(sd_bus_message_get_member(q->request)), r);
+        restore_request_free(q);
+}
+
+static void on_refused_copy_removed(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        restore_request_reply_error(userdata);
+}
+
+/* Refuses q with what q->r and q->error say; a passed file copied in for it is removed first. */
+static void restore_request_refuse(Instance *i, RestoreRequest *q) {
+        if (q->options.imported) {
+                char *names[] = { q->name, NULL };
+
+                if (backup_delete_start(i, names, on_refused_copy_removed, q) >= 0)
+                        return;
+        }
+        restore_request_reply_error(q);
+}
+
+static void on_restore_listed(Instance *i, int r, const char *err, void *userdata) {
+        RestoreRequest *q = userdata;
+
+        if (r < 0 && err)
+                r = sd_bus_error_set(&q->error, SD_BUS_ERROR_FAILED, err);
+        else if (r >= 0) {
+                /* The situation may have changed while the folder was listed. */
+                r = check_restore_possible(i, &q->error);
+                if (r >= 0)
+                        r = check_backup_listed(i, q->name, &q->error);
+                if (r >= 0)
+                        r = create_restore_job(q->request, i, q->name, &q->options);
+                if (r >= 0) {
+                        restore_request_free(q);
+                        return;
+                }
+        }
+        q->r = r;
+        restore_request_refuse(i, q);
+}
+
+/* Takes options; name is copied. Returns 1 when the folder is being listed, else an error (and q is
+ * gone). */
+static int restore_request_start(Instance *i, sd_bus_message *m, const char *name, RestoreOptions *options) {
+        RestoreRequest *q;
+        int r;
+
+        q = calloc(1, sizeof(*q));
+        if (!q) {
+                free(options->name);
+                return -ENOMEM;
+        }
+        q->request = sd_bus_message_ref(m);
+        q->options = *options;
+        *options = (RestoreOptions) {};
+        q->name = strdup(name);
+        if (!q->name) {
+                restore_request_free(q);
+                return -ENOMEM;
+        }
+        r = backup_list_refresh_start(i, on_restore_listed, q);
+        if (r < 0) {
+                restore_request_free(q);
+                return r;
+        }
+        return 1;
+}
+
 int method_restore_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *name_copy = NULL;
         RestoreOptions options = {};
@@ -219,38 +313,37 @@ int method_restore_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_e
         if (r >= 0)
                 r = check_restore_possible(i, error);
         if (r >= 0)
-                r = check_backup_listed(i, name_copy, error);
-        if (r >= 0)
-                r = create_restore_job(m, i, name_copy, &options);
+                return restore_request_start(i, m, name_copy, &options);
         free(options.name);
         return r;
 }
 
 static void restore_after_import(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
                                  void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         RestoreOptions *options = userdata;
-        int r;
+        RestoreRequest *q;
 
-        if (error)
+        if (error) {
                 (void) sd_bus_reply_method_error(m, error);
-        else {
-                /* The situation may have changed during the copy. */
-                options->imported = true;
-                r = check_restore_possible(i, &e);
-                if (r >= 0)
-                        r = check_backup_listed(i, stored, &e);
-                if (r >= 0)
-                        r = create_restore_job(m, i, stored, options);
-                if (r < 0)
-                        (void) backup_delete(i, stored);
-                if (r < 0) {
-                        if (sd_bus_error_is_set(&e))
-                                (void) sd_bus_reply_method_error(m, &e);
-                        else
-                                (void) sd_bus_reply_method_errno(m, r, NULL);
-                }
+                goto finish;
         }
+        options->imported = true;
+        q = calloc(1, sizeof(*q));
+        if (!q || !(q->name = strdup(stored))) {
+                free(q);
+                (void) sd_bus_reply_method_errno(m, -ENOMEM, NULL);
+                goto finish;
+        }
+        q->request = sd_bus_message_ref(m);
+        q->options = *options;
+        *options = (RestoreOptions) {};
+        /* The situation may have changed during the copy. */
+        q->r = check_restore_possible(i, &q->error);
+        if (q->r >= 0)
+                q->r = backup_list_refresh_start(i, on_restore_listed, q);
+        if (q->r < 0)
+                restore_request_refuse(i, q);
+finish:
         free(options->name);
         free(options);
 }

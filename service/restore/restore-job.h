@@ -4,10 +4,14 @@
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
 
+#include "daemon/systemd-unit.h"
+#include "instance/instance.h"
 #include "restore/restore-swap.h"
+#include "worker/command.h"
 #include "worker/worker-pipe.h"
 
 typedef struct Daemon Daemon;
+typedef struct Job Job;
 
 /* A restore in three files: restore-job.c (the methods, the job, staging), restore-worker.c (validation,
  * extraction and plugins as the instance user), restore-finish.c (the swap and after). What they share
@@ -29,6 +33,15 @@ typedef struct RestoreJobData {
         int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
         bool prepared;                  /* staging + journal exist */
+        /* after the worker, one at a time (restore-finish.c) */
+        UnitJob *unit_job;              /* systemd stopping or starting Unit= */
+        InstanceProbe *probe;           /* reading the restored config.yaml */
+        Command *restart;               /* config.yaml's serverRestartCommand */
+        char *fail_message;             /* why it failed, while the unit restarts or the passed copy goes */
+        WorkerPipe *cleanup;            /* removing staging or the old basedir */
+        bool cleanup_abort;             /* staging */
+        void (*cleanup_done)(Job *j, const char *error);
+        char *cleanup_error;
         /* from the worker */
         char **excludes;
         char *unknown_json;             /* a(sss) as JSON: [[key, name, url], ...] */

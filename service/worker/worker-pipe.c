@@ -250,6 +250,9 @@ int worker_pipe_start(sd_event *e, uid_t uid, gid_t gid, const char *name, worke
         r = sd_event_add_io(e, &w->io, w->fd, EPOLLIN, on_io, w);
         if (r >= 0)
                 r = sd_event_add_child(e, &w->child, pid, WEXITED, on_child, w);
+        /* Owned: a worker freed while it runs (the daemon stopping) is killed and reaped with its source. */
+        if (r >= 0)
+                (void) sd_event_source_set_child_process_own(w->child, true);
         if (r < 0) {
                 kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
@@ -275,12 +278,8 @@ pid_t worker_pipe_pid(WorkerPipe *w) {
 WorkerPipe *worker_pipe_free(WorkerPipe *w) {
         if (!w)
                 return NULL;
-        if (w->pid > 0) {
-                (void) kill(w->pid, SIGKILL);
-                (void) waitpid(w->pid, NULL, 0);
-        }
         sd_event_source_unref(w->io);
-        sd_event_source_unref(w->child);
+        sd_event_source_unref(w->child);       /* kills and reaps a child still running */
         if (w->fd > 0)
                 close(w->fd);
         free(w->buf);

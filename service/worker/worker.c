@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "log.h"
 #include "util.h"
@@ -62,144 +60,279 @@ static int send_reply(int sock, json_object *json, int fd) {
         return write_all(sock, text, strlen(text));
 }
 
-static long elapsed_ms(const struct timespec *start) {
-        struct timespec now;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
-static int wait_readable(int fd, const struct timespec *start, unsigned timeout_sec) {
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                long left = (long) timeout_sec * 1000 - elapsed_ms(start);
-                int r;
-
-                if (left <= 0)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, (int) left);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r > 0)
-                        return 0;
-        }
-}
-
-static int receive_reply(int sock, unsigned timeout_sec, WorkerReply *ret) {
-        _cleanup_free_ char *text = NULL;
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        char byte;
-        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                             .msg_controllen = sizeof(control) };
-        struct timespec start;
-        size_t size = 0, allocated = 0;
+static _Noreturn void worker_child(int sock, uid_t uid, gid_t gid, worker_task_fn task, void *userdata,
+                                   int keep_fd) {
+        int keep[2] = { sock, keep_fd };
+        json_object *json = NULL;
         int fd = -1, r;
 
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        r = wait_readable(sock, &start, timeout_sec);
-        if (r < 0)
-                return r;
-        if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
-                return -EPROTO;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                        memcpy(&fd, CMSG_DATA(c), sizeof(int));
-
-        for (;;) {
-                ssize_t k;
-
-                if (allocated - size < 65536) {
-                        char *t;
-                        allocated = allocated ? allocated * 2 : 262144;
-                        if (allocated > WORKER_REPLY_MAX + 1) {
-                                r = -EFBIG;
-                                goto fail;
-                        }
-                        t = realloc(text, allocated);
-                        if (!t) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                        text = t;
-                }
-                r = wait_readable(sock, &start, timeout_sec);
-                if (r < 0)
-                        goto fail;
-                k = read(sock, text + size, allocated - size - 1);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        r = -errno;
-                        goto fail;
-                }
-                if (k == 0)
-                        break;
-                size += k;
-        }
-        if (!text) {
-                r = -EPROTO;
-                goto fail;
-        }
-        text[size] = 0;
-        ret->json = json_tokener_parse(text);
-        if (!ret->json) {
-                r = -EBADMSG;
-                goto fail;
-        }
-        ret->fd = fd;
-        return 0;
-fail:
-        if (fd >= 0)
-                close(fd);
-        return r;
+        close_all_fds_except(keep, keep_fd >= 0 ? 2 : 1);
+        if (drop_privileges(uid, gid) < 0)
+                _exit(EXIT_FAILURE);
+        become_idle_priority();
+        r = task(userdata, &json, &fd);
+        if (r < 0 && !json)
+                json = worker_error("%s", strerror(-r));
+        if (!json || send_reply(sock, json, fd) < 0)
+                _exit(EXIT_FAILURE);
+        _exit(EXIT_SUCCESS);
 }
 
-int worker_run_sync(uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
-                    void *userdata, int keep_fd, WorkerReply *ret) {
-        int sv[2], r, status;
-        pid_t pid;
+/* ---- In the daemon: the child, its answer and its time limit as event sources ---- */
 
-        *ret = (WorkerReply) { .fd = -1 };
+struct Worker {
+        char *name;
+        pid_t pid;
+        int sock;
+        sd_event_source *io, *child, *timer;
+        bool got_header;        /* the first byte (and the fd) arrived */
+        bool eof, exited, finished;
+        bool counted;           /* in n_running */
+        int error;              /* the first thing that went wrong, or 0 */
+        int fd;                 /* passed by the child */
+        char *text;
+        size_t size, allocated;
+        worker_done_fn done;
+        void *userdata;
+};
+
+static unsigned n_running;
+
+unsigned worker_running(void) {
+        return n_running;
+}
+
+static void worker_fail(Worker *w, int error) {
+        if (w->error == 0)
+                w->error = error;
+        if (w->pid > 0 && !w->exited)
+                (void) kill(w->pid, SIGKILL);
+        w->eof = true;          /* nothing more is read; the child's exit is still waited for */
+        (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+}
+
+static void worker_stop_sources(Worker *w) {
+        (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+}
+
+/* The answer is complete and the child gone: hand it over. done() may free w. */
+static void worker_finish(Worker *w) {
+        WorkerReply reply = { .fd = -1 };
+        int r = w->error;
+
+        if (w->finished || !w->eof || !w->exited)
+                return;
+        w->finished = true;
+        w->counted = false;
+        n_running--;
+        worker_stop_sources(w);
+        if (r == 0 && !w->got_header)
+                r = -EPROTO;
+        if (r == 0) {
+                reply.json = json_tokener_parse(strempty(w->text));
+                if (!reply.json)
+                        r = -EBADMSG;
+        }
+        if (r == 0)
+                reply.fd = TAKE_FD(w->fd);
+        if (r < 0)
+                log_warning_errno(r, "Worker %s failed: %m", w->name);
+        w->done(r, &reply, w->userdata);
+        worker_reply_done(&reply);
+}
+
+/* Reads what is there; sets w->eof at the end of the answer. */
+static void worker_read(Worker *w) {
+        while (!w->eof) {
+                ssize_t k;
+
+                if (!w->got_header) {
+                        union {
+                                struct cmsghdr h;
+                                char buf[CMSG_SPACE(sizeof(int))];
+                        } control = {};
+                        char byte;
+                        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+                        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                                             .msg_controllen = sizeof(control) };
+
+                        k = recvmsg(w->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k < 0 && errno == EAGAIN)
+                                return;
+                        if (k < 0)
+                                return worker_fail(w, -errno);
+                        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                        if (w->fd >= 0)
+                                                close(w->fd);
+                                        memcpy(&w->fd, CMSG_DATA(c), sizeof(int));
+                                }
+                        if (k == 0)
+                                return worker_fail(w, -EPROTO);
+                        w->got_header = true;
+                        continue;
+                }
+                if (w->allocated - w->size < 65536) {
+                        size_t n = w->allocated ? w->allocated * 2 : 262144;
+                        char *t;
+
+                        if (n > WORKER_REPLY_MAX + 1)
+                                return worker_fail(w, -EFBIG);
+                        t = realloc(w->text, n);
+                        if (!t)
+                                return worker_fail(w, -ENOMEM);
+                        w->text = t;
+                        w->allocated = n;
+                }
+                k = read(w->sock, w->text + w->size, w->allocated - w->size - 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN)
+                        return;
+                if (k < 0)
+                        return worker_fail(w, -errno);
+                if (k == 0) {
+                        w->eof = true;
+                        (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
+                }
+                w->size += k;
+                w->text[w->size] = 0;
+        }
+}
+
+static int on_worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+
+        worker_read(w);
+        worker_finish(w);
+        return 0;
+}
+
+static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+
+        w->exited = true;
+        w->pid = 0;
+        /* What it wrote before exiting is in the socket. If something it started still holds the other
+         * end, the end of the answer comes later, or the time limit. */
+        worker_read(w);
+        worker_finish(w);
+        return 0;
+}
+
+static int on_worker_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+
+        log_warning("Worker %s (%d) did not answer in time; killing it.", w->name, (int) w->pid);
+        worker_fail(w, -ETIMEDOUT);
+        worker_finish(w);       /* waits for the exit SIGKILL brings */
+        return 0;
+}
+
+int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
+                 void *task_userdata, int keep_fd, worker_done_fn done, void *userdata, Worker **ret) {
+        _cleanup_(worker_freep) Worker *w = NULL;
+        int sv[2], r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->sock = w->fd = -1;
+        w->done = done;
+        w->userdata = userdata;
+        w->name = strdup(name);
+        if (!w->name)
+                return -ENOMEM;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
-        r = fork_worker(name, &pid);
+        r = fork_worker(name, &w->pid);
         if (r < 0) {
                 close(sv[0]);
                 close(sv[1]);
                 return r;
         }
-        if (r == 0) {
-                json_object *json = NULL;
-                int fd = -1;
-
-                int keep[2] = { sv[1], keep_fd };
-
-                close_all_fds_except(keep, keep_fd >= 0 ? 2 : 1);
-                if (drop_privileges(uid, gid) < 0)
-                        _exit(EXIT_FAILURE);
-                become_idle_priority();
-                r = task(userdata, &json, &fd);
-                if (r < 0 && !json)
-                        json = worker_error("%s", strerror(-r));
-                if (!json || send_reply(sv[1], json, fd) < 0)
-                        _exit(EXIT_FAILURE);
-                _exit(EXIT_SUCCESS);
-        }
-
+        if (r == 0)
+                worker_child(sv[1], uid, gid, task, task_userdata, keep_fd);
         close(sv[1]);
-        r = receive_reply(sv[0], timeout_sec, ret);
-        close(sv[0]);
+        w->sock = sv[0];
+        /* Owned: a worker freed before it ended is killed (and reaped) with its event source. */
+        r = sd_event_add_child(e, &w->child, w->pid, WEXITED, on_worker_exit, w);
+        if (r < 0) {
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                return r;
+        }
+        (void) sd_event_source_set_child_process_own(w->child, true);
+        (void) sd_event_source_set_description(w->child, name);
+        w->counted = true;
+        n_running++;
+        r = sd_event_add_io(e, &w->io, w->sock, EPOLLIN, on_worker_io, w);
         if (r < 0)
-                kill(pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
+                return r;
+        r = sd_event_add_time_relative(e, &w->timer, CLOCK_MONOTONIC, (uint64_t) timeout_sec * 1000000ULL, 0,
+                                       on_worker_timeout, w);
         if (r < 0)
-                return log_warning_errno(r, "Worker %s failed: %m", name);
+                return r;
+        *ret = TAKE_PTR(w);
         return 0;
+}
+
+Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        if (w->counted)
+                n_running--;
+        sd_event_source_unref(w->io);
+        sd_event_source_unref(w->timer);
+        sd_event_source_unref(w->child);       /* kills and reaps a child still running */
+        if (w->sock >= 0)
+                close(w->sock);
+        if (w->fd >= 0)
+                close(w->fd);
+        free(w->text);
+        free(w->name);
+        free(w);
+        return NULL;
+}
+
+/* ---- At start-up: the same, on an event loop of its own ---- */
+
+typedef struct SyncResult {
+        sd_event *event;
+        int r;
+        WorkerReply *reply;
+} SyncResult;
+
+static void on_sync_done(int r, WorkerReply *reply, void *userdata) {
+        SyncResult *s = userdata;
+
+        s->r = r;
+        if (r >= 0) {
+                s->reply->json = TAKE_PTR(reply->json);
+                s->reply->fd = TAKE_FD(reply->fd);
+        }
+        (void) sd_event_exit(s->event, 0);
+}
+
+int worker_run_sync(uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
+                    void *userdata, int keep_fd, WorkerReply *ret) {
+        _cleanup_(worker_freep) Worker *w = NULL;
+        SyncResult s = { .reply = ret };
+        int r;
+
+        *ret = (WorkerReply) { .fd = -1 };
+        r = sd_event_new(&s.event);
+        if (r < 0)
+                return r;
+        r = worker_start(s.event, uid, gid, name, timeout_sec, task, userdata, keep_fd, on_sync_done, &s, &w);
+        if (r >= 0)
+                r = sd_event_loop(s.event);
+        if (r >= 0)
+                r = s.r;
+        w = worker_free(w);
+        sd_event_unref(s.event);
+        return r;
 }

@@ -3,22 +3,44 @@
 
 #include <json-c/json.h>
 #include <sys/types.h>
+#include <systemd/sd-event.h>
 
 /* Short tasks on an instance's files, done by a child that has become the instance user (opbackupd(8),
  * DESCRIPTION): listing backup metadata, deleting, importing, opening a backup for a client. The child
- * answers with JSON and, optionally, one file descriptor. */
+ * answers with JSON and, optionally, one file descriptor. The daemon never waits for it: the child, its answer and its
+ * time limit are event sources of the daemon's loop, which meanwhile serves other callers. */
 
 typedef struct WorkerReply {
         json_object *json;      /* what the task returned; never NULL on success */
         int fd;                 /* -1 if none */
 } WorkerReply;
 
+typedef struct Worker Worker;
+
 /* In the child: ret_json is the answer; *ret_fd (initially -1) may be set to a descriptor to pass. */
 typedef int (*worker_task_fn)(void *userdata, json_object **ret_json, int *ret_fd);
 
-/* Runs task as uid/gid in a child at idle priority, waits for it (at most timeout_sec) and returns its
- * answer. keep_fd (or -1) stays open in the child; every other descriptor of the daemon is closed. A task that fails returns {"error": "..."} in its JSON rather than failing, so the message
- * reaches the caller; a negative return means the child could not run or answer at all. */
+/* Called once, when the child is gone and its answer read: r is 0 and reply holds the answer, or r is
+ * negative when the child could not run or answer at all (-ETIMEDOUT: it was killed at the time limit).
+ * done may take reply->json and reply->fd (setting them to NULL and -1) and may free the worker. */
+typedef void (*worker_done_fn)(int r, WorkerReply *reply, void *userdata);
+
+/* Forks a child that becomes uid/gid at idle priority and runs task (which sees the daemon's memory as it
+ * was at this call: task_userdata need not outlive the call). keep_fd (or -1) stays open in the child;
+ * every other descriptor of the daemon is closed. A task that fails returns {"error": "..."} in its JSON
+ * rather than failing, so the message reaches the caller. The child is killed after timeout_sec. */
+int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
+                 void *task_userdata, int keep_fd, worker_done_fn done, void *userdata, Worker **ret);
+/* Kills a child still running; done is not called then. */
+Worker *worker_free(Worker *w);
+static inline void worker_freep(Worker **w) {
+        worker_free(*w);
+}
+
+/* How many workers run: an idle daemon has none. */
+unsigned worker_running(void);
+
+/* The same, waited for: only for the start-up, before the daemon serves anyone. */
 int worker_run_sync(uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
                     void *userdata, int keep_fd, WorkerReply *ret);
 

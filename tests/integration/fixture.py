@@ -35,6 +35,7 @@ OPBACKUP_FETCH = os.environ.get("OPBACKUP_FETCH") or os.path.join(SOURCE_ROOT, "
 OPBACKUPCTL = os.environ.get("OPBACKUPCTL") or os.path.join(SOURCE_ROOT, "build", "client", "opbackupctl")
 PYTHON = "/usr/bin/python3"     # the python3 first on PATH may be a per-user shim other users cannot run
 BUSCLIENT = os.path.join(HERE, "busclient.py")
+FAKE_SYSTEMD = os.path.join(HERE, "fake-systemd.py")
 GEN_INSTANCE = os.path.join(SOURCE_ROOT, "tests", "gen-instance.py")
 
 BUS_NAME = "org.opbackup.backup1"
@@ -45,6 +46,7 @@ IFACE_JOB = "org.opbackup.backup1.Job"
 IFACE_PROPERTIES = "org.freedesktop.DBus.Properties"
 IFACE_INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 POLKIT_NAME = "org.freedesktop.PolicyKit1"
+SYSTEMD_NAME = "org.freedesktop.systemd1"
 
 ERROR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 ERROR_INTERACTIVE_AUTH = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
@@ -236,10 +238,12 @@ class Fixture:
         daemon: start opbackupd.
         prepare: callable(fx) run after the instances are made and before the daemon starts.
         daemon_env: extra environment for opbackupd.
+        systemd: a configuration for tests/integration/fake-systemd.py (see there), started before the
+                daemon as org.freedesktop.systemd1; None: no systemd on the bus (as on these machines).
         """
 
         def __init__(self, instances=None, extra_ini="", config_files=None, rules=None, polkit=True,
-                     daemon=True, prepare=None, daemon_env=None):
+                     daemon=True, prepare=None, daemon_env=None, systemd=None):
                 self.instances = {"inst1": None} if instances is None else dict(instances)
                 self.extra_ini = extra_ini
                 self.config_files = config_files or {}
@@ -248,6 +252,9 @@ class Fixture:
                 self.want_daemon = daemon
                 self.prepare = prepare
                 self.daemon_env = daemon_env or {}
+                self.systemd_config = systemd
+                self.systemd_proc = None
+                self.daemon_exit_on_idle = False        # True: without --no-exit-on-idle
                 self.dir = None
                 self.address = None
                 self.bus_proc = None
@@ -293,11 +300,13 @@ class Fixture:
                 self._start_bus()
                 if self.want_polkit:
                         self.start_polkit()
+                if self.systemd_config is not None:
+                        self.start_systemd()
                 if self.want_daemon:
                         self.start_daemon()
 
         def _teardown(self):
-                for stop in (self.stop_daemon, self.stop_polkit, self._stop_bus):
+                for stop in (self.stop_daemon, self.stop_systemd, self.stop_polkit, self._stop_bus):
                         try:
                                 stop()
                         except Exception:
@@ -469,7 +478,7 @@ class Fixture:
                         return
                 err = sys.stderr
                 print(f"==== {why}: logs from {self.dir}", file=err)
-                for what in ("bus", "polkitd", "daemon"):
+                for what in ("bus", "polkitd", "systemd", "daemon"):
                         text = self.log(what)
                         lines = text.splitlines()
                         if len(lines) > 400:
@@ -484,6 +493,17 @@ class Fixture:
                 os.mkdir(policy_dir)
                 shutil.copyfile(os.path.join(SOURCE_ROOT, "dbus", "org.opbackup.backup1.conf"),
                                 os.path.join(policy_dir, "org.opbackup.backup1.conf"))
+                # What systemd's own policy says for root, for fake-systemd.py.
+                with open(os.path.join(policy_dir, "org.freedesktop.systemd1.conf"), "w") as f:
+                        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="root">
+    <allow own="{SYSTEMD_NAME}"/>
+    <allow send_destination="{SYSTEMD_NAME}"/>
+  </policy>
+</busconfig>
+""")
                 socket = os.path.join(self.dir, "system_bus_socket")
                 conf = os.path.join(self.dir, "bus.conf")
                 with open(conf, "w") as f:
@@ -540,6 +560,34 @@ class Fixture:
                         self.polkit_proc = None
                         self.wait_for_name_gone(POLKIT_NAME)
 
+        def start_systemd(self, config=None):
+                """fake-systemd.py as org.freedesktop.systemd1 (config: see there; default the Fixture's)."""
+                if config is not None:
+                        self.systemd_config = config
+                path = os.path.join(self.dir, "fake-systemd.json")
+                with open(path, "w") as f:
+                        json.dump(self.systemd_config, f)
+                self.systemd_log_path = os.path.join(self.dir, "fake-systemd.calls")
+                env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "DBUS_SYSTEM_BUS_ADDRESS": self.address}
+                self.systemd_proc = subprocess.Popen([PYTHON, FAKE_SYSTEMD, path, self.systemd_log_path], env=env,
+                                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                     stderr=self._logfile("systemd"), preexec_fn=_die_with_parent)
+                self.wait_for_name(SYSTEMD_NAME, self.systemd_proc, "fake-systemd.py")
+
+        def stop_systemd(self):
+                if self.systemd_proc is not None:
+                        self._stop(self.systemd_proc)
+                        self.systemd_proc = None
+                        self.wait_for_name_gone(SYSTEMD_NAME)
+
+        def systemd_calls(self):
+                """What fake-systemd.py was asked and did: its log, as a list of dicts."""
+                path = getattr(self, "systemd_log_path", None)
+                if not path or not os.path.exists(path):
+                        return []
+                with open(path) as f:
+                        return [json.loads(line) for line in f if line.strip()]
+
         def start_daemon(self):
                 # --verbose: the daemon's debug messages end up in the log printed when a test fails.
                 env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "DBUS_SYSTEM_BUS_ADDRESS": self.address}
@@ -550,8 +598,11 @@ class Fixture:
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
                         raise RuntimeError(f"{OPBACKUPD} is not there: build first or set OPBACKUPD")
+                argv = [OPBACKUPD, "--config-dir", self.config_dir, "--verbose"]
+                if not self.daemon_exit_on_idle:
+                        argv.append("--no-exit-on-idle")
                 self.daemon_proc = subprocess.Popen(
-                        [OPBACKUPD, "--config-dir", self.config_dir, "--no-exit-on-idle", "--verbose"], env=env,
+                        argv, env=env,
                         stdin=subprocess.DEVNULL, stdout=self._logfile("daemon"), stderr=subprocess.STDOUT,
                         preexec_fn=_die_with_parent)
                 self.wait_for_name(BUS_NAME, self.daemon_proc, "opbackupd")
