@@ -16,6 +16,5 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
                        const BackupCallbacks *cb, int *ret_status, bool *ret_timed_out, char **ret_output);
 
 /* Whether pip's output (the tail plugin_pip_install() returns) says it could not get something from a
- * package index: nothing satisfying a requirement found, or no connection. Inside opbackupd.service, which
- * has no network, that is what happens to a plugin that needs a package the venv lacks. */
+ * package index: nothing satisfying a requirement found, or no connection. */
 bool pip_output_says_unreachable(const char *output);

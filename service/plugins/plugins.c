@@ -236,17 +236,17 @@ static void log_pip_tail(const BackupCallbacks *cb, const char *output) {
         }
 }
 
-/* What a user can do when pip could not get a plugin's dependencies. The archive came through
- * opbackup-fetch, but pip runs inside opbackupd's sandbox, which has no network (opbackupd(8)). */
+/* What a user can do when pip could not get a plugin's dependencies. Under opbackupd.service pip runs as a
+ * transient unit of systemd that has the network; only where that was impossible (the log said why) does it
+ * run inside opbackupd's sandbox, which has none (opbackupd(8)). */
 static void log_pip_unreachable(const BackupCallbacks *cb, const char *key) {
-        backup_log(cb, LOG_WARNING, "Plugin %s needs Python packages that pip could not download. Under "
-                   "opbackupd.service, opbackupd has no network of its own (PrivateNetwork=yes): opbackup-fetch "
-                   "downloads the plugin repository and archives for it, but pip cannot reach a package index. "
-                   "Either install the plugin by hand with OctoPrint's plugin manager (before restoring again: "
-                   "it is then skipped; or after a restore with ignore-plugin-errors), or give opbackupd the "
-                   "network with the drop-in in opbackupd(8) (systemctl edit opbackupd.service: [Service] "
-                   "PrivateNetwork=no, IPAddressDeny=, RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6) and "
-                   "restore again", key);
+        backup_log(cb, LOG_WARNING, "Plugin %s needs Python packages that pip could not download. Check that this "
+                   "machine reaches the package index pip uses (its configuration: pip.conf, PIP_INDEX_URL, proxy "
+                   "settings), or install the plugin by hand with OctoPrint's plugin manager (before restoring "
+                   "again: it is then skipped; or after a restore with ignore-plugin-errors), and restore again. "
+                   "Under opbackupd.service, pip runs as a transient unit of systemd with the network; where that "
+                   "could not be started (see above), pip ran inside opbackupd's sandbox, which has no network",
+                   key);
 }
 
 /* Downloads url into its own folder under work_dir and runs pip on it. Returns 1 installed, 0 failed
@@ -255,11 +255,12 @@ static int install_one(Reinstall *s, size_t index, const char *key, const char *
         const PluginRequest *req = s->req;
         const BackupCallbacks *cb = s->cb;
         _cleanup_(fetch_response_done) FetchResponse resp = {};
-        _cleanup_free_ char *sub = NULL, *name = NULL, *error = NULL, *path = NULL, *output = NULL;
+        _cleanup_free_ char *sub = NULL, *name = NULL, *error = NULL, *path = NULL;
         _cleanup_close_ int dfd = -1, fd = -1;
+        uint64_t timeout = req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC;
         int work_fd = s->work_fd;
-        bool timed_out = false;
-        int r, status = 0;
+        PipRun run = {};
+        int r;
 
         if (asprintf(&sub, "plugin-%zu", index) < 0)
                 return -ENOMEM;
@@ -307,31 +308,38 @@ static int install_one(Reinstall *s, size_t index, const char *key, const char *
                 r = -ENOMEM;
                 goto finish;
         }
-        r = plugin_pip_install(req->venv, path, req->work_dir, req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC, cb,
-                               &status, &timed_out, &output);
+        r = req->pip_run ? req->pip_run(req->work_dir, path, timeout, cb, &run, req->pip_userdata) : -EOPNOTSUPP;
+        if (r == -EOPNOTSUPP) {
+                free(run.output);
+                run = (PipRun) {};
+                r = plugin_pip_install(req->venv, path, req->work_dir, timeout, cb, &run.status, &run.timed_out,
+                                       &run.output);
+        }
         if (r == -ECANCELED || r == -ENOMEM)
                 goto finish;
         if (r < 0)
                 backup_log(cb, LOG_ERR, "Installing plugin %s failed: cannot run %s/bin/python: %s", key, req->venv,
                            strerror(-r));
-        else if (timed_out)
+        else if (run.timed_out)
                 backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip did not finish within %g s and was "
-                           "stopped", key, (double) (req->pip_timeout_usec ?: PLUGIN_PIP_TIMEOUT_USEC) / 1e6);
-        else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                           "stopped", key, (double) timeout / 1e6);
+        else if (WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) {
                 r = 1;
                 goto finish;
-        } else if (WIFEXITED(status))
+        } else if (WIFEXITED(run.status))
                 backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip exited with status %d%s", key,
-                           WEXITSTATUS(status), WEXITSTATUS(status) == 127 ? " (could not be started)" : "");
+                           WEXITSTATUS(run.status), WEXITSTATUS(run.status) == 127 ? " (could not be started)" : "");
         else
                 backup_log(cb, LOG_ERR, "Installing plugin %s failed: pip was killed by signal %s", key,
-                           strsignal(WTERMSIG(status)));
-        if (output)
-                log_pip_tail(cb, output);
-        if (!timed_out && pip_output_says_unreachable(output))
+                           strsignal(WTERMSIG(run.status)));
+        /* Output already streamed into the log is not repeated. */
+        if (run.output && !run.logged)
+                log_pip_tail(cb, run.output);
+        if (!run.timed_out && pip_output_says_unreachable(run.output))
                 log_pip_unreachable(cb, key);
         r = 0;
 finish:
+        free(run.output);
         closep(&fd);
         (void) unlinkat(dfd, "download", 0);
         if (name)

@@ -23,6 +23,20 @@ typedef struct PluginOutcome {
         PluginInfo *failed;     size_t n_failed;       /* download or install failed */
 } PluginOutcome;
 
+/* How pip ran when something else ran it (PluginRequest.pip_run). */
+typedef struct PipRun {
+        int status;                     /* a wait status: W_EXITCODE(code, 0), or the signal that killed it */
+        bool timed_out;
+        char *output;                   /* the tail of its output, whole lines; may be NULL */
+        bool logged;                    /* its output went into the job's log already, line by line */
+} PipRun;
+
+/* Runs <venv>/bin/python -m pip install ... file (inside work_dir) somewhere else than in this process.
+ * 0: it ran, *ret says how; -EOPNOTSUPP: it could not be run there (said in the log when it matters), pip
+ * runs here instead; -ECANCELED: cb's progress() asked to stop; other negative errno: it could not run. */
+typedef int (*plugin_pip_run_fn)(const char *work_dir, const char *file, uint64_t timeout_usec,
+                                 const BackupCallbacks *cb, PipRun *ret, void *userdata);
+
 typedef struct PluginRequest {
         const PluginInfo *plugins; size_t n_plugins;   /* from the backup's plugin_list.json */
         const char *repository_url;                    /* NULL/"" = PLUGIN_REPOSITORY_DEFAULT */
@@ -34,6 +48,9 @@ typedef struct PluginRequest {
         bool dry_run;                                  /* decide only (validation pass): no download, no pip */
         bool no_pip;                                   /* the venv has no pip: what would be installed is
                                                         * reported failed, without a download */
+        plugin_pip_run_fn pip_run;                     /* runs pip elsewhere (a restore: a transient unit of
+                                                        * systemd, restore-pip.c); NULL: plugin_pip_install() */
+        void *pip_userdata;
 
         /* Limits; 0 = the defaults below. Tests lower them. */
         uint64_t max_repository_size;                  /* 32 MiB */

@@ -22,6 +22,7 @@
 #include "names.h"
 #include "plugins/plugins.h"
 #include "restore/restore-job.h"
+#include "restore/restore-pip.h"
 #include "restore/restore-swap.h"
 #include "archive-validate.h"
 #include "util.h"
@@ -43,7 +44,7 @@ void on_restore_message(json_object *msg, void *userdata) {
         RestoreJobData *d = j->data;
         json_object *v, *w;
 
-        if (job_apply_worker_message(j, msg))
+        if (restore_pip_on_message(j, msg) || job_apply_worker_message(j, msg))
                 return;
         if (json_object_object_get_ex(msg, "error", &v)) {
                 (void) free_and_strdup(&d->error, json_object_get_string(v));

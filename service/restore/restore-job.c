@@ -26,6 +26,7 @@
 #include "plugins/plugins.h"
 #include "restore/restore-finish.h"
 #include "restore/restore-job.h"
+#include "restore/restore-pip.h"
 #include "restore/restore-swap.h"
 #include "archive-validate.h"
 #include "restore/restore-worker.h"
@@ -42,6 +43,11 @@ static void restore_job_data_free(void *p) {
         if (!r)
                 return;
         worker_pipe_free(r->worker);
+        restore_pip_free(r->pip);
+        if (r->pip_fd >= 0)
+                close(r->pip_fd);
+        if (r->pip_worker_fd >= 0)
+                close(r->pip_worker_fd);
         unit_job_free(r->unit_job);
         instance_probe_free(r->probe);
         command_free(r->restart);
@@ -181,6 +187,7 @@ static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, 
                 return -ENOMEM;
         data->staging_fd = -1;
         data->fetch_fd = -1;
+        data->pip_fd = data->pip_worker_fd = -1;
         data->options = *options;
         *options = (RestoreOptions) {};
         r = job_new(&(JobDescription) {
@@ -466,13 +473,30 @@ static int restore_job_start(Job *j) {
                                     "the restore's worker, which has no network under opbackupd.service.",
                                     fetch_helper_socket_path(), strerror(-r));
         }
-        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-restore", restore_worker_main, j,
-                              (const int[]) { d->staging_fd, d->fetch_fd }, d->fetch_fd >= 0 ? 2 : 1,
-                              on_restore_message, on_restore_exit, j, &d->worker);
-        /* The worker has its copy: the helper must see the connection end when the worker does. */
+        /* Under systemd, pip runs as a transient unit with the network, asked for by the worker
+         * (restore-pip.c). */
+        if (!d->options.skip_plugins && restore_pip_setup(j) < 0)
+                log_warning("Cannot make a socket for the restore's worker: it runs pip itself, without network "
+                            "under opbackupd.service.");
+        {
+                int keep[3] = { d->staging_fd }, n = 1;
+
+                if (d->fetch_fd >= 0)
+                        keep[n++] = d->fetch_fd;
+                if (d->pip_worker_fd >= 0)
+                        keep[n++] = d->pip_worker_fd;
+                r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-restore", restore_worker_main, j,
+                                      keep, n, on_restore_message, on_restore_exit, j, &d->worker);
+        }
+        /* The worker has its copies: the helper must see the connection end when the worker does, and the
+         * worker the daemon's end of the answers when the daemon goes. */
         if (d->fetch_fd >= 0) {
                 close(d->fetch_fd);
                 d->fetch_fd = -1;
+        }
+        if (d->pip_worker_fd >= 0) {
+                close(d->pip_worker_fd);
+                d->pip_worker_fd = -1;
         }
         if (r < 0) {
                 restore_fail(j, "Cannot start the restore worker.");
@@ -490,6 +514,7 @@ static void restore_job_cancel(Job *j) {
         }
         /* Only the worker's part can be canceled; the swap is short and must not be interrupted. */
         worker_pipe_kill(d->worker, SIGTERM);
+        restore_pip_cancel(j);
 }
 
 int restores_recover(Daemon *d) {

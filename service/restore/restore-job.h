@@ -12,6 +12,7 @@
 
 typedef struct Daemon Daemon;
 typedef struct Job Job;
+typedef struct RestorePip RestorePip;
 
 /* A restore in three files: restore-job.c (the methods, the job, staging), restore-worker.c (validation,
  * extraction and plugins as the instance user), restore-finish.c (the swap and after). What they share
@@ -32,6 +33,9 @@ typedef struct RestoreJobData {
         int staging_fd;
         int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
+        int pip_fd, pip_worker_fd;      /* answers to the worker's requests for pip (restore-pip.c); -1: none,
+                                         * the worker runs pip itself */
+        RestorePip *pip;                /* pip running as a transient unit of systemd */
         bool prepared;                  /* staging + journal exist */
         /* after the worker, one at a time (restore-finish.c) */
         UnitJob *unit_job;              /* systemd stopping or starting Unit= */

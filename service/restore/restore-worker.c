@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include "plugins/plugins.h"
 #include "restore/restore-extract.h"
 #include "restore/restore-job.h"
+#include "restore/restore-pip.h"
 #include "restore/restore-swap.h"
 #include "archive-validate.h"
 #include "restore/rm-rf.h"
@@ -69,13 +71,32 @@ static json_object *plugin_triples(const PluginInfo *p, size_t n) {
         return a;
 }
 
-static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCallbacks *cb, json_object *result,
-                           char **ret_error) {
+/* The folder for downloads and pip's temporary files, inside staging (which is the user's): under
+ * opbackupd.service, /tmp is the daemon's own (PrivateTmp=yes), invisible to pip's transient unit. A
+ * random name cannot be one the backup brought. */
+static int make_work_dir(int staging_fd, char **ret_name) {
+        for (unsigned attempt = 0;; attempt++) {
+                uint64_t rnd = 0;
+                char name[64];
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        rnd = (uint64_t) getpid() << 16 ^ attempt;
+                snprintf(name, sizeof(name), PIP_WORK_PREFIX "%016llx", (unsigned long long) rnd);
+                if (mkdirat(staging_fd, name, 0700) >= 0)
+                        return (*ret_name = strdup(name)) ? 0 : -ENOMEM;
+                if (errno != EEXIST || attempt >= 16)
+                        return -errno;
+        }
+}
+
+static int restore_plugins(Job *j, int fd, const ArchiveSummary *summary, const BackupCallbacks *cb,
+                           json_object *result, char **ret_error) {
         _cleanup_(plugin_outcome_done) PluginOutcome outcome = {};
         Instance *i = j->instance;
         RestoreJobData *d = j->data;
-        _cleanup_free_ char *work = NULL, *err = NULL;
+        _cleanup_free_ char *work = NULL, *work_name = NULL, *err = NULL;
         _cleanup_close_ int folder_fd = -1;
+        RestorePipClient pip = { .send_fd = fd, .reply_fd = d->pip_worker_fd, .staging = d->plan.staging };
         PluginRequest req = {
                 .plugins = summary->plugins,
                 .n_plugins = summary->n_plugins,
@@ -84,6 +105,8 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
                 .octoprint_version = i->octoprint_version,
                 .fetch_fd = d->fetch_fd,
                 .no_pip = !i->has_pip,
+                .pip_run = restore_pip_run,
+                .pip_userdata = &pip,
         };
         int r;
 
@@ -94,20 +117,16 @@ static int restore_plugins(Job *j, const ArchiveSummary *summary, const BackupCa
                            summary->n_plugins);
                 return 0;
         }
-        work = strdup("/tmp/opbackup-plugins-XXXXXX");
-        if (!work || !mkdtemp(work))
-                return -errno;
+        r = make_work_dir(d->staging_fd, &work_name);
+        if (r < 0)
+                return asprintf(ret_error, "Cannot create a folder for plugin downloads in %s: %s", d->plan.staging,
+                                strerror(-r)) < 0 ? -ENOMEM : r;
+        if (asprintf(&work, "%s/%s", d->plan.staging, work_name) < 0)
+                return -ENOMEM;
         req.work_dir = work;
         r = plugins_reinstall(&req, cb, &outcome, &err);
-        {
-                _cleanup_close_ int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (wfd >= 0) {
-                        char *base = strrchr(work, '/') + 1;
-                        _cleanup_close_ int tfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                        if (tfd >= 0)
-                                (void) rm_rf_at(tfd, base);
-                }
-        }
+        /* Not to be swapped in with the restored basedir. */
+        (void) rm_rf_at(d->staging_fd, work_name);
         if (r < 0) {
                 *ret_error = TAKE_PTR(err);
                 return r;
@@ -232,7 +251,7 @@ int restore_worker_main(int fd, void *userdata) {
         STRV_FOREACH(e, summary.excludes)
                 json_object_array_add(ex, json_object_new_string(*e));
         json_object_object_add(result, "excludes", ex);
-        r = restore_plugins(j, &summary, &cb, result, &err);
+        r = restore_plugins(j, fd, &summary, &cb, result, &err);
         if (r < 0) {
                 json_object_put(result);
                 return rw_fail(fd, NULL, err ?: strerror(-r));

@@ -525,10 +525,9 @@ static void test_pip_unreachable(void) {
         ASSERT_EQ(reinstall(&req, p, 1, &out, &error), 0);
         assert_keys(out.failed, out.n_failed, "lambda");
         ASSERT_LOGGED("Installing plugin lambda failed: pip exited with status 1");
-        ASSERT_LOGGED("Plugin lambda needs Python packages that pip could not download. Under opbackupd.service, "
-                      "opbackupd has no network of its own");
-        ASSERT_LOGGED("PrivateNetwork=no");
-        ASSERT_LOGGED("opbackupd(8)");
+        ASSERT_LOGGED("Plugin lambda needs Python packages that pip could not download. Check that this machine "
+                      "reaches the package index pip uses");
+        ASSERT_LOGGED("OctoPrint's plugin manager");
         plugin_outcome_done(&out);
         ASSERT_EQ(unsetenv("PIP_INDEX_URL"), 0);
         ASSERT_EQ(unsetenv("PIP_RETRIES"), 0);

@@ -192,7 +192,8 @@ en=$(cx systemctl is-enabled opbackup-fetch.socket opbackup-backup.timer | oneli
 # ---------------------------------------------------------------------------------- people, instances, stand-ins
 begin
 cx useradd -m -s /bin/bash pi && cx useradd -m -s /bin/bash -G opbackup alice && cx useradd -m -s /bin/bash bob
-cx /usr/bin/python3 "$SRC/tests/gen-instance.py" --root /home/pi/octo --size tiny --user pi --name "E2E Printer" >"$OUT/gen.log" 2>&1
+# A real venv (python3 -m venv, with pip): a restore below reinstalls a plugin into it.
+cx /usr/bin/python3 "$SRC/tests/gen-instance.py" --root /home/pi/octo --size tiny --user pi --name "E2E Printer" --real-venv >"$OUT/gen.log" 2>&1
 # Outside the unit's ReadWritePaths=: status must say so, with the fix (opbackupd(8)).
 cx /usr/bin/python3 "$SRC/tests/gen-instance.py" --root /data/octoprint --size tiny --user pi --seed 2 >>"$OUT/gen.log" 2>&1
 gen_rc=$?
@@ -392,6 +393,52 @@ p=$(ctl -i pi prune --keep 1 2>&1); rc=$?
 left=$(ctl -i pi --json list | json '" ".join(b["name"] for b in d)')
 [ $rc = 0 ] && [ "$(echo "$left" | wc -w)" = 1 ] && pass "root: prune --keep 1 (left: $left)" \
         || fail "root: prune rc=$rc: $(echo "$p" | oneline) (left: $left)"
+
+# ---------------------------------------------------------------------------------- plugins with dependencies
+# A plugin (in a plugin repository) that needs a Python package only a package index has, both served on the
+# container's 127.0.0.1: opbackupd.service has no network (PrivateNetwork=yes), so pip must run elsewhere —
+# as a transient unit of systemd, as pi, with the network (opbackupd(8), RESTORE, step 5). The index is
+# named by the venv's own pip.conf, as a user would configure pip.
+begin
+IDX=/srv/opbackup-e2e-index
+cx sh -c "rm -rf $IDX && mkdir -p $IDX/simple/opbackup-e2edep \
+  && /usr/bin/python3 $SRC/tests/plugins/plugin-fixture.py wheel $IDX/simple/opbackup-e2edep opbackup_e2edep 1.0 e2edep \
+  && /usr/bin/python3 $SRC/tests/plugins/plugin-fixture.py wheel $IDX OctoPrint_E2EPlug 1.0 e2eplug opbackup-e2edep \
+  && chmod -R a+rX $IDX" >"$OUT/index.log" 2>&1
+printf '%s\n' '[{"id": "e2eplug", "title": "E2E Plug", "archive": "http://127.0.0.1:8765/OctoPrint_E2EPlug-1.0-py3-none-any.whl",' \
+        '  "compatibility": {"octoprint": [">=1.4.0,<2"], "os": ["linux"]}}]' | cx sh -c "cat >$IDX/plugins.json"
+cx systemd-run -q --unit=opbackup-e2e-index -p User=nobody /usr/bin/python3 -m http.server --bind 127.0.0.1 \
+        --directory "$IDX" 8765
+cx sh -c 'printf "[global]\nindex-url = http://127.0.0.1:8765/simple/\nretries = 0\ntimeout = 10\n" >/home/pi/octo/venv/pip.conf
+printf "\n[Restore]\nPluginRepository=http://127.0.0.1:8765/plugins.json\n" >>/etc/opbackup/instances.d/pi.conf
+systemctl restart opbackupd.service'
+for _ in $(seq 1 50); do cx bash -c 'exec 3<>/dev/tcp/127.0.0.1/8765' 2>/dev/null && break; sleep 0.1; done
+ctl -i pi backup --name e2e-pip.zip >>"$OUT/index.log" 2>&1
+# The backup lists the plugin, as OctoPrint's would on a machine that had it installed.
+cx /usr/bin/python3 -c '
+import json, zipfile
+src = "/home/pi/octo/basedir/data/backup/e2e-pip.zip"
+with zipfile.ZipFile(src) as z, zipfile.ZipFile("/root/e2e-pip.zip", "w", zipfile.ZIP_DEFLATED) as out:
+    for i in z.infolist():
+        if i.filename != "plugin_list.json":
+            out.writestr(i, z.read(i))
+    out.writestr("plugin_list.json", json.dumps([{"key": "e2eplug", "name": "E2E Plug", "url": "https://example.org/e2eplug"}]))
+' >>"$OUT/index.log" 2>&1
+before=$(cu pi /home/pi/octo/venv/bin/python -c 'import octoprint_e2eplug' 2>&1 | tail -1)
+r=$(ctl -i pi restore --yes /root/e2e-pip.zip 2>&1); rc=$?
+echo "$r" >"$OUT/restore-pip.log"
+imp=$(cu pi /home/pi/octo/venv/bin/python -c 'import octoprint_e2eplug, octoprint_e2edep; print(octoprint_e2edep.__file__)' 2>&1)
+owner=$(cx sh -c 'stat -c %U /home/pi/octo/venv/lib/python3*/site-packages/octoprint_e2edep' 2>&1)
+unit=$(cx journalctl -b -o cat --no-pager | grep -o 'opbackup-pip-[0-9a-f-]*\.service' | tail -1)
+left=$(cx systemctl list-units --all --plain --no-legend 'opbackup-pip-*' | oneline)
+if [ $rc = 0 ] && [[ "$before" == *ModuleNotFoundError* ]] && [[ "$imp" == /home/pi/octo/venv/* ]] && [ "$owner" = pi ] \
+   && [ -n "$unit" ] && [ -z "$left" ] && [[ "$r" == *"pip: Successfully installed"* ]]; then
+        pass "restore reinstalls plugin e2eplug with its dependency from a package index only the container's 127.0.0.1 has (the venv's pip.conf): pip ran as $unit (User=pi, with the network), e2eplug and its dependency import as pi, the unit is gone"
+else
+        fail "restore with a plugin that needs a package index: rc=$rc, before '$before', import '$imp', owner '$owner', unit '$unit', left '$left': $(echo "$r" | grep -iE 'pip|plugin|error|fail' | tail -8 | oneline)"
+fi
+echo "$r" | grep -E 'pip: (Successfully|Collecting)|Installed plugin' | detail
+cx systemctl stop opbackup-e2e-index.service
 
 # ---------------------------------------------------------------------------------- production's symlink-safe opens
 # Under the unit, openat2() answers ENOSYS (RestrictSUIDSGID=yes): a backup's every open of an instance's
