@@ -28,6 +28,19 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
+int pip_environment_add_venv(char ***env, const char *venv, const char *work_dir) {
+        char *s;
+
+        if (asprintf(&s, "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin", venv) < 0 || strv_consume(env, s) < 0)
+                return -ENOMEM;
+        if (asprintf(&s, "VIRTUAL_ENV=%s", venv) < 0 || strv_consume(env, s) < 0)
+                return -ENOMEM;
+        if (asprintf(&s, "TMPDIR=%s", work_dir) < 0 || strv_consume(env, s) < 0)
+                return -ENOMEM;
+        /* User site-packages would let pip consider the plugin installed when it is not in the venv. */
+        return strv_extend(env, "PYTHONNOUSERSITE=1");
+}
+
 /* The worker's environment without what would make the venv's Python load something else or read another
  * user's configuration; plus the venv's bin first in PATH (pip may run build backends that call "python"),
  * TMPDIR in the private work folder (pip unpacks and builds there) and the user's HOME. Proxy settings and
@@ -49,14 +62,7 @@ static char **pip_environment(const char *venv, const char *work_dir) {
                 if (!skip && strv_extend(&env, *e) < 0)
                         return NULL;
         }
-        if (asprintf(&s, "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin", venv) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        if (asprintf(&s, "VIRTUAL_ENV=%s", venv) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        if (asprintf(&s, "TMPDIR=%s", work_dir) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        /* User site-packages would let pip consider the plugin installed when it is not in the venv. */
-        if (strv_extend(&env, "PYTHONNOUSERSITE=1") < 0)
+        if (pip_environment_add_venv(&env, venv, work_dir) < 0)
                 return NULL;
         /* The instance user's own pip configuration applies, not that of whoever started the daemon. */
         if (asprintf(&s, "HOME=%s", pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/") < 0 ||

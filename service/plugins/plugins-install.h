@@ -18,3 +18,8 @@ int plugin_pip_install(const char *venv, const char *file, const char *work_dir,
 /* Whether pip's output (the tail plugin_pip_install() returns) says it could not get something from a
  * package index: nothing satisfying a requirement found, or no connection. */
 bool pip_output_says_unreachable(const char *output);
+
+/* Adds what pip needs of the venv to an environment: the venv's bin first in PATH (pip may run build
+ * backends that call "python"), VIRTUAL_ENV, TMPDIR in the private work folder (pip unpacks and builds
+ * there) and no user site-packages. The same whether pip runs in the worker or in a transient unit. */
+int pip_environment_add_venv(char ***env, const char *venv, const char *work_dir);

@@ -17,6 +17,7 @@
 #include "daemon/transient-unit.h"
 #include "instance/instance.h"
 #include "log.h"
+#include "plugins/plugins-install.h"
 #include "restore/restore-job.h"
 #include "restore/restore-pip.h"
 #include "util.h"
@@ -202,19 +203,12 @@ static char **pip_unit_environment(const char *venv, const char *work_dir) {
         static const char *const pass[] = { "PIP_", "http_proxy=", "https_proxy=", "no_proxy=", "all_proxy=",
                                             "HTTP_PROXY=", "HTTPS_PROXY=", "NO_PROXY=", "ALL_PROXY=" };
         _cleanup_strv_free_ char **env = NULL;
-        char *s;
 
         for (char **e = environ; e && *e; e++)
                 for (size_t k = 0; k < ELEMENTSOF(pass); k++)
                         if (startswith(*e, pass[k]) && strv_extend(&env, *e) < 0)
                                 return NULL;
-        if (asprintf(&s, "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin", venv) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        if (asprintf(&s, "VIRTUAL_ENV=%s", venv) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        if (asprintf(&s, "TMPDIR=%s", work_dir) < 0 || strv_consume(&env, s) < 0)
-                return NULL;
-        if (strv_extend(&env, "PYTHONNOUSERSITE=1") < 0)
+        if (pip_environment_add_venv(&env, venv, work_dir) < 0)
                 return NULL;
         return TAKE_PTR(env);
 }
