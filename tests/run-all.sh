@@ -15,6 +15,16 @@ bash tests/build.sh
 failed_parts=()
 set +e
 meson test -C build --print-errorlogs --num-processes 2 "$@" || failed_parts+=("tests")
+# What the end-to-end suite under systemd checked, with times (meson keeps it in its log).
+python3 - build/meson-logs/testlog.json <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    for line in f:
+        t = json.loads(line)
+        if t["name"].endswith("/ e2e") and t.get("stdout"):
+            print("== The end-to-end suite under systemd as PID 1 (" + t["result"] + ")")
+            print(t["stdout"].rstrip())
+PY
 if [ "${OPBACKUP_QUICK:-0}" != 1 ]; then
         echo "== The suite again under AddressSanitizer and UndefinedBehaviorSanitizer"
         bash tests/run-sanitizers.sh "$@" || failed_parts+=("sanitizers")
