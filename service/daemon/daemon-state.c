@@ -22,6 +22,7 @@ void daemon_note_activity(Daemon *d) {
 
 bool daemon_is_idle(Daemon *d) {
         return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 &&
+               d->n_pending_remote == 0 &&
                 strv_length(d->subscribers) == 0;
 }
 

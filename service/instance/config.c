@@ -193,6 +193,9 @@ static int parse_remote_names(const char *value, void *field) {
         r = strv_split_words(value, &l);
         if (r < 0)
                 return r;
+        /* Each upload of a backup holds a connection to the helper: a handful, not hundreds. */
+        if (strv_length(l) > REMOTES_PER_BACKUP_MAX)
+                return -EINVAL;
         STRV_FOREACH(e, l) {
                 if (!instance_name_is_valid(*e))
                         return -EINVAL;
@@ -311,7 +314,7 @@ static const ConfigKey config_keys[] = {
         KEY("Backup", "Keep", parse_unsigned, keep, "a number (0 keeps all)"),
         KEY("Backup", "CompressionLevel", parse_level, compression_level, "a number from 0 to 9"),
         KEY("Backup", "CopyTo", parse_remote_names, copy_to,
-            "names of remotes (remotes.d/NAME.conf) separated by spaces, each once"),
+            "names of remotes (remotes.d/NAME.conf) separated by spaces, each once, at most 8"),
         KEY("Restore", "Unsupported", parse_bool, restore_unsupported, "yes or no"),
         KEY("Restore", "PluginRepository", parse_url, plugin_repository, "an http://, https:// or file:// URL"),
         KEY("Restore", "BundledPlugins", parse_plugin_keys, bundled_plugins, "plugin keys separated by spaces"),

@@ -22,6 +22,7 @@ typedef enum RemoteVerify {
 } RemoteVerify;
 
 #define REMOTES_MAX 256U
+#define REMOTES_PER_BACKUP_MAX 8U        /* CopyTo=, UploadBackup */
 #define REMOTE_CREDENTIALS_MAX (16U * 1024U)
 
 typedef struct RemoteConfig {
