@@ -113,6 +113,7 @@ GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, method_get_unknown_plugins_auth
 GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, method_clear_unknown_plugins_authorized)
 GATED_METHOD(list_remote_backups, ACTION_ACCESS, method_list_remote_backups_authorized)
 GATED_METHOD(upload_backup, ACTION_CREATE, method_upload_backup_authorized)
+GATED_METHOD(fetch_remote_backup, ACTION_CREATE, method_fetch_remote_backup_authorized)
 GATED_METHOD(delete_remote_backup, ACTION_DELETE, method_delete_remote_backup_authorized)
 
 static const sd_bus_vtable instance_vtable[] = {
@@ -146,6 +147,9 @@ static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("UploadBackup", "sas", SD_BUS_PARAM(name) SD_BUS_PARAM(remotes),
                                  "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(job),
                                  method_upload_backup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("FetchRemoteBackup", "ss", SD_BUS_PARAM(remote) SD_BUS_PARAM(name),
+                                 "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(job),
+                                 method_fetch_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("DeleteRemoteBackup", "ss", SD_BUS_PARAM(remote) SD_BUS_PARAM(name), "", ,
                                  method_delete_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Name", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),

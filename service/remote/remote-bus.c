@@ -2,11 +2,14 @@
 /* ListRemotes, ListRemoteBackups, UploadBackup, DeleteRemoteBackup (remote-bus.h). The transfers run in
  * workers (remote-task.h); the daemon keeps serving meanwhile. */
 
+#include <fcntl.h>
+
 #include "backup/backup-job.h"
 #include "daemon/daemon-state.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
 #include "errors.h"
+#include "folder/backup-import.h"
 #include "folder/backup-list.h"
 #include "folder/backup-manage.h"
 #include "instance/instance.h"
@@ -313,6 +316,156 @@ int method_upload_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
                         .cancel = upload_job_cancel,
                         .data = u,
                         .free_data = upload_job_data_free,
+                }, &j);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
+        instance_start_next_job(i);
+        return r;
+}
+
+/* ---- FetchRemoteBackup: a job; the download goes to a file of the daemon's own, then through ImportBackup's
+ * code (folder/backup-import.h) into the backup folder: checked like any import, never a second writer ---- */
+
+typedef struct FetchJobData {
+        char *remote;
+        int fd;                         /* the download, an unnamed temporary file */
+        RemoteTask *task;
+        char *stored;
+} FetchJobData;
+
+static void fetch_job_data_free(void *p) {
+        FetchJobData *f = p;
+
+        if (!f)
+                return;
+        free(f->remote);
+        if (f->fd >= 0)
+                close(f->fd);
+        remote_task_free(f->task);
+        free(f->stored);
+        free(f);
+}
+
+static int append_fetch_details(sd_bus_message *m, void *userdata) {
+        Job *j = userdata;
+        FetchJobData *f = j->data;
+
+        return sd_bus_message_append(m, "{sv}{sv}{sv}", "name", "s", strempty(f->stored), "remote", "s", f->remote,
+                                     "remote-name", "s", j->name);
+}
+
+static void on_fetch_imported(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
+                              void *userdata) {
+        Job *j = userdata;
+        FetchJobData *f = j->data;
+
+        if (error)
+                job_finish(j, "failed", error->message, NULL, NULL);
+        else {
+                (void) free_and_strdup(&f->stored, stored);
+                log_info("Instance %s: %s fetched from remote %s as %s.", i->name, j->name, f->remote, stored);
+                job_finish(j, "done", NULL, append_fetch_details, j);
+        }
+        instance_start_next_job(i);
+}
+
+static void on_fetch_done(RemoteTask *t, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Job *j = userdata;
+        FetchJobData *f = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        if (t->n_outcomes < 1 || !streq(t->outcomes[0].result, "done") || j->cancel_requested) {
+                job_finish(j, j->cancel_requested ? "canceled" : "failed",
+                           j->cancel_requested ? "Canceled." : t->n_outcomes ? t->outcomes[0].error :
+                           "The transfer worker failed.", NULL, NULL);
+                instance_start_next_job(i);
+                return;
+        }
+        r = backup_import_start(i, NULL, f->fd, j->name, on_fetch_imported, j, &error);
+        if (r < 0) {
+                _cleanup_free_ char *msg = NULL;
+
+                if (asprintf(&msg, "Cannot store the download: %s", error.message ?: strerror(-r)) < 0)
+                        msg = NULL;
+                job_finish(j, "failed", msg ?: "Cannot store the download.", NULL, NULL);
+                instance_start_next_job(i);
+        }
+}
+
+static int fetch_job_start(Job *j) {
+        FetchJobData *f = j->data;
+        Instance *i = j->instance;
+        char *remotes[] = { f->remote, NULL };
+        int fd, r;
+
+        j->state = JOB_RUNNING;
+        job_set_progress(j, "fetching", 0, 0);
+        /* Unnamed, so nothing is left behind whatever happens; only this daemon can reach it. The import then
+         * copies it into the backup folder as the instance user. */
+        f->fd = open("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (f->fd < 0) {
+                job_finish(j, "failed", "Cannot make a temporary file in /var/tmp for the download.", NULL, NULL);
+                instance_start_next_job(i);
+                return -errno;
+        }
+        fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+        r = fd < 0 ? -errno : remote_task_start(i, j, REMOTE_OP_GET, remotes, j->name, fd, on_fetch_done, j, &f->task);
+        if (r < 0) {
+                job_finish(j, "failed", "Cannot start the download worker.", NULL, NULL);
+                instance_start_next_job(i);
+        }
+        return r;
+}
+
+static void fetch_job_cancel(Job *j) {
+        FetchJobData *f = j->data;
+
+        if (j->state == JOB_QUEUED || !f->task) {
+                job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
+                return;
+        }
+        remote_task_cancel(f->task);
+}
+
+int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        const char *remote, *name;
+        FetchJobData *f;
+        Job *j;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &remote, &name);
+        if (r < 0)
+                return r;
+        r = check_remote(i, remote, error);
+        if (r >= 0)
+                r = check_backup_name(name, error);
+        if (r >= 0)
+                r = check_instance_usable(i, error);
+        if (r < 0)
+                return r;
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->fd = -1;
+        f->remote = strdup(remote);
+        if (!f->remote) {
+                free(f);
+                return -ENOMEM;
+        }
+        r = job_new(&(JobDescription) {
+                        .instance = i,
+                        .operation = JOB_FETCH,
+                        .action = ACTION_CREATE,
+                        .request = m,
+                        .name = name,
+                        .start = fetch_job_start,
+                        .cancel = fetch_job_cancel,
+                        .data = f,
+                        .free_data = fetch_job_data_free,
                 }, &j);
         if (r < 0)
                 return r;

@@ -53,6 +53,7 @@ METHODS = {
         ("Instance", "RestoreBackupFromFile"): ("restore", "ha{sv}", [NOT_A_ZIP, {"skip-plugins": True}]),
         ("Instance", "ImportBackup"): ("create", "hs", [NOT_A_ZIP, "authz-import.zip"]),
         ("Instance", "UploadBackup"): ("create", "sas", [NO_BACKUP, ["no-such-remote"]]),
+        ("Instance", "FetchRemoteBackup"): ("create", "ss", ["no-such-remote", NO_BACKUP]),
         ("Instance", "CreateBackup"): ("create", "asa{sv}", [[], {}]),
 }
 

@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote"))
 import fixture  # noqa: E402
-from backuptest import Listener, sha256_file  # noqa: E402
+from backuptest import Listener, sha256_file, uid_of  # noqa: E402
 from fixture import (IFACE_INSTANCE, IFACE_MANAGER, MANAGER_PATH, USER_ALLOWED, USER_DENIED, Fixture,  # noqa: E402
                      expect, expect_eq)
 from servers import SFTP_USER, Servers  # noqa: E402
@@ -134,6 +134,37 @@ def test_backup_copies_to_every_remote():
                         expect(e and e.name == ERROR_ACCESS_DENIED, f"an outsider is refused UploadBackup: {e}")
                         e = fx.call_error(USER_ALLOWED, path, IFACE_INSTANCE, "UploadBackup", "sas", NAME, ["nope"])
                         expect(e and e.name == "org.opbackup.backup1.Error.NoSuchRemote", f"an unknown remote: {e}")
+
+                        # Fetch it back from S3 into the backup folder, after the local one is gone.
+                        fx.call(USER_ALLOWED, path, IFACE_INSTANCE, "DeleteBackup", "s", NAME)
+                        expect(not os.path.exists(local), "the local backup is deleted")
+                        listener = Listener(fx)
+                        try:
+                                job = fx.call(USER_ALLOWED, path, IFACE_INSTANCE, "FetchRemoteBackup", "ss", "s3", NAME)
+                                done = listener.wait_for(lambda e: e["signal"] == "JobRemoved" and e["args"][0] == job[0],
+                                                         "the fetch job's end")
+                        finally:
+                                listener.stop()
+                        expect_eq(done["args"][2], "done", f"FetchRemoteBackup's job ({done['args'][3]})")
+                        expect_eq(done["args"][4].get("name"), NAME, "stored under its name")
+                        expect(sha256_file(local) == sha256_file(remotes["s3"][2](NAME)),
+                               "the fetched backup is byte-identical to the remote's")
+                        expect_eq(os.stat(local).st_uid, uid_of(fixture.USER_PRINTER),
+                                  "the owner of the fetched backup (the instance's user)")
+                        names = [b[0] for b in fx.call(USER_ALLOWED, path, IFACE_INSTANCE, "ListBackups", "")[0]]
+                        expect(NAME in names, f"ListBackups shows the fetched backup: {names}")
+                        e = fx.call_error(USER_DENIED, path, IFACE_INSTANCE, "FetchRemoteBackup", "ss", "s3", NAME)
+                        expect(e and e.name == ERROR_ACCESS_DENIED, f"an outsider is refused FetchRemoteBackup: {e}")
+                        listener = Listener(fx)
+                        try:
+                                job = fx.call(USER_ALLOWED, path, IFACE_INSTANCE, "FetchRemoteBackup", "ss", "s3",
+                                              "missing.zip")
+                                done = listener.wait_for(lambda e: e["signal"] == "JobRemoved" and e["args"][0] == job[0],
+                                                         "the failed fetch's end")
+                        finally:
+                                listener.stop()
+                        expect(done["args"][2] == "failed" and "not found" in done["args"][3],
+                               f"fetching a backup the remote lacks fails saying so: {done['args'][3]}")
 
                         log = fx.daemon_log()
                         for secret in (DAV_SECRET, S3_SECRET, remotes["nas"][1].splitlines()[1]):
