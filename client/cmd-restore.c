@@ -8,6 +8,8 @@
 #include <libgen.h>
 
 #include "bus-client.h"
+#include "cmd-fetch.h"
+#include "cmd-remotes.h"
 #include "cmd-restore.h"
 #include "job-wait.h"
 #include "names.h"
@@ -190,10 +192,25 @@ int cmd_restore(Ctl *ctl, int argc, char *argv[]) {
         uint32_t id;
         int r;
 
+        _cleanup_free_ char *fetched = NULL;
+        const char *remote;
+
         restore_args(ctl, argv[1], &a);
         ctl_set_doing(ctl, "restore %s", a.what);
 
-        r = ctl_instance_path(ctl, &path);
+        r = ctl_one_remote(ctl, &remote);
+        if (r == 0)
+                r = ctl_instance_path(ctl, &path);
+        /* --remote: the backup (or the newest, "latest") is fetched into the backup folder first, then
+         * restored from there like any other. */
+        if (r == 0 && remote) {
+                r = fetch_remote_backup(ctl, path, remote, argv[1], &fetched);
+                if (r == 0) {
+                        a.what = fetched;
+                        a.local = false;
+                        ctl_set_doing(ctl, "restore %s", a.what);
+                }
+        }
         if (r == 0)
                 r = get_basedir(ctl, path, &basedir);
         if (r == 0)
