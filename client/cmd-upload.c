@@ -36,27 +36,23 @@ static int read_uploads(sd_bus_message *m, const char *key, const char *contents
         return r < 0 ? r : 1;
 }
 
-int cmd_upload(Ctl *ctl, int argc, char *argv[]) {
+int upload_backup(Ctl *ctl, const char *path, const char *name, char *const *remotes, json_object **ret_uploads) {
         _cleanup_(job_watch_freep) JobWatch *watch = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *removed = NULL, *call = NULL;
-        _cleanup_free_ char *path = NULL;
+        json_object *uploads;
         const char *job;
-        json_object *o, *uploads;
-        bool failed = false;
         uint32_t id;
         int r;
 
-        ctl_set_doing(ctl, "upload %s", argv[1]);
-        r = ctl_instance_path(ctl, &path);
-        if (r == 0)
-                r = job_watch_new(ctl, "upload", false, &watch);
+        *ret_uploads = NULL;
+        r = job_watch_new(ctl, "upload", false, &watch);
         if (r != 0)
                 return r;
         r = sd_bus_message_new_method_call(ctl->bus, &call, BUS_NAME, path, INSTANCE_INTERFACE, "UploadBackup");
         if (r >= 0)
-                r = sd_bus_message_append(call, "s", argv[1]);
+                r = sd_bus_message_append(call, "s", name);
         if (r >= 0)
-                r = sd_bus_message_append_strv(call, ctl->remotes);
+                r = sd_bus_message_append_strv(call, (char **) remotes);
         if (r < 0)
                 return ctl_report_error(ctl, NULL, NULL, r);
         r = ctl_call_message(ctl, call, 0, &reply);
@@ -66,15 +62,31 @@ int cmd_upload(Ctl *ctl, int argc, char *argv[]) {
         if (r < 0)
                 return ctl_report_error(ctl, NULL, NULL, r);
         r = job_watch_wait(watch, id, job, &removed);
-        /* A failed upload job is reported by job_watch_wait(); its details are what matters here. */
+        /* A failed upload job is reported by job_watch_wait(); its details say which copy failed. */
         if (!removed)
-                return r;
+                return r ? r : EXIT_FAIL;
         uploads = json_object_new_array();
         r = ctl_read_dict(removed, read_uploads, uploads);
         if (r < 0) {
                 json_object_put(uploads);
                 return ctl_report_error(ctl, NULL, NULL, r);
         }
+        *ret_uploads = uploads;
+        return 0;
+}
+
+int cmd_upload(Ctl *ctl, int argc, char *argv[]) {
+        _cleanup_free_ char *path = NULL;
+        json_object *o, *uploads = NULL;
+        bool failed = false;
+        int r;
+
+        ctl_set_doing(ctl, "upload %s", argv[1]);
+        r = ctl_instance_path(ctl, &path);
+        if (r == 0)
+                r = upload_backup(ctl, path, argv[1], ctl->remotes, &uploads);
+        if (!uploads)
+                return r;
         for (size_t k = 0; k < json_object_array_length(uploads); k++) {
                 json_object *u = json_object_array_get_idx(uploads, k), *v;
                 const char *remote, *result, *error;

@@ -115,6 +115,7 @@ GATED_METHOD(list_remote_backups, ACTION_ACCESS, method_list_remote_backups_auth
 GATED_METHOD(upload_backup, ACTION_CREATE, method_upload_backup_authorized)
 GATED_METHOD(fetch_remote_backup, ACTION_CREATE, method_fetch_remote_backup_authorized)
 GATED_METHOD(delete_remote_backup, ACTION_DELETE, method_delete_remote_backup_authorized)
+GATED_METHOD(prune_remote_backups, ACTION_DELETE, method_prune_remote_backups_authorized)
 
 static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_VTABLE_START(0),
@@ -152,6 +153,8 @@ static const sd_bus_vtable instance_vtable[] = {
                                  method_fetch_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("DeleteRemoteBackup", "ss", SD_BUS_PARAM(remote) SD_BUS_PARAM(name), "", ,
                                  method_delete_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("PruneRemoteBackups", "s", SD_BUS_PARAM(remote), "as", SD_BUS_PARAM(deleted),
+                                 method_prune_remote_backups, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Name", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Basedir", "s", property_get_string, 0, 0),
         SD_BUS_PROPERTY("BackupFolder", "s", property_get_string, 0, 0),

@@ -3,6 +3,7 @@
  * workers (remote-task.h); the daemon keeps serving meanwhile. */
 
 #include <fcntl.h>
+#include <fnmatch.h>
 
 #include "backup/backup-job.h"
 #include "daemon/daemon-state.h"
@@ -472,4 +473,147 @@ int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_
         r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
         instance_start_next_job(i);
         return r;
+}
+
+/* ---- PruneRemoteBackups: the remote's Keep=, applied to backups with generated names ---- */
+
+/* {prefix}-backup-{YYYYmmdd-HHMMSS}.zip: what Keep= counts and prunes, as scheduled backups do locally. */
+#define GENERATED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9].zip"
+
+typedef struct PruneOp {
+        Instance *instance;
+        sd_bus_message *request;
+        char *remote;
+        unsigned keep;
+        char **victims;
+        size_t next;
+        char **deleted;
+        char *error;
+} PruneOp;
+
+static void prune_op_finish(PruneOp *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        /* What was deleted before a failure is said too: in the reply when nothing failed, in the log. */
+        if (p->error)
+                (void) sd_bus_reply_method_errorf(p->request, BUS_ERROR_REMOTE_FAILED, "%s", p->error);
+        else if (sd_bus_message_new_method_return(p->request, &reply) >= 0 &&
+                 sd_bus_message_append_strv(reply, p->deleted) >= 0)
+                (void) sd_bus_send(NULL, reply, NULL);
+        STRV_FOREACH(d, p->deleted)
+                log_info("Instance %s: %s deleted on remote %s (Keep=%u).", p->instance->name, *d, p->remote,
+                         p->keep);
+        p->instance->daemon->n_pending_remote--;
+        daemon_note_activity(p->instance->daemon);
+        sd_bus_message_unref(p->request);
+        free(p->remote);
+        strv_free(p->victims);
+        strv_free(p->deleted);
+        free(p->error);
+        free(p);
+}
+
+static void prune_next(PruneOp *p);
+
+static void on_prune_deleted(RemoteTask *t, void *userdata) {
+        PruneOp *p = userdata;
+
+        if (t->n_outcomes > 0 && streq(t->outcomes[0].result, "done"))
+                (void) strv_extend(&p->deleted, t->name);
+        else if (t->n_outcomes > 0 && !streq(t->outcomes[0].kind, "notfound"))
+                (void) free_and_strdup(&p->error, t->outcomes[0].error);
+        remote_task_free(t);
+        if (p->error)
+                prune_op_finish(p);
+        else
+                prune_next(p);
+}
+
+static void prune_next(PruneOp *p) {
+        char *remotes[] = { p->remote, NULL };
+        RemoteTask *t;
+        int r;
+
+        if (!p->victims || !p->victims[p->next]) {
+                prune_op_finish(p);
+                return;
+        }
+        r = remote_task_start(p->instance, NULL, REMOTE_OP_DELETE, remotes, p->victims[p->next++], -1,
+                              on_prune_deleted, p, &t);
+        if (r < 0) {
+                (void) free_and_strdup(&p->error, "Cannot start the transfer worker.");
+                prune_op_finish(p);
+        }
+}
+
+static int entry_newest_first(const void *a, const void *b) {
+        const RemoteEntry *x = a, *y = b;
+        int c = strcmp(y->name, x->name);
+
+        /* Generated names hold the date: by name, then (same second) by the server's time. */
+        return c != 0 ? c : (y->mtime_usec > x->mtime_usec) - (y->mtime_usec < x->mtime_usec);
+}
+
+static void on_prune_listed(RemoteTask *t, void *userdata) {
+        PruneOp *p = userdata;
+        unsigned kept = 0;
+
+        if (t->n_outcomes < 1 || !streq(t->outcomes[0].result, "done")) {
+                (void) free_and_strdup(&p->error, t->n_outcomes ? t->outcomes[0].error : "The transfer worker failed.");
+                remote_task_free(t);
+                prune_op_finish(p);
+                return;
+        }
+        if (t->n_entries > 1)
+                qsort(t->entries, t->n_entries, sizeof(RemoteEntry), entry_newest_first);
+        for (size_t k = 0; k < t->n_entries; k++) {
+                if (fnmatch(GENERATED_NAME_GLOB, t->entries[k].name, 0) != 0)
+                        continue;
+                if (kept < p->keep) {
+                        kept++;
+                        continue;
+                }
+                (void) strv_extend(&p->victims, t->entries[k].name);
+        }
+        remote_task_free(t);
+        prune_next(p);
+}
+
+int method_prune_remote_backups_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        const RemoteConfig *rc;
+        const char *remote;
+        char *remotes[2] = {};
+        RemoteTask *t;
+        PruneOp *p;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &remote);
+        if (r < 0)
+                return r;
+        r = check_remote(i, remote, error);
+        if (r < 0)
+                return r;
+        rc = remote_lookup(i, remote);
+        if (rc->keep == 0)
+                return sd_bus_reply_method_return(m, "as", 0);
+        p = calloc(1, sizeof(*p));
+        if (!p || !(p->remote = strdup(remote))) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->instance = i;
+        p->keep = rc->keep;
+        p->request = sd_bus_message_ref(m);
+        remotes[0] = p->remote;
+        i->daemon->n_pending_remote++;
+        r = remote_task_start(i, NULL, REMOTE_OP_LIST, remotes, NULL, -1, on_prune_listed, p, &t);
+        if (r < 0) {
+                i->daemon->n_pending_remote--;
+                sd_bus_message_unref(p->request);
+                free(p->remote);
+                free(p);
+                return r;
+        }
+        return 1;
 }

@@ -46,6 +46,7 @@ METHODS = {
         ("Instance", "GetUnknownPlugins"): ("access", "", []),
         ("Instance", "ListRemoteBackups"): ("access", "s", ["no-such-remote"]),
         ("Instance", "DeleteRemoteBackup"): ("delete", "ss", ["no-such-remote", NO_BACKUP]),
+        ("Instance", "PruneRemoteBackups"): ("delete", "s", ["no-such-remote"]),
         ("Instance", "DeleteBackup"): ("delete", "s", [NO_BACKUP]),
         ("Instance", "PruneBackups"): ("delete", "us", [1000, "nonexistent-*.zip"]),
         ("Instance", "ClearUnknownPlugins"): ("delete", "", []),

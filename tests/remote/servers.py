@@ -188,18 +188,28 @@ class Servers:
         for p in (ssh, os.path.join(ssh, "authorized_keys")):
             shutil.chown(p, SFTP_USER, SFTP_USER)
         os.chmod(ssh, 0o700)
-        shutil.rmtree(os.path.join(home, "backups"), ignore_errors=True)
+        # What earlier tests uploaded: each test starts with an empty account.
+        for n in os.listdir(home):
+            if not n.startswith("."):
+                shutil.rmtree(os.path.join(home, n), ignore_errors=True)
         os.makedirs("/run/sshd", exist_ok=True)
         port = free_port()
         with open(os.path.join(base, "sshd_config"), "w") as f:
             f.write(f"ListenAddress 127.0.0.1\nHostKey {base}/hostkey\nPidFile none\nPasswordAuthentication no\n"
                     "KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n")
-        p = self.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(base, "sshd_config"), "-p", str(port)],
-                       "sshd")
+        self._sshd_argv = ["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(base, "sshd_config"), "-p", str(port)]
+        p = self.spawn(self._sshd_argv, "sshd")
         wait_port(port, p, "sshd")
         fp = subprocess.run(["ssh-keygen", "-lf", os.path.join(base, "hostkey.pub"), "-E", "sha256"],
                             capture_output=True, text=True, check=True).stdout.split()[1]
         return port, home, os.path.join(base, "key"), fp, p
+
+
+    def sshd_restart(self):
+        """sshd again, on the same port with the same keys (after kill())."""
+        p = self.spawn(self._sshd_argv, "sshd-again")
+        wait_port(int(self._sshd_argv[-1]), p, "sshd")
+        return p
 
 
 class Check:
