@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Just enough XML for the answers of S3 (ListObjectsV2, multipart uploads) and WebDAV (PROPFIND multistatus):

@@ -70,6 +70,11 @@ def test_ctl_remotes_and_restore_on_a_fresh_machine():
                         r = fx.ctl(USER_DENIED, "remotes")
                         expect_eq(r.returncode, 3, f"remotes as an outsider: exit 3 ({r.stderr.strip()})")
 
+                        st = json.loads(fx.ctl_ok(USER_ALLOWED, "status", "--json").stdout)
+                        expect_eq(st["instances"][0]["remotes"], ["dav"], "status --json: the instance's remotes")
+                        expect("Copies to:      dav" in fx.ctl_ok(USER_ALLOWED, "status").stdout,
+                               "status shows where the instance copies to")
+
                         # A backup made by `opbackupctl backup` is copied to CopyTo= (dav).
                         r = fx.ctl_ok(USER_ALLOWED, "backup", "--json")
                         made = json.loads(r.stdout)
