@@ -17,6 +17,7 @@
 #include "log.h"
 #include "names.h"
 #include "remote/remote-bus.h"
+#include "remote/remote-fetch.h"
 #include "remote/remote-task.h"
 #include "util.h"
 
@@ -330,8 +331,7 @@ int method_upload_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_er
 
 typedef struct FetchJobData {
         char *remote;
-        int fd;                         /* the download, an unnamed temporary file */
-        RemoteTask *task;
+        RemoteFetch *fetch;
         char *stored;
 } FetchJobData;
 
@@ -341,9 +341,7 @@ static void fetch_job_data_free(void *p) {
         if (!f)
                 return;
         free(f->remote);
-        if (f->fd >= 0)
-                close(f->fd);
-        remote_task_free(f->task);
+        remote_fetch_free(f->fetch);
         free(f->stored);
         free(f);
 }
@@ -356,66 +354,26 @@ static int append_fetch_details(sd_bus_message *m, void *userdata) {
                                      "remote-name", "s", j->name);
 }
 
-static void on_fetch_imported(Instance *i, sd_bus_message *m, const char *stored, const sd_bus_error *error,
-                              void *userdata) {
-        Job *j = userdata;
-        FetchJobData *f = j->data;
-
-        if (error)
-                job_finish(j, "failed", error->message, NULL, NULL);
-        else {
-                (void) free_and_strdup(&f->stored, stored);
-                log_info("Instance %s: %s fetched from remote %s as %s.", i->name, j->name, f->remote, stored);
-                job_finish(j, "done", NULL, append_fetch_details, j);
-        }
-        instance_start_next_job(i);
-}
-
-static void on_fetch_done(RemoteTask *t, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        Job *j = userdata;
+static void on_fetched(Job *j, const char *stored, const char *error, void *userdata) {
         FetchJobData *f = j->data;
         Instance *i = j->instance;
-        int r;
 
-        if (t->n_outcomes < 1 || !streq(t->outcomes[0].result, "done") || j->cancel_requested) {
-                job_finish(j, j->cancel_requested ? "canceled" : "failed",
-                           j->cancel_requested ? "Canceled." : t->n_outcomes ? t->outcomes[0].error :
-                           "The transfer worker failed.", NULL, NULL);
-                instance_start_next_job(i);
-                return;
-        }
-        r = backup_import_start(i, NULL, f->fd, j->name, on_fetch_imported, j, &error);
-        if (r < 0) {
-                _cleanup_free_ char *msg = NULL;
-
-                if (asprintf(&msg, "Cannot store the download: %s", error.message ?: strerror(-r)) < 0)
-                        msg = NULL;
-                job_finish(j, "failed", msg ?: "Cannot store the download.", NULL, NULL);
-                instance_start_next_job(i);
-        }
+        if (stored && free_and_strdup(&f->stored, stored) >= 0)
+                job_finish(j, "done", NULL, append_fetch_details, j);
+        else
+                job_finish(j, j->cancel_requested ? "canceled" : "failed", error ?: "Out of memory.", NULL, NULL);
+        instance_start_next_job(i);
 }
 
 static int fetch_job_start(Job *j) {
         FetchJobData *f = j->data;
         Instance *i = j->instance;
-        char *remotes[] = { f->remote, NULL };
-        int fd, r;
+        int r;
 
         j->state = JOB_RUNNING;
-        job_set_progress(j, "fetching", 0, 0);
-        /* Unnamed, so nothing is left behind whatever happens; only this daemon can reach it. The import then
-         * copies it into the backup folder as the instance user. */
-        f->fd = open("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (f->fd < 0) {
-                job_finish(j, "failed", "Cannot make a temporary file in /var/tmp for the download.", NULL, NULL);
-                instance_start_next_job(i);
-                return -errno;
-        }
-        fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
-        r = fd < 0 ? -errno : remote_task_start(i, j, REMOTE_OP_GET, remotes, j->name, fd, on_fetch_done, j, &f->task);
+        r = remote_fetch_start(i, j, f->remote, j->name, on_fetched, NULL, &f->fetch);
         if (r < 0) {
-                job_finish(j, "failed", "Cannot start the download worker.", NULL, NULL);
+                job_finish(j, "failed", "Cannot start the download from the remote.", NULL, NULL);
                 instance_start_next_job(i);
         }
         return r;
@@ -424,11 +382,11 @@ static int fetch_job_start(Job *j) {
 static void fetch_job_cancel(Job *j) {
         FetchJobData *f = j->data;
 
-        if (j->state == JOB_QUEUED || !f->task) {
+        if (j->state == JOB_QUEUED || !f->fetch) {
                 job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
                 return;
         }
-        remote_task_cancel(f->task);
+        remote_fetch_cancel(f->fetch);
 }
 
 int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -442,7 +400,8 @@ int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_
         if (r < 0)
                 return r;
         r = check_remote(i, remote, error);
-        if (r >= 0)
+        /* "latest": the newest backup there. */
+        if (r >= 0 && !streq(name, "latest"))
                 r = check_backup_name(name, error);
         if (r >= 0)
                 r = check_instance_usable(i, error);
@@ -451,7 +410,6 @@ int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_
         f = calloc(1, sizeof(*f));
         if (!f)
                 return -ENOMEM;
-        f->fd = -1;
         f->remote = strdup(remote);
         if (!f->remote) {
                 free(f);

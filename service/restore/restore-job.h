@@ -20,6 +20,7 @@ typedef struct RestoreOptions {
         bool restart;
         char *name;                     /* RestoreBackupFromFile: the name to store the file under */
         bool imported;                  /* the backup was copied in for this restore: a refusal removes it */
+        char *remote;                   /* RestoreBackup's "remote": fetch the backup from there first */
 } RestoreOptions;
 
 typedef struct RestoreJobData {
@@ -28,6 +29,8 @@ typedef struct RestoreJobData {
         int staging_fd;
         int fetch_fd;                   /* to the fetch helper, for the worker's plugin downloads; -1: none */
         WorkerPipe *worker;
+        struct RemoteFetch *fetch;      /* option "remote": the download before the restore proper */
+        char *fetched_name;             /* ... and the name it got in the backup folder */
         bool prepared;                  /* staging + journal exist */
         /* from the worker */
         char **excludes;

@@ -128,6 +128,7 @@ def test_ctl_remotes_and_restore_on_a_fresh_machine():
                         expect(differences(base, saved), "the fresh instance already holds the backup's files")
                         r = fx.ctl("root", "restore", "--yes", "--skip-plugins", "--remote", "dav", "latest")
                         expect_eq(r.returncode, 0, f"restore --remote dav latest ({r.stdout} {r.stderr})")
+                        expect(f"Restored {name}." in r.stdout, f"restore names the backup it fetched: {r.stdout}")
                         expect(os.path.exists(os.path.join(base, "data", "backup", name)),
                                "the fetched backup is in the backup folder")
                         expect_eq(differences(base, saved), [], "files of the backup not restored by restore --remote latest")
