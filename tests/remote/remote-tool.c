@@ -14,6 +14,15 @@
 #include "remote/remote-config.h"
 #include "util.h"
 
+typedef struct Remotes {
+        RemoteConfig **l;
+        size_t n;
+} Remotes;
+
+static void remotes_done(Remotes *r) {
+        remote_config_free_many(r->l, r->n);
+}
+
 static int progress(uint64_t done, uint64_t total, void *userdata) {
         uint64_t *max = userdata;
 
@@ -26,12 +35,12 @@ int main(int argc, char *argv[]) {
         _cleanup_(remote_credentials_done) RemoteCredentials cred = {};
         _cleanup_free_ char *why = NULL, *ca = NULL;
         _cleanup_close_ int fd = -1;
-        RemoteConfig **remotes = NULL;
+        _cleanup_(remotes_done) Remotes remotes = {};
         const RemoteConfig *rc;
         RemoteResult res = {};
         RemoteRequest req = { .fd = -1 };
         uint64_t max_progress = 0;
-        size_t n = 0, ca_size;
+        size_t ca_size;
         json_object *o;
         int r;
 
@@ -39,9 +48,9 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "usage: remote-tool CONFIG_DIR REMOTE put|get|list|delete INSTANCE [NAME [FILE]]\n");
                 return 2;
         }
-        if (remote_config_load_dir(argv[1], &remotes, &n) < 0)
+        if (remote_config_load_dir(argv[1], &remotes.l, &remotes.n) < 0)
                 return 1;
-        rc = remote_config_find(remotes, n, argv[2]);
+        rc = remote_config_find(remotes.l, remotes.n, argv[2]);
         if (!rc) {
                 fprintf(stderr, "no remote %s\n", argv[2]);
                 return 1;
@@ -55,7 +64,14 @@ int main(int argc, char *argv[]) {
         if (!rc->error) {
                 r = remote_credentials_read(rc, getuid(), &cred, &why);
                 if (r < 0) {
-                        printf("{\"rc\": %d, \"kind\": \"local\", \"error\": \"%s\"}\n", r, why);
+                        json_object *e = json_object_new_object();
+
+                        json_object_object_add(e, "rc", json_object_new_int(r));
+                        json_object_object_add(e, "kind", json_object_new_string("local"));
+                        json_object_object_add(e, "error", json_object_new_string(strempty(why)));
+                        printf("%s\n", json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+                        json_object_put(e);
+                        fflush(stdout);
                         return 1;
                 }
         }
@@ -99,8 +115,9 @@ int main(int argc, char *argv[]) {
                 json_object_object_add(o, "entries", a);
         }
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        /* Before any exit handler (LeakSanitizer's, in the sanitizer build) can end the process. */
+        fflush(stdout);
         json_object_put(o);
         remote_result_done(&res);
-        remote_config_free_many(remotes, n);
         return r < 0 ? 1 : 0;
 }
