@@ -91,6 +91,8 @@ static json_object *request_json(const RemoteRequest *req) {
                                                                           (int) req->credentials->secret_size));
         }
 #undef ADD_STR
+        if (req->max_size > 0)
+                json_object_object_add(o, "max_size", json_object_new_uint64(req->max_size));
         return o;
 }
 

@@ -42,6 +42,7 @@ typedef struct RemoteRequest {
         const char *instance;
         const char *name;               /* PUT, GET, DELETE */
         int fd;                         /* PUT: the archive; GET: where it goes */
+        uint64_t max_size;              /* GET: larger is refused (0: no limit) */
         remote_progress_fn progress;
         void *userdata;
 } RemoteRequest;

@@ -269,7 +269,7 @@ static int s3_list(RemoteJob *j) {
 
 static int s3_get(RemoteJob *j) {
         _cleanup_free_ char *url = NULL;
-        RemoteCall c = { .out_fd = j->fd, .progress = true };
+        RemoteCall c = { .out_fd = j->fd, .max_out = j->max_size, .progress = true };
         int r;
 
         r = object_url(j, NULL, &url);

@@ -219,6 +219,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         size_t n = size * nmemb;
         int r;
 
+        /* A server that sends more than there is room for (or than it announced a listing ago). */
+        if (c->max_out > 0 && n > c->max_out - c->written) {
+                st->too_large = true;
+                return 0;
+        }
         if (c->out_hash)
                 EVP_DigestUpdate(c->out_hash, data, n);
         if (c->out_fd >= 0) {
@@ -451,6 +456,9 @@ int remote_call(RemoteJob *j, RemoteCall *c, const char *what) {
         if (st.write_error < 0)
                 return remote_fail(j, st.write_error, "local", "%s failed: cannot store what came: %s", what,
                                    strerror(-st.write_error));
+        if (st.too_large && c->max_out > 0)
+                return remote_fail(j, -EFBIG, "quota", "%s failed: it is larger than the %llu bytes free for it",
+                                   what, (unsigned long long) c->max_out);
         if (st.too_large)
                 return remote_fail(j, -EFBIG, "protocol", "%s failed: the answer is too large", what);
         if (c->code != CURLE_OK)
@@ -555,6 +563,12 @@ static int job_parse(RemoteJob *j, const char *text) {
                                 explicit_bzero((char *) json_object_get_string(v), j->secret_size);
                         }
                 }
+        }
+        if (r >= 0) {
+                json_object *v;
+
+                if (json_object_object_get_ex(q, "max_size", &v) && json_object_is_type(v, json_type_int))
+                        j->max_size = json_object_get_uint64(v);
         }
         /* The tokener's copy of the request text is the caller's to wipe. */
         json_object_put(q);

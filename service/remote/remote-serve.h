@@ -25,6 +25,7 @@ typedef struct RemoteJob {
         bool verify_full;
         int fd;                         /* PUT: read from; GET: written to */
         uint64_t size;                  /* PUT: of the archive */
+        uint64_t max_size;              /* GET: of the download; 0 no limit */
         CURL *curl;                     /* one handle for the whole job: the connection is reused */
         char errbuf[CURL_ERROR_SIZE];
         char key_path[64];              /* sftp: /proc/self/fd/N, a memfd holding the private key */
@@ -49,6 +50,7 @@ typedef struct RemoteCall {
         const char *body;               /* or a small body from memory */
         size_t body_size;
         int out_fd;                     /* >= 0: the answer's body goes there */
+        uint64_t max_out;               /* ... at most this much (0: no limit) */
         EVP_MD_CTX *out_hash;           /* and/or is hashed */
         bool collect;                   /* and/or is kept in resp (small answers: XML) */
         struct curl_slist *quote;       /* sftp: commands before the transfer */

@@ -204,7 +204,7 @@ static int sftp_put(RemoteJob *j) {
 
 static int sftp_get(RemoteJob *j) {
         _cleanup_free_ char *url = NULL;
-        RemoteCall c = { .out_fd = j->fd, .progress = true };
+        RemoteCall c = { .out_fd = j->fd, .max_out = j->max_size, .progress = true };
         int r;
 
         r = file_url(j, j->name, &url);

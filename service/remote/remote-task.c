@@ -153,6 +153,7 @@ static int task_worker_main(int fd, void *userdata) {
                         .instance = i->name,
                         .name = t->name,
                         .fd = t->op == REMOTE_OP_PUT ? backup_fd : t->fd,
+                        .max_size = t->max_size,
                         .progress = on_progress,
                         .userdata = &p,
                 };
@@ -341,6 +342,10 @@ int remote_task_start(Instance *i, Job *job, RemoteOp op, char *const *remotes, 
         }
         for (size_t k = 0; k < t->n; k++)
                 t->helper_fds[k] = -1;
+        /* A download lands in the daemon's /var/tmp, then is copied into the backup folder: one larger than
+         * the folder has room for could never be imported, and a hostile server could fill the disk. */
+        if (op == REMOTE_OP_GET && (instance_free_space(i, &t->max_size) < 0 || t->max_size == 0))
+                t->max_size = 0;
         for (size_t k = 0; k < t->n; k++) {
                 r = prepare_one(t, k);
                 if (r < 0) {

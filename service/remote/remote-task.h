@@ -31,6 +31,7 @@ struct RemoteTask {
         char **remotes;
         char *name;
         int fd;                         /* GET: where the download goes */
+        uint64_t max_size;              /* GET: at most this much (the room in the backup folder) */
         void *worker;                   /* WorkerPipe */
         /* prepared by the daemon for the worker; wiped once it runs */
         RemoteCredentials *credentials;

@@ -208,7 +208,7 @@ static int webdav_list(RemoteJob *j) {
 
 static int webdav_get(RemoteJob *j) {
         _cleanup_free_ char *url = NULL;
-        RemoteCall c = { .out_fd = j->fd, .progress = true };
+        RemoteCall c = { .out_fd = j->fd, .max_out = j->max_size, .progress = true };
         int r;
 
         r = coll_url(j, j->name, &url);

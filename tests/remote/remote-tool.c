@@ -3,7 +3,8 @@
  * daemon does: reads remotes.d and the credentials file (owned by the user running it), passes the file as a
  * descriptor, starts opbackup-fetch ($OPBACKUP_FETCH) on a socketpair. Prints one JSON object.
  *
- *   remote-tool CONFIG_DIR REMOTE put|get|list|delete INSTANCE [NAME [FILE]] */
+ *   remote-tool CONFIG_DIR REMOTE put|get|list|delete INSTANCE [NAME [FILE]]
+ * $REMOTE_TOOL_MAX_SIZE: a GET's limit, as the daemon's (the free space of the backup folder). */
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -59,6 +60,9 @@ int main(int argc, char *argv[]) {
         req.remote = rc;
         req.instance = argv[4];
         req.name = argc > 5 ? argv[5] : NULL;
+        /* What the daemon sets from the room in the backup folder. */
+        if (getenv("REMOTE_TOOL_MAX_SIZE"))
+                req.max_size = strtoull(getenv("REMOTE_TOOL_MAX_SIZE"), NULL, 10);
         req.progress = progress;
         req.userdata = &max_progress;
         if (!rc->error) {

@@ -37,6 +37,10 @@ def roundtrip(s, check, remote, stored, size=3_000_000, instance="pi", label="")
     dst = os.path.join(s.dir, "dst.zip")
     r = s.tool(remote, "get", instance, NAME, dst)
     check(r["rc"] == 0 and sha256(dst) == sha256(src), f"{label}: download gives the same bytes", r)
+    r = s.tool(remote, "get", instance, NAME, dst, max_size=size // 2)
+    check(r["rc"] != 0 and r.get("kind") == "quota" and "larger than" in r.get("error", ""),
+          f"{label}: a download larger than the room for it is refused", r)
+    check(os.path.getsize(dst) <= size // 2, f"{label}: ... having written no more than the room")
     r = s.tool(remote, "get", instance, "missing.zip", dst)
     check(r["rc"] != 0 and r.get("kind") == "notfound", f"{label}: download of a missing backup: notfound", r)
 

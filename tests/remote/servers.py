@@ -103,9 +103,10 @@ class Servers:
             return path
         return None
 
-    def tool(self, remote, op, instance, name=None, file=None):
+    def tool(self, remote, op, instance, name=None, file=None, max_size=None):
         argv = [TOOL, self.conf, remote, op, instance] + ([name] if name else []) + ([file] if file else [])
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        env = dict(os.environ, **({"REMOTE_TOOL_MAX_SIZE": str(max_size)} if max_size else {}))
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
         self.tool_output = getattr(self, "tool_output", "") + p.stdout + p.stderr
         try:
             return json.loads(p.stdout.strip().splitlines()[-1])
