@@ -76,8 +76,12 @@ class Servers:
                 try:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                    kill(p)
+            # Whatever a server left behind in its session (apache2's workers of a killed parent).
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def spawn(self, argv, name, **kw):
@@ -246,7 +250,10 @@ def descendants(pid):
 
 
 def kill(p):
-    """The server and every process it started, also those in sessions of their own (sshd's per connection)."""
+    """The server and every process it started, also those in sessions of their own (sshd's per connection).
+    Stopped first, so that it cannot start another child (apache2 does under load) between the look at its
+    children and the kill."""
+    os.kill(p.pid, signal.SIGSTOP)
     for pid in [p.pid] + descendants(p.pid):
         try:
             os.kill(pid, signal.SIGKILL)
