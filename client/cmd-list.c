@@ -6,6 +6,7 @@
 
 #include "bus-client.h"
 #include "cmd-list.h"
+#include "cmd-remotes.h"
 #include "output.h"
 #include "pager.h"
 #include "table.h"
@@ -58,6 +59,58 @@ static int add_row(Table *t, const char *name, uint64_t size, int64_t created, c
                 isempty(version) ? "-" : version, ex });
 }
 
+/* list --remote R: the instance's backups there, newest first; --json [{"name", "size", "modified",
+ * "modified_usec"}, ...]. */
+static int list_remote(Ctl *ctl, const char *instance_path, const char *remote) {
+        static const char *const headers[] = { "NAME", "DATE", ">SIZE" };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *table = NULL;
+        json_object *array = NULL;
+        const char *name;
+        uint64_t size;
+        int64_t mtime;
+        int r;
+
+        ctl_set_doing(ctl, "list the backups on %s", remote);
+        r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "ListRemoteBackups", &reply, "s", remote);
+        if (r != 0)
+                return r;
+        if (ctl->json)
+                array = json_object_new_array();
+        else if (!(table = table_new(headers, ELEMENTSOF(headers))))
+                return ctl_report_error(ctl, NULL, NULL, -ENOMEM);
+        r = sd_bus_message_enter_container(reply, 'a', "(stx)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(stx)", &name, &size, &mtime)) > 0) {
+                char date[64], bytes[32];
+
+                if (array) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(name));
+                        json_object_object_add(o, "size", json_object_new_uint64(size));
+                        json_object_object_add(o, "modified", json_object_new_string(
+                                                       format_timestamp_iso(date, sizeof(date), mtime)));
+                        json_object_object_add(o, "modified_usec", json_object_new_int64(mtime));
+                        json_object_array_add(array, o);
+                } else
+                        r = table_add_row(table, (const char *const[]) {
+                                name, mtime > 0 ? format_timestamp(date, sizeof(date), mtime) : "-",
+                                format_bytes(bytes, sizeof(bytes), size) });
+        }
+        if (r < 0) {
+                json_object_put(array);
+                return ctl_report_error(ctl, NULL, NULL, r);
+        }
+        pager_open(ctl->pager);
+        if (array)
+                ctl_json_print(array);
+        else if (table_rows(table) > 0)
+                table_print(table, ctl->legend);
+        else if (ctl->legend)
+                printf("No backups on %s.\n", remote);
+        json_object_put(array);
+        return 0;
+}
+
 int cmd_list(Ctl *ctl, int argc, char *argv[]) {
         static const char *const headers[] = { "NAME", "DATE", ">SIZE", "VERSION", "EXCLUDES" };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -66,9 +119,15 @@ int cmd_list(Ctl *ctl, int argc, char *argv[]) {
         json_object *array = NULL;
         int r;
 
-        r = ctl_instance_path(ctl, &instance_path);
+        const char *remote;
+
+        r = ctl_one_remote(ctl, &remote);
+        if (r == 0)
+                r = ctl_instance_path(ctl, &instance_path);
         if (r != 0)
                 return r;
+        if (remote)
+                return list_remote(ctl, instance_path, remote);
         r = ctl_call(ctl, instance_path, INSTANCE_INTERFACE, "ListBackups", &reply, NULL);
         if (r != 0)
                 return r;

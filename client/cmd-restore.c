@@ -8,6 +8,7 @@
 #include <libgen.h>
 
 #include "bus-client.h"
+#include "cmd-remotes.h"
 #include "cmd-restore.h"
 #include "job-wait.h"
 #include "names.h"
@@ -16,6 +17,7 @@
 
 typedef struct RestoreArgs {
         const char *what;
+        const char *remote;             /* --remote: what names a backup there (or latest) */
         bool local;
         bool skip_plugins, ignore_plugin_errors, keep_previous, no_restart, yes;
 } RestoreArgs;
@@ -85,6 +87,8 @@ static int start_restore(Ctl *ctl, const char *path, const RestoreArgs *a, uint3
                                           "restart", "b", (int) !a->no_restart);
         if (r >= 0 && base)
                 r = sd_bus_message_append(m, "{sv}", "name", "s", base);
+        if (r >= 0 && a->remote)
+                r = sd_bus_message_append(m, "{sv}", "remote", "s", a->remote);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
@@ -143,7 +147,14 @@ static int restore_detail(sd_bus_message *m, const char *key, const char *conten
         json_object *into = userdata;
         int r;
 
-        if (streq(key, "unknown-plugins"))
+        if (streq(key, "name") && streq(contents, "s")) {
+                const char *name;
+
+                /* restore --remote: the name the fetched backup got. */
+                r = sd_bus_message_read(m, "v", "s", &name);
+                if (r >= 0)
+                        json_object_object_add(into, "backup", json_object_new_string(name));
+        } else if (streq(key, "unknown-plugins"))
                 r = read_unknown(m, into);
         else if (streq(key, "installed-plugins"))
                 r = read_strv_variant(m, into, "installed_plugins");
@@ -190,10 +201,20 @@ int cmd_restore(Ctl *ctl, int argc, char *argv[]) {
         uint32_t id;
         int r;
 
+        const char *remote;
+
         restore_args(ctl, argv[1], &a);
         ctl_set_doing(ctl, "restore %s", a.what);
 
-        r = ctl_instance_path(ctl, &path);
+        r = ctl_one_remote(ctl, &remote);
+        /* --remote: the service fetches the backup (or the newest, "latest") into the backup folder as the
+         * first stage of the restore job. */
+        if (remote) {
+                a.remote = remote;
+                a.local = false;
+        }
+        if (r == 0)
+                r = ctl_instance_path(ctl, &path);
         if (r == 0)
                 r = get_basedir(ctl, path, &basedir);
         if (r == 0)

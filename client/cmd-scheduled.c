@@ -4,7 +4,9 @@
  * opbackup-scheduler. For each instance (or -i INSTANCE), all at once in a child each: a backup without
  * the instance's [Schedule] Exclude= folders that waits while the printer prints ("when-idle"), then
  * pruning to its Keep= — only backups named the way OctoPrint and opbackup name them, never one a
- * person named. With --json, each child hands its outcome to the parent through a pipe, and the parent
+ * person named — and, for each remote of its CopyTo=, copying every local backup the remote lacks (one
+ * that failed before, or was made while the remote was down) and pruning the remote to its own Keep=.
+ * With --json, each child hands its outcome to the parent through a pipe, and the parent
  * prints them all as one document. */
 
 #include <fcntl.h>
@@ -16,14 +18,13 @@
 #include "cmd-backup.h"
 #include "cmd-scheduled.h"
 #include "names.h"
+#include "cmd-upload.h"
 #include "output.h"
 #include "util.h"
 
-/* {prefix}-backup-{YYYYmmdd-HHMMSS}-scheduled.zip, the names of the backups the schedule made: what Keep=
- * counts and prunes. A backup a person made, named or not, is never deleted by the schedule
- * (opbackupd.conf(5), Keep=): it may be the only one with the timelapses. */
-#define SCHEDULED_NAME_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]" \
-        BACKUP_SCHEDULED_SUFFIX ".zip"
+/* Keep= counts and prunes only the backups the schedule made (BACKUP_SCHEDULED_GLOB): a backup a person
+ * made, named or not, is never deleted by the schedule (opbackupd.conf(5), Keep=): it may be the only one
+ * with the timelapses. */
 
 /* What a child may hand its parent: one instance's outcome, with the names it pruned. */
 #define OUTCOME_JSON_MAX (16U * 1024U * 1024U)
@@ -35,6 +36,7 @@ typedef struct ScheduledInstance {
         char *unusable_reason;
         uint32_t keep;
         char **excludes;
+        char **remotes;                 /* CopyTo= */
         pid_t pid;
         int outcome_fd;                 /* --json: the read end of the child's pipe */
 } ScheduledInstance;
@@ -44,6 +46,7 @@ static void scheduled_instance_done(ScheduledInstance *s) {
         free(s->path);
         free(s->unusable_reason);
         strv_free(s->excludes);
+        strv_free(s->remotes);
         if (s->outcome_fd >= 0)
                 close(s->outcome_fd);
         *s = (ScheduledInstance) { .outcome_fd = -1 };
@@ -62,10 +65,10 @@ static int instance_property(sd_bus_message *m, const char *key, const char *con
         }
         if (streq(key, "Keep") && streq(contents, "u"))
                 return sd_bus_message_read(m, "v", "u", &s->keep);
-        if (streq(key, "ScheduleExcludes") && streq(contents, "as")) {
+        if ((streq(key, "ScheduleExcludes") || streq(key, "Remotes")) && streq(contents, "as")) {
                 r = sd_bus_message_enter_container(m, 'v', "as");
                 if (r >= 0)
-                        r = sd_bus_message_read_strv(m, &s->excludes);
+                        r = sd_bus_message_read_strv(m, streq(key, "Remotes") ? &s->remotes : &s->excludes);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
                 return r < 0 ? r : 1;
@@ -137,6 +140,7 @@ typedef struct Outcome {
         const char *result;             /* "done", "skipped", "failed" */
         BackupResult backup;
         char **pruned;
+        json_object *remotes;           /* [{"remote", "uploaded", "failed", "pruned", "error"}] */
         int exit_code;
 } Outcome;
 
@@ -145,7 +149,7 @@ static int prune(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         int r;
 
         ctl_set_doing(ctl, "prune the backups of %s", s->name);
-        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, SCHEDULED_NAME_GLOB);
+        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneBackups", &reply, "us", s->keep, BACKUP_SCHEDULED_GLOB);
         if (r != 0)
                 return r;
         r = sd_bus_message_read_strv(reply, &o->pruned);
@@ -157,10 +161,109 @@ static int prune(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         return 0;
 }
 
+static int names_of(Ctl *ctl, const char *path, const char *member, const char *remote, char ***ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name;
+        int r;
+
+        r = remote ? ctl_call(ctl, path, INSTANCE_INTERFACE, member, &reply, "s", remote) :
+                ctl_call(ctl, path, INSTANCE_INTERFACE, member, &reply, NULL);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', remote ? "(stx)" : "(sttxsas)");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', remote ? "stx" : "sttxsas")) > 0) {
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r >= 0)
+                        r = strv_extend(ret, name);
+                if (r >= 0)
+                        r = sd_bus_message_skip(reply, remote ? "tx" : "ttxsas");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        return r < 0 ? ctl_report_error(ctl, NULL, NULL, r) : 0;
+}
+
+/* One remote: what it lacks is uploaded (oldest first), then it is pruned to its Keep=. A remote that
+ * cannot be reached fails this run: the next one tries again. */
+static int sync_remote(Ctl *ctl, const ScheduledInstance *s, char *const *local, const char *remote, Outcome *o) {
+        _cleanup_strv_free_ char **there = NULL, **uploaded = NULL, **pruned = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        json_object *j = json_object_new_object(), *failed = json_object_new_array();
+        char *const one[] = { (char *) remote, NULL };
+        int r, ret = 0;
+
+        json_object_object_add(j, "remote", json_object_new_string(remote));
+        json_object_array_add(o->remotes, j);
+        json_object_object_add(j, "failed", failed);
+        ctl_set_doing(ctl, "list the backups of %s on %s", s->name, remote);
+        r = names_of(ctl, s->path, "ListRemoteBackups", remote, &there);
+        if (r != 0) {
+                json_object_object_add(j, "error", json_object_new_string("cannot list the remote"));
+                return r;
+        }
+        for (size_t k = strv_length(local); k > 0; k--) {
+                const char *name = local[k - 1];
+                json_object *uploads = NULL;
+
+                if (strv_contains(there, name))
+                        continue;
+                ctl_set_doing(ctl, "upload %s to %s", name, remote);
+                r = upload_backup(ctl, s->path, name, one, &uploads);
+                if (r == 0 && uploads && json_object_array_length(uploads) == 1) {
+                        json_object *u = json_object_array_get_idx(uploads, 0), *v;
+                        if (json_object_object_get_ex(u, "result", &v) && streq(json_object_get_string(v), "done")) {
+                                (void) strv_extend(&uploaded, name);
+                                if (!ctl->json)
+                                        printf("%s: uploaded %s to %s.\n", s->name, name, remote);
+                        } else
+                                r = EXIT_FAIL;
+                }
+                if (r != 0) {
+                        json_object *f = json_object_new_object();
+                        json_object_object_add(f, "name", json_object_new_string(name));
+                        json_object_array_add(failed, f);
+                        if (ret == 0)
+                                ret = r;
+                }
+                json_object_put(uploads);
+        }
+        json_object_object_add(j, "uploaded", strv_to_json(uploaded));
+        ctl_set_doing(ctl, "prune the backups of %s on %s", s->name, remote);
+        r = ctl_call(ctl, s->path, INSTANCE_INTERFACE, "PruneRemoteBackups", &reply, "s", remote);
+        if (r == 0 && sd_bus_message_read_strv(reply, &pruned) < 0)
+                r = ctl_report_error(ctl, NULL, NULL, -EBADMSG);
+        STRV_FOREACH(d, pruned)
+                if (!ctl->json)
+                        printf("%s: deleted %s on %s (its Keep=).\n", s->name, *d, remote);
+        json_object_object_add(j, "pruned", strv_to_json(pruned));
+        return ret ? ret : r;
+}
+
+static int sync_remotes(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
+        _cleanup_strv_free_ char **local = NULL;
+        int r, ret = 0;
+
+        if (!s->remotes)
+                return 0;
+        o->remotes = json_object_new_array();
+        ctl_set_doing(ctl, "list the backups of %s", s->name);
+        /* ListBackups lists the newest first: uploading from the end sends the oldest first, so that a
+         * remote's Keep= prunes what it should even when many are missing. */
+        r = names_of(ctl, s->path, "ListBackups", NULL, &local);
+        if (r != 0)
+                return r;
+        STRV_FOREACH(remote, s->remotes) {
+                r = sync_remote(ctl, s, local, *remote, o);
+                if (r != 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
 static int back_up_one(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         _cleanup_free_ char *excluded = NULL;
         BackupArgs a = { .excludes = s->excludes, .when_idle = true, .scheduled = true };
-        int r;
+        int r, q;
 
         o->result = "failed";
         if (!s->usable) {
@@ -181,11 +284,12 @@ static int back_up_one(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         ctl_set_doing(ctl, "back up %s", s->name);
         r = backup_instance(ctl, s->path, &a, &o->backup);
         if (r == EXIT_BUSY) {
-                /* Printing (or a restore) now: the next run will catch up. Nothing new to prune for. */
+                /* Printing (or a restore) now: the next run will catch up. Nothing new to prune for; the
+                 * remotes may still lack older backups. */
                 if (!ctl->json)
                         printf("%s: skipped.\n", s->name);
                 o->result = "skipped";
-                return EXIT_OK;
+                return sync_remotes(ctl, s, o);
         }
         if (r != EXIT_OK)
                 return r;
@@ -194,7 +298,8 @@ static int back_up_one(Ctl *ctl, const ScheduledInstance *s, Outcome *o) {
         o->result = "done";
         if (s->keep > 0)
                 r = prune(ctl, s, o);
-        return r;
+        q = sync_remotes(ctl, s, o);
+        return r != 0 ? r : q;
 }
 
 static json_object *outcome_json(const char *name, const Outcome *o) {
@@ -204,6 +309,7 @@ static json_object *outcome_json(const char *name, const Outcome *o) {
         json_object_object_add(j, "result", json_object_new_string(o->result));
         json_object_object_add(j, "backup", o->backup.path ? backup_result_json(&o->backup, false) : NULL);
         json_object_object_add(j, "pruned", strv_to_json(o->pruned));
+        json_object_object_add(j, "remotes", o->remotes ? json_object_get(o->remotes) : json_object_new_array());
         json_object_object_add(j, "exit_status", json_object_new_int(o->exit_code));
         return j;
 }

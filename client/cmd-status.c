@@ -16,6 +16,7 @@ typedef struct InstanceProps {
                 *restore_unsupported_reason;
         int usable, restore_supported;
         uint64_t free_space;
+        char **remotes;                 /* CopyTo= */
 } InstanceProps;
 
 static void instance_props_done(InstanceProps *p) {
@@ -26,6 +27,7 @@ static void instance_props_done(InstanceProps *p) {
         free(p->octoprint_version);
         free(p->unusable_reason);
         free(p->restore_unsupported_reason);
+        strv_free(p->remotes);
 }
 
 static int instance_prop(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
@@ -56,6 +58,14 @@ static int instance_prop(sd_bus_message *m, const char *key, const char *content
                 return sd_bus_message_read(m, "v", "b", &p->restore_supported);
         if (streq(key, "FreeSpace") && streq(contents, "t"))
                 return sd_bus_message_read(m, "v", "t", &p->free_space);
+        if (streq(key, "Remotes") && streq(contents, "as")) {
+                r = sd_bus_message_enter_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(m, &p->remotes);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                return r < 0 ? r : 1;
+        }
         return 0;
 }
 
@@ -93,6 +103,10 @@ static void print_instance(const char *path, const InstanceProps *p) {
                 printf("  Restore:        supported\n");
         else
                 printf("  Restore:        not supported: %s\n", strempty(p->restore_unsupported_reason));
+        printf("  Copies to:      %s", p->remotes ? "" : "-");
+        STRV_FOREACH(r, p->remotes)
+                printf("%s%s", r == p->remotes ? "" : ", ", *r);
+        printf("\n");
 }
 
 static json_object *instance_json(const char *path, const InstanceProps *p) {
@@ -110,6 +124,7 @@ static json_object *instance_json(const char *path, const InstanceProps *p) {
         json_object_object_add(o, "restore_unsupported_reason",
                                json_object_new_string(strempty(p->restore_unsupported_reason)));
         json_object_object_add(o, "free_space", json_object_new_uint64(p->free_space));
+        json_object_object_add(o, "remotes", strv_to_json(p->remotes));
         return o;
 }
 

@@ -43,6 +43,7 @@ typedef struct Ctl {
         bool keep_set;
         const char *match;              /* prune --match */
         bool clear;                     /* unknown-plugins --clear */
+        char **remotes;                 /* --remote (list, delete, restore, fetch: one; upload: several) */
 
         /* What the command is doing, in words that complete "Cannot ...": "list backups". Errors are
          * reported in these words, not in those of the D-Bus API. */

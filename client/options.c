@@ -54,6 +54,7 @@ static const struct option options[] = {
         { "keep", required_argument, NULL, 'k' },
         { "match", required_argument, NULL, 'm' },
         { "clear", no_argument, NULL, ARG_CLEAR },
+        { "remote", required_argument, NULL, 'r' },
         {}
 };
 
@@ -94,6 +95,9 @@ static const struct {
         { OPTION_KEEP, "--keep", "-k --keep N", "How many of the newest backups to keep (0: none)" },
         { OPTION_MATCH, "--match", "-m --match GLOB", "Only backups whose name matches, e.g. 'octoprint-backup-*'" },
         { OPTION_CLEAR, "--clear", "   --clear", "Forget the list" },
+        { OPTION_REMOTE, "--remote", "-r --remote NAME",
+          "A remote (see 'opbackupctl remotes'): act on the backups there instead of the local ones (upload: "
+          "repeatable; without it, the instance's CopyTo=)" },
 };
 
 static const char *option_name(uint32_t bit) {
@@ -140,6 +144,7 @@ int parse_uint32(const char *s, uint32_t *ret) {
 
 void ctl_options_done(Ctl *ctl) {
         ctl->excludes = strv_free(ctl->excludes);
+        ctl->remotes = strv_free(ctl->remotes);
 }
 
 void print_see_help(const char *verb) {
@@ -258,6 +263,19 @@ static int apply_option(Ctl *ctl, int c, const char *arg, CommandLine *cl, uint3
                 *seen |= OPTION_CLEAR;
                 ctl->clear = true;
                 return 0;
+        case 'r':
+                *seen |= OPTION_REMOTE;
+                if (!instance_name_is_valid(arg)) {
+                        fprintf(stderr, "Invalid remote name '%.64s': see 'opbackupctl remotes'.\n", arg);
+                        return -EINVAL;
+                }
+                if (strv_contains(ctl->remotes, arg))
+                        return 0;
+                if (strv_length(ctl->remotes) >= 8) {
+                        fprintf(stderr, "At most 8 remotes at once.\n");
+                        return -EINVAL;
+                }
+                return strv_extend(&ctl->remotes, arg);
         default:
                 /* getopt said what was wrong. */
                 return -EINVAL;
@@ -308,7 +326,7 @@ int parse_command_line(Ctl *ctl, int argc, char *argv[], CommandLine *ret) {
          * moving them behind the options — or, with POSIXLY_CORRECT set, stopping at the first one. So
          * options may stand anywhere whatever the environment says. */
         optind = 0;
-        while ((c = getopt_long(argc, argv, "-hi:qH:e:n:yo:fk:m:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "-hi:qH:e:n:yo:fk:m:r:", options, NULL)) >= 0) {
                 if (c == 1) {
                         cl.argv[cl.argc++] = optarg;
                         continue;

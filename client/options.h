@@ -26,6 +26,7 @@ enum {
         OPTION_KEEP = 1U << 11,
         OPTION_MATCH = 1U << 12,
         OPTION_CLEAR = 1U << 13,
+        OPTION_REMOTE = 1U << 14,
 };
 
 typedef struct CommandLine {

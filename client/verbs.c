@@ -6,16 +6,19 @@
 #include "cmd-cancel.h"
 #include "cmd-delete.h"
 #include "cmd-export.h"
+#include "cmd-fetch.h"
 #include "cmd-import.h"
 #include "cmd-inspect.h"
 #include "cmd-jobs.h"
 #include "cmd-list.h"
 #include "cmd-monitor.h"
 #include "cmd-prune.h"
+#include "cmd-remotes.h"
 #include "cmd-restore.h"
 #include "cmd-scheduled.h"
 #include "cmd-status.h"
 #include "cmd-unknown-plugins.h"
+#include "cmd-upload.h"
 #include "options.h"
 #include "util.h"
 #include "verbs.h"
@@ -36,11 +39,13 @@ const Verb verbs[] = {
         {
                 .name = "list",
                 .max_args = 0,
+                .options = OPTION_REMOTE,
                 .doing = "list backups",
-                .synopsis = "list",
+                .synopsis = "list [--remote NAME]",
                 .summary = "List the backups of the instance, newest first",
                 .description = "List the valid backups of the instance, newest first: name, date, size, "
-                               "OctoPrint version and the folders they leave out.",
+                               "OctoPrint version and the folders they leave out. With --remote, those on that "
+                               "remote: name, date, size.",
                 .run = cmd_list,
         },
         {
@@ -62,33 +67,36 @@ const Verb verbs[] = {
                 .min_args = 1,
                 .max_args = 1,
                 .options = OPTION_SKIP_PLUGINS | OPTION_IGNORE_PLUGIN_ERRORS | OPTION_KEEP_PREVIOUS |
-                           OPTION_NO_RESTART | OPTION_YES,
+                           OPTION_NO_RESTART | OPTION_YES | OPTION_REMOTE,
                 .doing = "restore",
                 .action = "restore",
                 .wrong_count = "'restore' needs one backup: a NAME in the backup folder or a FILE.",
                 .synopsis = "restore NAME|FILE [--skip-plugins] [--ignore-plugin-errors] [--keep-previous] "
-                            "[--no-restart] [--yes]",
+                            "[--no-restart] [--yes] | restore --remote NAME BACKUP|latest ...",
                 .summary = "Replace the instance's basedir with a backup",
                 .description = "Replace the instance's basedir with the contents of a backup: NAME in the "
                                "backup folder, or a local FILE (with a '/', or an existing file; copied into "
                                "the backup folder first). The backup is checked completely before anything "
                                "changes; the backup folder, logs and the folders the backup left out are kept. "
                                "Plugins in the backup are reinstalled from the plugin repository; those that "
-                               "cannot be are listed at the end. Restoring needs an administrator: root, or a "
-                               "polkit rule granting it.",
+                               "cannot be are listed at the end. With --remote, the backup (latest: the newest) "
+                               "is fetched from that remote into the backup folder first: on a fresh machine "
+                               "with only the remote configured, this brings the instance back. Restoring needs "
+                               "an administrator: root, or a polkit rule granting it.",
                 .run = cmd_restore,
         },
         {
                 .name = "delete",
                 .min_args = 1,
                 .max_args = VERB_ANY,
+                .options = OPTION_REMOTE,
                 .doing = "delete backups",
                 .action = "delete",
                 .wrong_count = "'delete' needs the names of the backups to delete (see 'opbackupctl list').",
-                .synopsis = "delete NAME...",
+                .synopsis = "delete NAME... [--remote NAME]",
                 .summary = "Delete backups",
-                .description = "Delete backups of the instance. All are tried; the exit status is that of the "
-                               "first that could not be deleted.",
+                .description = "Delete backups of the instance (with --remote, those on that remote). All are "
+                               "tried; the exit status is that of the first that could not be deleted.",
                 .run = cmd_delete,
         },
         {
@@ -117,6 +125,47 @@ const Verb verbs[] = {
                                "folder. It keeps its file name if that is a valid backup name and free (else "
                                "NAME.1.zip, ...).",
                 .run = cmd_import,
+        },
+        {
+                .name = "remotes",
+                .max_args = 0,
+                .doing = "list the remotes",
+                .synopsis = "remotes",
+                .summary = "List the remotes backups are copied to",
+                .description = "List the configured remotes (/etc/opbackup/remotes.d/NAME.conf): name, type "
+                               "(s3, webdav, sftp) and URL. 'list --remote NAME' shows the backups on one.",
+                .run = cmd_remotes,
+        },
+        {
+                .name = "upload",
+                .min_args = 1,
+                .max_args = 1,
+                .options = OPTION_REMOTE,
+                .doing = "upload",
+                .action = "create",
+                .wrong_count = "'upload' needs the name of one backup (see 'opbackupctl list').",
+                .synopsis = "upload NAME [--remote NAME]...",
+                .summary = "Copy a backup to remotes",
+                .description = "Copy a backup of the backup folder to the remotes given (default: the "
+                               "instance's CopyTo=), each checked before it gets its name there. Exits 1 if a "
+                               "copy failed, saying why.",
+                .run = cmd_upload,
+        },
+        {
+                .name = "fetch",
+                .min_args = 1,
+                .max_args = 1,
+                .options = OPTION_REMOTE,
+                .required = OPTION_REMOTE,
+                .doing = "fetch",
+                .action = "create",
+                .wrong_count = "'fetch' needs the name of one backup on the remote, or latest.",
+                .synopsis = "fetch --remote NAME BACKUP|latest",
+                .summary = "Copy a backup from a remote into the backup folder",
+                .description = "Download a backup of the instance from a remote (latest: the newest there) into "
+                               "the backup folder, checked like an import; it keeps its name if that is free "
+                               "(else NAME.1.zip, ...).",
+                .run = cmd_fetch,
         },
         {
                 .name = "inspect",

@@ -12,3 +12,5 @@
 #define BUS_ERROR_NOT_ENOUGH_SPACE "org.opbackup.backup1.Error.NotEnoughSpace"
 #define BUS_ERROR_RESTORE_UNSUPPORTED "org.opbackup.backup1.Error.RestoreUnsupported"
 #define BUS_ERROR_INSTANCE_UNUSABLE "org.opbackup.backup1.Error.InstanceUnusable"
+#define BUS_ERROR_NO_SUCH_REMOTE "org.opbackup.backup1.Error.NoSuchRemote"
+#define BUS_ERROR_REMOTE_FAILED "org.opbackup.backup1.Error.RemoteFailed"

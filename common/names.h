@@ -19,6 +19,9 @@ char *backup_prefix_from_appearance(const char *appearance_name);
  * "-scheduled.zip" instead, so that scheduled pruning (Keep=) can tell the backups it may delete from those
  * a person made (opbackupd.conf(5), Keep=). */
 #define BACKUP_SCHEDULED_SUFFIX "-scheduled"
+/* The names of the schedule's backups: what Keep= counts and prunes, locally and on remotes. */
+#define BACKUP_SCHEDULED_GLOB "*-backup-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]" \
+        BACKUP_SCHEDULED_SUFFIX ".zip"
 char *backup_filename(const char *prefix, time_t when, bool scheduled);
 
 /* Where a copied-in backup goes when its name is taken (ImportBackup, RestoreBackupFromFile): "name.zip",

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
         # build (clang: the libFuzzer targets of tests/fuzz/, tests/run-fuzz.sh)
         gcc clang meson ninja-build pkg-config
-        libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libyaml-dev libinih-dev libdeflate-dev zlib1g-dev
+        libsystemd-dev libzip-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev libinih-dev libdeflate-dev zlib1g-dev
         # run: the system bus and polkit
         dbus-daemon polkitd
         # tests: real peers and tools
@@ -13,6 +13,9 @@ packages=(
         util-linux passwd procps man-db groff-base bash-completion
         # bench/bench.py's peers (zip, unzip, bsdtar above)
         p7zip-full
+        # tests/remote: real servers for remotes (WebDAV: apache2 mod_dav, rclone; SFTP: sshd; S3: s3rver from
+        # npm, below) and curl as a client opbackup did not write
+        apache2 apache2-utils rclone openssh-server curl
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
         # tests/system/e2e: this machine's root booted with systemd as PID 1 in systemd-nspawn, with the
@@ -28,3 +31,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
+# npm for tests/remote's S3 server (its package-lock.json is installed with npm ci by the test). A machine
+# with another Node.js (NodeSource) has npm already; Debian's npm would conflict with it.
+command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "names.h"
 #include "printer/printer-wait.h"
+#include "remote/remote-task.h"
 #include "util.h"
 #include "worker/privs.h"
 #include "worker/worker-pipe.h"
@@ -38,6 +39,7 @@ typedef struct BackupJobData {
         bool when_idle;                 /* wait while the printer prints (printer-wait.c) */
         PrinterWait *waiter;
         WorkerPipe *worker;
+        RemoteTask *uploads;            /* the "uploading" stage: copies to CopyTo= remotes */
         /* what the worker reported */
         char *path;
         uint64_t size;
@@ -54,6 +56,7 @@ static void backup_job_data_free(void *p) {
         strv_free(b->excludes);
         printer_wait_free(b->waiter);
         worker_pipe_free(b->worker);
+        remote_task_free(b->uploads);
         free(b->path);
         strv_free(b->metadata_excludes);
         free(b->error);
@@ -400,9 +403,43 @@ static int append_backup_created(sd_bus_message *m, void *userdata) {
 static int append_details(sd_bus_message *m, void *userdata) {
         Job *j = userdata;
         BackupJobData *b = j->data;
+        int r;
 
-        return sd_bus_message_append(m, "{sv}{sv}{sv}", "name", "s", j->name, "path", "s", b->path,
-                                     "size", "t", b->size);
+        r = sd_bus_message_append(m, "{sv}{sv}{sv}", "name", "s", j->name, "path", "s", b->path,
+                                  "size", "t", b->size);
+        if (r >= 0 && b->uploads)
+                r = remote_task_append_uploads(m, b->uploads);
+        return r;
+}
+
+/* The backup is made whatever the uploads did: a failed upload is in the details, and the next scheduled
+ * run copies what a remote lacks. */
+static void on_uploads_done(RemoteTask *t, void *userdata) {
+        _cleanup_free_ char *msg = NULL;
+        Job *j = userdata;
+        Instance *i = j->instance;
+
+        if (j->cancel_requested && asprintf(&msg, "Canceled during the upload; the backup %s is kept.", j->name) < 0)
+                msg = NULL;
+        job_finish(j, j->cancel_requested ? "canceled" : "done", msg, append_details, j);
+        instance_start_next_job(i);
+}
+
+/* 1 when the uploads run (they finish the job), 0 when there are none. */
+static int start_uploads(Job *j) {
+        BackupJobData *b = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        if (strv_length(i->config->copy_to) == 0)
+                return 0;
+        job_set_progress(j, "uploading", 0, b->size * strv_length(i->config->copy_to));
+        r = remote_task_start(i, j, REMOTE_OP_PUT, i->config->copy_to, j->name, -1, on_uploads_done, j, &b->uploads);
+        if (r < 0) {
+                log_warning_errno(r, "Instance %s: cannot start the upload of %s: %m", i->name, j->name);
+                return 0;
+        }
+        return 1;
 }
 
 static void cleanup_temp_files(Instance *i, bool imports);
@@ -417,6 +454,9 @@ static void on_worker_exit(int si_code, int status, void *userdata) {
                 log_info("Instance %s: backup %s created (%" PRIu64 " bytes).", i->name, b->path, b->size);
                 (void) daemon_emit_signal(i->daemon, OBJECT_ROOT, MANAGER_INTERFACE, "BackupCreated", NULL,
                                           append_backup_created, j);
+                b->worker = worker_pipe_free(b->worker);
+                if (!j->cancel_requested && start_uploads(j) > 0)
+                        return;
                 job_finish(j, "done", NULL, append_details, j);
         } else {
                 if (!b->error) {
@@ -511,6 +551,10 @@ void backup_job_cancel(Job *j) {
         }
         if (b->waiter) {
                 printer_wait_cancel(b->waiter);
+                return;
+        }
+        if (b->uploads) {
+                remote_task_cancel(b->uploads);
                 return;
         }
         /* SIGTERM: the engine notices at its next progress report and removes its temp file. */

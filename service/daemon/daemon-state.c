@@ -24,6 +24,7 @@ void daemon_note_activity(Daemon *d) {
 bool daemon_is_idle(Daemon *d) {
         /* A running worker is a method call still to be answered (or a refresh someone waits for). */
         return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 && worker_running() == 0 &&
+               d->n_pending_remote == 0 &&
                 strv_length(d->subscribers) == 0;
 }
 

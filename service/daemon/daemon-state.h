@@ -35,6 +35,7 @@ typedef struct Daemon {
 
         unsigned n_pending_checks;      /* polkit queries in flight */
         unsigned n_pending_imports;     /* ImportBackup copies in flight */
+        unsigned n_pending_remote;      /* ListRemoteBackups, DeleteRemoteBackup in flight */
 
         bool exit_on_idle;
         uint64_t idle_timeout_usec;

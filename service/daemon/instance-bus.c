@@ -13,6 +13,7 @@
 #include "instance/instance.h"
 #include "log.h"
 #include "plugins/unknown-plugins.h"
+#include "remote/remote-bus.h"
 #include "restore/restore-job.h"
 #include "util.h"
 
@@ -110,6 +111,11 @@ GATED_METHOD(restore_backup_from_file, ACTION_RESTORE, method_restore_backup_fro
 GATED_METHOD(prune_backups, ACTION_DELETE, method_prune_backups_authorized)
 GATED_METHOD(get_unknown_plugins, ACTION_ACCESS, method_get_unknown_plugins_authorized)
 GATED_METHOD(clear_unknown_plugins, ACTION_DELETE, method_clear_unknown_plugins_authorized)
+GATED_METHOD(list_remote_backups, ACTION_ACCESS, method_list_remote_backups_authorized)
+GATED_METHOD(upload_backup, ACTION_CREATE, method_upload_backup_authorized)
+GATED_METHOD(fetch_remote_backup, ACTION_CREATE, method_fetch_remote_backup_authorized)
+GATED_METHOD(delete_remote_backup, ACTION_DELETE, method_delete_remote_backup_authorized)
+GATED_METHOD(prune_remote_backups, ACTION_DELETE, method_prune_remote_backups_authorized)
 
 static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_VTABLE_START(0),
@@ -137,6 +143,18 @@ static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("GetUnknownPlugins", "", , "a(sss)", SD_BUS_PARAM(plugins),
                                  method_get_unknown_plugins, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ClearUnknownPlugins", "", "", method_clear_unknown_plugins, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListRemoteBackups", "s", SD_BUS_PARAM(remote), "a(stx)", SD_BUS_PARAM(backups),
+                                 method_list_remote_backups, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UploadBackup", "sas", SD_BUS_PARAM(name) SD_BUS_PARAM(remotes),
+                                 "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(job),
+                                 method_upload_backup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("FetchRemoteBackup", "ss", SD_BUS_PARAM(remote) SD_BUS_PARAM(name),
+                                 "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(job),
+                                 method_fetch_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("DeleteRemoteBackup", "ss", SD_BUS_PARAM(remote) SD_BUS_PARAM(name), "", ,
+                                 method_delete_remote_backup, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("PruneRemoteBackups", "s", SD_BUS_PARAM(remote), "as", SD_BUS_PARAM(deleted),
+                                 method_prune_remote_backups, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Name", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Basedir", "s", property_get_string, 0, 0),
         SD_BUS_PROPERTY("BackupFolder", "s", property_get_string, 0, 0),
@@ -150,6 +168,7 @@ static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_PROPERTY("FreeSpace", "t", property_get_free_space, 0, 0),
         SD_BUS_PROPERTY("Keep", "u", property_get_keep, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ScheduleExcludes", "as", property_get_schedule_excludes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Remotes", "as", property_get_remotes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };
 

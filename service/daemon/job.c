@@ -18,6 +18,8 @@
 static const char *const operation_names[] = {
         [JOB_BACKUP] = "backup",
         [JOB_RESTORE] = "restore",
+        [JOB_UPLOAD] = "upload",
+        [JOB_FETCH] = "fetch",
 };
 
 const char *job_operation_to_string(JobOperation op) {
@@ -324,6 +326,8 @@ typedef enum StageCounts {
 
 #define OP_BACKUP (1U << JOB_BACKUP)
 #define OP_RESTORE (1U << JOB_RESTORE)
+#define OP_UPLOAD (1U << JOB_UPLOAD)
+#define OP_FETCH (1U << JOB_FETCH)
 
 /* Every stage a job can be in, in the order they come, and what their done/total count. Clients show
  * bytes as sizes and items as counts: a stage must say which, or "12 files" reads as "12 B". The same
@@ -335,7 +339,8 @@ static const struct {
         StageCounts counts;
         bool keeps_items;               /* a step of each item of the stage before: ItemsDone/Total stay */
 } stages[] = {
-        { "queued",              OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
+        { "queued",              OP_BACKUP | OP_RESTORE | OP_UPLOAD | OP_FETCH, COUNTS_NOTHING, false },
+        { "fetching",            OP_FETCH | OP_RESTORE,  COUNTS_BYTES,   false },  /* from a remote */
         { "waiting-for-printer", OP_BACKUP,              COUNTS_NOTHING, false },
         { "starting",            OP_BACKUP,              COUNTS_NOTHING, false },
         { "preparing",           OP_BACKUP | OP_RESTORE, COUNTS_NOTHING, false },
@@ -344,6 +349,7 @@ static const struct {
         { "validating",          OP_RESTORE,             COUNTS_NOTHING, false },
         { "extracting",          OP_RESTORE,             COUNTS_BYTES,   false },
         { "syncing",             OP_BACKUP | OP_RESTORE, COUNTS_BYTES,   false },
+        { "uploading",           OP_BACKUP | OP_UPLOAD,  COUNTS_BYTES,   false },  /* to every remote, in turn */
         { "plugins",             OP_RESTORE,             COUNTS_ITEMS,   false },  /* plugins of plugin_list.json */
         { "downloading",         OP_RESTORE,             COUNTS_BYTES,   true },   /* one plugin's archive */
         { "installing",          OP_RESTORE,             COUNTS_NOTHING, true },   /* pip, for that plugin */

@@ -12,6 +12,8 @@
 typedef enum JobOperation {
         JOB_BACKUP,
         JOB_RESTORE,
+        JOB_UPLOAD,                     /* UploadBackup: a local backup copied to remotes */
+        JOB_FETCH,                      /* FetchRemoteBackup: a remote backup copied into the backup folder */
 } JobOperation;
 
 typedef enum JobState {

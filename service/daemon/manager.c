@@ -6,6 +6,7 @@
 #include "daemon/job.h"
 #include "daemon/manager.h"
 #include "daemon/polkit.h"
+#include "remote/remote-bus.h"
 #include "errors.h"
 #include "instance/instance.h"
 #include "log.h"
@@ -144,6 +145,13 @@ static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(m, "");
 }
 
+static int method_list_remotes(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        daemon_note_activity(d);
+        return polkit_check(d, m, ACTION_ACCESS, NULL, method_list_remotes_authorized, d, error);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
@@ -179,6 +187,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                  method_get_instance, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListJobs", "", , "a(ussso)", SD_BUS_PARAM(jobs),
                                  method_list_jobs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListRemotes", "", , "a(sss)", SD_BUS_PARAM(remotes),
+                                 method_list_remotes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Subscribe", "", "", method_subscribe, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Unsubscribe", "", "", method_unsubscribe, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -186,6 +196,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(instance) SD_BUS_PARAM(name) SD_BUS_PARAM(path)
                                  SD_BUS_PARAM(excludes), 0),
         SD_BUS_SIGNAL_WITH_NAMES("BackupDeleted", "ss", SD_BUS_PARAM(instance) SD_BUS_PARAM(name), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("BackupUploaded", "ssss", SD_BUS_PARAM(instance) SD_BUS_PARAM(name)
+                                 SD_BUS_PARAM(remote) SD_BUS_PARAM(url), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobNew", "uo", SD_BUS_PARAM(id) SD_BUS_PARAM(path), 0),
         SD_BUS_SIGNAL_WITH_NAMES("JobRemoved", "uossa{sv}",
                                  SD_BUS_PARAM(id) SD_BUS_PARAM(path) SD_BUS_PARAM(result)

@@ -297,9 +297,7 @@ fail:
         _exit(127);
 }
 
-/* Starts opbackup-fetch as a child of this process (so as its user) on one end of a socketpair;
- * *ret_fd: the other end. */
-static int helper_spawn(int *ret_fd, pid_t *ret_pid, char **ret_error) {
+int fetch_helper_spawn(int *ret_fd, pid_t *ret_pid, char **ret_error) {
         const char *path = fetch_helper_binary_path();
         _cleanup_close_ int sock = -1, err_r = -1;
         int sv[2], p[2], e = 0;
@@ -360,7 +358,7 @@ int fetch_get(int helper_fd, const FetchRequest *req, int out_fd, FetchResponse 
         r = fetch_request_check(req, &ret->error);
         if (r < 0)
                 return r;
-        r = helper_spawn(&fd, &pid, &ret->error);
+        r = fetch_helper_spawn(&fd, &pid, &ret->error);
         if (r < 0)
                 return r;
         r = get_through(fd, req, out_fd, ret, &complete);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* HTTP GETs where the privilege is lowest.
  *
@@ -67,3 +68,6 @@ int fetch_helper_connect(const char *socket_path, int *ret_fd);
 const char *fetch_helper_socket_path(void);
 /* The helper to start when there is no socket: $OPBACKUP_FETCH, else the installed one. */
 const char *fetch_helper_binary_path(void);
+/* Starts opbackup-fetch as a child of this process (so as its user) on one end of a socketpair; *ret_fd: the
+ * other end. The caller kills it if it must stop it early, and reaps it. */
+int fetch_helper_spawn(int *ret_fd, pid_t *ret_pid, char **ret_error);

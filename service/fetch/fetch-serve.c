@@ -11,6 +11,7 @@
 #include "fetch/fetch-client.h"
 #include "fetch/fetch-frame.h"
 #include "fetch/fetch-serve.h"
+#include "remote/remote-serve.h"
 #include "util.h"
 
 #define FETCH_CHUNK_MAX (64U * 1024U)
@@ -333,15 +334,27 @@ static int serve_one(int fd, const char *text) {
 int fetch_serve(int fd) {
         for (;;) {
                 _cleanup_free_ char *data = NULL;
+                int passed = -1;
                 size_t size;
                 char type;
                 int r;
 
-                r = fetch_frame_read(fd, FETCH_IDLE_MS, &type, &data, &size);
+                r = fetch_frame_read_fd(fd, FETCH_IDLE_MS, &type, &data, &size, &passed);
                 if (r == -EPIPE)
                         return 0;
                 if (r < 0)
                         return r;
+                if (type == 'R' && strlen(data) == size) {
+                        /* A transfer to or from a remote (remote/remote-serve.h): takes the descriptor. The
+                         * request holds credentials: wiped once read. */
+                        r = remote_serve_one(fd, data, passed);
+                        explicit_bzero(data, size);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (passed >= 0)
+                        close(passed);
                 if (type != 'Q' || size > FETCH_REQUEST_MAX || strlen(data) != size)
                         return -EPROTO;
                 r = serve_one(fd, data);

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -67,6 +68,9 @@ int main(int argc, char *argv[]) {
                                 "input (run by opbackup-fetch.socket): %m");
                 return EXIT_FAILURE;
         }
+        /* Requests for remotes carry credentials: without systemd's socket the helper runs as the instance's
+         * user, who must not read them out of its memory (ptrace, /proc/PID/mem). */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* A client that goes away is an error to return, not a signal to die of. */
         signal(SIGPIPE, SIG_IGN);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -304,15 +304,16 @@ static void importing_remove(Instance *i, const char *name) {
                 }
 }
 
-/* What the worker must not name its copy: the names of the instance's jobs (a backup queued or running
- * will create its own) and those other imports in flight asked for. */
+/* What the worker must not name its copy: the names of the instance's backup jobs (a backup queued or
+ * running will create its own; the names of other jobs, a restore's, an upload's, a fetch's, are of backups
+ * that are there or that this very import stores) and those other imports in flight asked for. */
 static int reserved_names(Instance *i, char ***ret) {
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
 
         if (!l)
                 return -ENOMEM;
         for (Job *j = i->daemon->jobs; j; j = j->next)
-                if (j->instance == i && j->name && strv_extend(&l, j->name) < 0)
+                if (j->instance == i && j->operation == JOB_BACKUP && j->name && strv_extend(&l, j->name) < 0)
                         return -ENOMEM;
         STRV_FOREACH(n, i->importing)
                 if (strv_extend(&l, *n) < 0)
@@ -371,10 +372,11 @@ static void on_import_message(json_object *msg, void *userdata) {
         op->result = json_object_get(msg);
 }
 
-/* Removing the named copy a dead import worker left: as the instance user, from the event loop. */
+/* Removing the named copy a dead import worker left: as the instance user, from the event loop, before the
+ * caller hears of the failure (so that what it then sees in the folder is as it was). */
 typedef struct TempCleanup {
-        Instance *instance;
-        char *folder, *temp;
+        ImportOp *op;
+        sd_bus_error error;
         Worker *worker;
 } TempCleanup;
 
@@ -383,51 +385,60 @@ static int remove_temp_task(void *userdata, json_object **ret_json, int *ret_fd)
         _cleanup_close_ int dir_fd = -1;
 
         *ret_json = json_object_new_object();
-        if (backup_folder_open(c->folder, &dir_fd) >= 0 && unlinkat(dir_fd, c->temp, 0) >= 0)
+        if (backup_folder_open(c->op->args.folder, &dir_fd) >= 0 && unlinkat(dir_fd, c->op->temp, 0) >= 0)
                 (void) fsync(dir_fd);
         return 0;
 }
 
-static void temp_cleanup_free(TempCleanup *c) {
-        worker_free(c->worker);
-        free(c->folder);
-        free(c->temp);
-        free(c);
+static void import_failed(ImportOp *op, const sd_bus_error *error) {
+        op->done(op->instance, op->request, NULL, error, op->userdata);
+        import_op_free(op);
 }
 
 static void on_temp_removed(int r, WorkerReply *reply, void *userdata) {
         TempCleanup *c = userdata;
+        ImportOp *op = c->op;
 
         if (r >= 0)
-                log_notice("Instance %s: removed %s/%s, left by an import that did not finish.", c->instance->name,
-                           c->folder, c->temp);
+                log_notice("Instance %s: removed %s/%s, left by an import that did not finish.", op->instance->name,
+                           op->args.folder, op->temp);
         else
                 log_warning_errno(r, "Instance %s: cannot remove %s/%s, left by an import that did not finish "
-                                  "(the next start of the daemon does): %m", c->instance->name, c->folder, c->temp);
-        temp_cleanup_free(c);
+                                  "(the next start of the daemon does): %m", op->instance->name, op->args.folder,
+                                  op->temp);
+        import_failed(op, &c->error);
+        worker_free(c->worker);
+        sd_bus_error_free(&c->error);
+        free(c);
 }
 
-/* A worker that died did not remove its named copy. (An unnamed one went with it.) */
-static void remove_temp(ImportOp *op) {
+/* A worker that died did not remove its named copy (an unnamed one went with it): remove it, then report
+ * the error. Takes op. */
+static void import_fail_and_clean_up(ImportOp *op, const sd_bus_error *error) {
         Instance *i = op->instance;
         TempCleanup *c;
         int r;
 
         if (!op->temp || !import_is_temp_name(op->temp))
-                return;
+                return import_failed(op, error);
         c = calloc(1, sizeof(*c));
-        if (!c || !(c->folder = strdup(op->args.folder)) || !(c->temp = strdup(op->temp))) {
-                if (c)
-                        temp_cleanup_free(c);
+        /* sd_bus_error_copy() returns the error's errno, not whether it copied. */
+        if (c)
+                (void) sd_bus_error_copy(&c->error, error);
+        if (!c || !sd_bus_error_is_set(&c->error)) {
+                free(c);
                 log_oom();
-                return;
+                return import_failed(op, error);
         }
-        c->instance = i;
+        c->op = op;
         r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-cleanup", CLEANUP_TIMEOUT_SEC,
                          remove_temp_task, c, -1, on_temp_removed, c, &c->worker);
         if (r < 0) {
-                log_warning_errno(r, "Instance %s: cannot start removing %s/%s: %m", i->name, c->folder, c->temp);
-                temp_cleanup_free(c);
+                log_warning_errno(r, "Instance %s: cannot start removing %s/%s: %m", i->name, op->args.folder,
+                                  op->temp);
+                sd_bus_error_free(&c->error);
+                free(c);
+                import_failed(op, error);
         }
 }
 
@@ -447,13 +458,10 @@ static void on_import_exit(int si_code, int status, void *userdata) {
         else if (worker_reply_error(&reply, &error) >= 0 && !json_object_object_get_ex(op->result, "name", &v))
                 (void) sd_bus_error_set(&error, SD_BUS_ERROR_FAILED, "The import worker gave no answer.");
 
-        if (sd_bus_error_is_set(&error)) {
-                remove_temp(op);
-                op->done(op->instance, op->request, NULL, &error, op->userdata);
-        } else {
-                log_info("Instance %s: imported backup %s", op->instance->name, json_object_get_string(v));
-                op->done(op->instance, op->request, json_object_get_string(v), NULL, op->userdata);
-        }
+        if (sd_bus_error_is_set(&error))
+                return import_fail_and_clean_up(op, &error);
+        log_info("Instance %s: imported backup %s", op->instance->name, json_object_get_string(v));
+        op->done(op->instance, op->request, json_object_get_string(v), NULL, op->userdata);
         import_op_free(op);
 }
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "names.h"
 #include "pyjson.h"
+#include "remote/remote-config.h"
 #include "util.h"
 
 /* Config files are small; anything bigger is a mistake (or a device node), not a config. */
@@ -184,6 +185,29 @@ static int parse_excludes(const char *value, void *field) {
         return 0;
 }
 
+/* Remote names, each once; whether each is configured is checked once remotes.d is read. */
+static int parse_remote_names(const char *value, void *field) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = strv_split_words(value, &l);
+        if (r < 0)
+                return r;
+        /* Each upload of a backup holds a connection to the helper: a handful, not hundreds. */
+        if (strv_length(l) > REMOTES_PER_BACKUP_MAX)
+                return -EINVAL;
+        STRV_FOREACH(e, l) {
+                if (!instance_name_is_valid(*e))
+                        return -EINVAL;
+                for (char *const *f = l; f < e; f++)
+                        if (streq(*f, *e))
+                                return -EINVAL;
+        }
+        strv_free(*(char ***) field);
+        *(char ***) field = l && l[0] ? TAKE_PTR(l) : NULL;
+        return 0;
+}
+
 static int parse_print_action(const char *value, void *field) {
         if (!*value)
                 *(PrintAction *) field = PRINT_ACTION_DEFAULT;
@@ -289,6 +313,8 @@ static const ConfigKey config_keys[] = {
         KEY("Backup", "Folder", parse_path, backup_folder, "an absolute path"),
         KEY("Backup", "Keep", parse_unsigned, keep, "a number (0 keeps all)"),
         KEY("Backup", "CompressionLevel", parse_level, compression_level, "a number from 0 to 9"),
+        KEY("Backup", "CopyTo", parse_remote_names, copy_to,
+            "names of remotes (remotes.d/NAME.conf) separated by spaces, each once, at most 8"),
         KEY("Restore", "Unsupported", parse_bool, restore_unsupported, "yes or no"),
         KEY("Restore", "PluginRepository", parse_url, plugin_repository, "an http://, https:// or file:// URL"),
         KEY("Restore", "BundledPlugins", parse_plugin_keys, bundled_plugins, "plugin keys separated by spaces"),
@@ -473,6 +499,7 @@ static void instance_config_clear(InstanceConfig *ic) {
         free(ic->plugin_repository);
         strv_free(ic->bundled_plugins);
         strv_free(ic->schedule_excludes);
+        strv_free(ic->copy_to);
         free(ic->error);
         *ic = (InstanceConfig) {};
 }
@@ -527,6 +554,11 @@ static int instance_config_new(const char *name, const char *source, const Insta
         if (defaults->bundled_plugins) {
                 ic->bundled_plugins = strv_copy(defaults->bundled_plugins);
                 if (!ic->bundled_plugins)
+                        return -ENOMEM;
+        }
+        if (defaults->copy_to) {
+                ic->copy_to = strv_copy(defaults->copy_to);
+                if (!ic->copy_to)
                         return -ENOMEM;
         }
         if (defaults->schedule_excludes) {
@@ -597,6 +629,7 @@ void daemon_config_done(DaemonConfig *c) {
         for (size_t i = 0; i < c->n_instances; i++)
                 instance_config_free(c->instances[i]);
         free(c->instances);
+        remote_config_free_many(c->remotes, c->n_remotes);
         instance_config_clear(&c->defaults);
         *c = (DaemonConfig) {};
 }
@@ -709,6 +742,16 @@ int daemon_config_load(const char *dir, unsigned default_idle_timeout_sec, Daemo
         r = load_instance_dir(&c, dir);
         if (r < 0)
                 goto fail;
+        r = remote_config_load_dir(dir, &c.remotes, &c.n_remotes);
+        if (r < 0)
+                goto fail;
+        /* A backup still works without its copy: the instance stays usable, the upload to the missing remote
+         * fails with this reason, and the log says it at start-up already. */
+        for (size_t i = 0; i < c.n_instances; i++)
+                STRV_FOREACH(n, c.instances[i]->copy_to)
+                        if (!remote_config_find(c.remotes, c.n_remotes, *n))
+                                log_warning("%s: CopyTo=%s: no such remote (%s/remotes.d/%s.conf does not exist).",
+                                            c.instances[i]->source, *n, dir, *n);
         daemon_config_sort(&c);
         *ret = c;
         return 0;

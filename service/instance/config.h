@@ -35,6 +35,7 @@ typedef struct InstanceConfig {
         char *backup_folder;          /* default: plugins.backup.path, else basedir/data/backup */
         unsigned keep;                /* 0 = keep all */
         int compression_level;        /* 0..9, default 5 */
+        char **copy_to;               /* CopyTo=: remotes (remotes.d/<name>.conf) every backup is copied to */
 
         /* [Restore] */
         bool restore_unsupported;
@@ -57,9 +58,11 @@ typedef struct DaemonConfig {
         InstanceConfig defaults;      /* the [OctoPrint]/[Backup]/[Restore] sections of opbackupd.conf */
         InstanceConfig **instances;   /* sorted by name */
         size_t n_instances;
+        struct RemoteConfig **remotes;   /* remotes.d/\*.conf (remote/remote-config.h), sorted by name */
+        size_t n_remotes;
 } DaemonConfig;
 
-/* Loads dir/opbackupd.conf (optional) and dir/instances.d/\*.conf. A missing dir is an empty config.
+/* Loads dir/opbackupd.conf (optional), dir/instances.d/\*.conf and dir/remotes.d/\*.conf. A missing dir is an empty config.
  * A broken instance file does not fail the load: the instance is kept with ->error set, so that it
  * shows up as unusable with its reason. Only out-of-memory fails. */
 int daemon_config_load(const char *dir, unsigned default_idle_timeout_sec, DaemonConfig *ret);

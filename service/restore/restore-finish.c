@@ -100,6 +100,12 @@ static int append_restore_details(sd_bus_message *m, void *userdata) {
                 r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
+        /* A backup fetched from a remote for this restore: the name it got in the backup folder. */
+        if (d->fetched_name) {
+                r = sd_bus_message_append(m, "{sv}", "name", "s", d->fetched_name);
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_message_open_container(m, 'e', "sv");
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", "installed-plugins");

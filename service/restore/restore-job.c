@@ -24,6 +24,8 @@
 #include "log.h"
 #include "names.h"
 #include "plugins/plugins.h"
+#include "remote/remote-fetch.h"
+#include "remote/remote-task.h"
 #include "restore/restore-finish.h"
 #include "restore/restore-job.h"
 #include "restore/restore-pip.h"
@@ -54,6 +56,9 @@ static void restore_job_data_free(void *p) {
         free(r->fail_message);
         worker_pipe_free(r->cleanup);
         free(r->cleanup_error);
+        remote_fetch_free(r->fetch);
+        free(r->fetched_name);
+        free(r->options.remote);
         if (r->staging_fd >= 0)
                 close(r->staging_fd);
         if (r->fetch_fd >= 0)
@@ -95,6 +100,16 @@ static int read_restore_options(sd_bus_message *m, RestoreOptions *o, sd_bus_err
                                 *targets[k] = b;
                                 known = true;
                         }
+                if (!known && streq(key, "remote")) {
+                        const char *remote;
+                        r = sd_bus_message_read(m, "v", "s", &remote);
+                        if (r < 0 || !instance_name_is_valid(remote))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "The option 'remote' must be the name of a remote.");
+                        if (free_and_strdup(&o->remote, remote) < 0)
+                                return -ENOMEM;
+                        known = true;
+                }
                 if (!known && streq(key, "name")) {
                         const char *name;
                         r = sd_bus_message_read(m, "v", "s", &name);
@@ -315,13 +330,28 @@ int method_restore_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_e
         if (!name_copy)
                 return -ENOMEM;
         r = read_restore_options(m, &options, error);
-        if (r >= 0)
+        /* From a remote: "latest" is the newest there; what it holds is checked once it is fetched. */
+        if (r >= 0 && options.remote) {
+                const RemoteConfig *rc = remote_lookup(i, options.remote);
+
+                if (!rc)
+                        r = sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_REMOTE, "No remote named '%s' (see "
+                                              "'opbackupctl remotes').", options.remote);
+                else if (rc->error)
+                        r = sd_bus_error_setf(error, BUS_ERROR_REMOTE_FAILED, "Remote %s cannot be used: %s",
+                                              rc->name, rc->error);
+        }
+        if (r >= 0 && !(options.remote && streq(name_copy, "latest")))
                 r = check_backup_name(name_copy, error);
         if (r >= 0)
                 r = check_restore_possible(i, error);
-        if (r >= 0)
+        /* From a remote, the backup is not in the folder yet: the job fetches it first. */
+        if (r >= 0 && options.remote)
+                r = create_restore_job(m, i, name_copy, &options);
+        else if (r >= 0)
                 return restore_request_start(i, m, name_copy, &options);
         free(options.name);
+        free(options.remote);
         return r;
 }
 
@@ -445,6 +475,62 @@ static int prepare_staging(Job *j, char **ret_error) {
         return 0;
 }
 
+static int restore_job_start(Job *j);
+
+static void on_fetched_copy_removed(Instance *i, int r, char **deleted, const sd_bus_error *error, void *userdata) {
+        if (r < 0 || error)
+                log_warning("Instance %s: cannot remove the copy a canceled restore fetched: %s", i->name,
+                            error ? error->message : strerror(-r));
+}
+
+/* The copy a restore from a remote fetched, when the restore does not go on (the worker removes it after
+ * a refusal): from the event loop, as the instance user. */
+static void remove_fetched_copy(Instance *i, const char *stored) {
+        char *names[] = { (char *) stored, NULL };
+
+        (void) backup_delete_start(i, names, on_fetched_copy_removed, NULL);
+}
+
+/* Option "remote": the backup is in the backup folder now (as any import: checked, a free name); the
+ * restore goes on with it as if it had been named, and a refusal removes the copy. */
+static void on_remote_fetched(Job *j, const char *stored, const char *error, void *userdata) {
+        RestoreJobData *d = j->data;
+        Instance *i = j->instance;
+        int r;
+
+        if (!stored) {
+                _cleanup_free_ char *msg = NULL;
+
+                if (asprintf(&msg, "Cannot fetch %s from remote %s: %s", j->name, d->options.remote,
+                             strempty(error)) < 0)
+                        msg = NULL;
+                job_finish(j, j->cancel_requested ? "canceled" : "failed", msg ?: error, NULL, NULL);
+                instance_start_next_job(i);
+                return;
+        }
+        /* The import checked it is an OctoPrint backup; what depends on the instance (its version, free
+         * space) the worker checks as for any restore, and a refusal then removes the copy. */
+        d->options.imported = true;
+        if (j->cancel_requested) {
+                remove_fetched_copy(i, stored);
+                job_finish(j, "canceled", "Canceled.", NULL, NULL);
+                instance_start_next_job(i);
+                return;
+        }
+        r = free_and_strdup(&j->name, stored);
+        if (r >= 0)
+                r = free_and_strdup(&d->fetched_name, stored);
+        if (r < 0) {
+                remove_fetched_copy(i, stored);
+                job_finish(j, "failed", strerror(-r), NULL, NULL);
+                instance_start_next_job(i);
+                return;
+        }
+        free(d->options.remote);
+        d->options.remote = NULL;
+        (void) restore_job_start(j);
+}
+
 static int restore_job_start(Job *j) {
         _cleanup_free_ char *err = NULL;
         RestoreJobData *d = j->data;
@@ -453,6 +539,16 @@ static int restore_job_start(Job *j) {
         int r;
 
         j->state = JOB_RUNNING;
+        if (d->options.remote) {
+                snprintf(line, sizeof(line), "Fetching %s from remote %s", j->name, d->options.remote);
+                job_log(j, LOG_INFO, line);
+                r = remote_fetch_start(i, j, d->options.remote, j->name, on_remote_fetched, NULL, &d->fetch);
+                if (r < 0) {
+                        job_finish(j, "failed", "Cannot start the download from the remote.", NULL, NULL);
+                        instance_start_next_job(i);
+                }
+                return r;
+        }
         snprintf(line, sizeof(line), "Restoring %s into %s", j->name, i->config->basedir);
         job_log(j, LOG_INFO, line);
         job_set_progress(j, "preparing", 0, 0);
@@ -510,6 +606,10 @@ static void restore_job_cancel(Job *j) {
 
         if (j->state == JOB_QUEUED) {
                 job_finish(j, "canceled", "Canceled before it started.", NULL, NULL);
+                return;
+        }
+        if (d->fetch && d->options.remote) {
+                remote_fetch_cancel(d->fetch);
                 return;
         }
         /* Only the worker's part can be canceled; the swap is short and must not be interrupted. */

@@ -25,6 +25,7 @@ typedef struct RestoreOptions {
         bool restart;
         char *name;                     /* RestoreBackupFromFile: the name to store the file under */
         bool imported;                  /* the backup was copied in for this restore: a refusal removes it */
+        char *remote;                   /* RestoreBackup's "remote": fetch the backup from there first */
 } RestoreOptions;
 
 typedef struct RestoreJobData {
@@ -36,6 +37,8 @@ typedef struct RestoreJobData {
         int pip_fd, pip_worker_fd;      /* answers to the worker's requests for pip (restore-pip.c); -1: none,
                                          * the worker runs pip itself */
         RestorePip *pip;                /* pip running as a transient unit of systemd */
+        struct RemoteFetch *fetch;      /* option "remote": the download before the restore proper */
+        char *fetched_name;             /* ... and the name it got in the backup folder */
         bool prepared;                  /* staging + journal exist */
         /* after the worker, one at a time (restore-finish.c) */
         UnitJob *unit_job;              /* systemd stopping or starting Unit= */

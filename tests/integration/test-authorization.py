@@ -38,17 +38,23 @@ METHODS = {
         ("Manager", "ListInstances"): ("access", "", []),
         ("Manager", "GetInstance"): ("access", "s", ["inst1"]),
         ("Manager", "ListJobs"): ("access", "", []),
+        ("Manager", "ListRemotes"): ("access", "", []),
         ("Manager", "Subscribe"): ("access", "", []),
         ("Manager", "Unsubscribe"): (None, "", []),     # dropping one's own subscription
         ("Instance", "ListBackups"): ("access", "", []),
         ("Instance", "OpenBackup"): ("access", "s", [NO_BACKUP]),
         ("Instance", "GetUnknownPlugins"): ("access", "", []),
+        ("Instance", "ListRemoteBackups"): ("access", "s", ["no-such-remote"]),
+        ("Instance", "DeleteRemoteBackup"): ("delete", "ss", ["no-such-remote", NO_BACKUP]),
+        ("Instance", "PruneRemoteBackups"): ("delete", "s", ["no-such-remote"]),
         ("Instance", "DeleteBackup"): ("delete", "s", [NO_BACKUP]),
         ("Instance", "PruneBackups"): ("delete", "us", [1000, "nonexistent-*.zip"]),
         ("Instance", "ClearUnknownPlugins"): ("delete", "", []),
         ("Instance", "RestoreBackup"): ("restore", "sa{sv}", [NO_BACKUP, {"skip-plugins": True}]),
         ("Instance", "RestoreBackupFromFile"): ("restore", "ha{sv}", [NOT_A_ZIP, {"skip-plugins": True}]),
         ("Instance", "ImportBackup"): ("create", "hs", [NOT_A_ZIP, "authz-import.zip"]),
+        ("Instance", "UploadBackup"): ("create", "sas", [NO_BACKUP, ["no-such-remote"]]),
+        ("Instance", "FetchRemoteBackup"): ("create", "ss", ["no-such-remote", NO_BACKUP]),
         ("Instance", "CreateBackup"): ("create", "asa{sv}", [[], {}]),
 }
 

@@ -37,7 +37,8 @@ SLOW_HOOK = "#!/bin/sh\ncat >/dev/null\nwhile [ -e @DIR@/slow ]; do sleep 0.1; d
 # The documented keys of each command's JSON (opbackupctl(1), JSON OUTPUT).
 STATUS_KEYS = {"version", "instances", "jobs"}
 INSTANCE_KEYS = {"name", "object", "basedir", "backup_folder", "user", "octoprint_version", "usable",
-                 "unusable_reason", "restore_supported", "restore_unsupported_reason", "free_space"}
+                 "unusable_reason", "restore_supported", "restore_unsupported_reason", "free_space",
+                 "remotes"}
 STATUS_JOB_KEYS = {"id", "operation", "instance", "name", "object"}
 LIST_KEYS = {"name", "size", "uncompressed_size", "created", "created_usec", "octoprint_version", "excludes"}
 BACKUP_KEYS = {"name", "path", "size", "excludes"}
@@ -55,7 +56,7 @@ JOB_KEYS = {"id", "operation", "instance", "name", "object", "stage", "progress"
             "items_done", "items_total", "started_by_uid"}
 CANCEL_KEYS = {"id", "job"}
 SCHEDULED_KEYS = {"instances"}
-SCHEDULED_INSTANCE_KEYS = {"instance", "result", "backup", "pruned", "exit_status"}
+SCHEDULED_INSTANCE_KEYS = {"instance", "result", "backup", "pruned", "remotes", "exit_status"}
 SIGNAL_KEYS = {
         "BackupCreated": {"signal", "instance", "name", "path", "excludes"},
         "BackupDeleted": {"signal", "instance", "name"},
