@@ -17,6 +17,7 @@ typedef struct InstanceProps {
         int usable, restore_supported;
         uint64_t free_space;
         char **remotes;                 /* CopyTo= */
+        json_object *remote_status;     /* RemoteStatus, as the JSON array of status --json */
 } InstanceProps;
 
 static void instance_props_done(InstanceProps *p) {
@@ -28,6 +29,43 @@ static void instance_props_done(InstanceProps *p) {
         free(p->unusable_reason);
         free(p->restore_unsupported_reason);
         strv_free(p->remotes);
+        json_object_put(p->remote_status);
+}
+
+static int read_remote_status(sd_bus_message *m, InstanceProps *p) {
+        const char *remote, *name, *result, *error;
+        uint64_t usec;
+        int r;
+
+        json_object_put(p->remote_status);
+        p->remote_status = json_object_new_array();
+        if (!p->remote_status)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'v', "a(sstss)");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(m, 'a', "(sstss)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(sstss)", &remote, &name, &usec, &result, &error)) > 0) {
+                json_object *e = json_object_new_object();
+                char buf[64];
+
+                json_object_object_add(e, "remote", json_object_new_string(remote));
+                json_object_object_add(e, "backup", json_object_new_string(name));
+                json_object_object_add(e, "time", json_object_new_string(format_timestamp_iso(buf, sizeof(buf),
+                                                                                              (int64_t) usec)));
+                json_object_object_add(e, "result", json_object_new_string(result));
+                json_object_object_add(e, "error", json_object_new_string(error));
+                json_object_array_add(p->remote_status, e);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : 1;
+}
+
+static const char *json_str(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
 static int instance_prop(sd_bus_message *m, const char *key, const char *contents, void *userdata) {
@@ -66,6 +104,8 @@ static int instance_prop(sd_bus_message *m, const char *key, const char *content
                         r = sd_bus_message_exit_container(m);
                 return r < 0 ? r : 1;
         }
+        if (streq(key, "RemoteStatus") && streq(contents, "a(sstss)"))
+                return read_remote_status(m, p);
         return 0;
 }
 
@@ -107,6 +147,14 @@ static void print_instance(const char *path, const InstanceProps *p) {
         STRV_FOREACH(r, p->remotes)
                 printf("%s%s", r == p->remotes ? "" : ", ", *r);
         printf("\n");
+        for (size_t k = 0; p->remote_status && k < json_object_array_length(p->remote_status); k++) {
+                json_object *e = json_object_array_get_idx(p->remote_status, k);
+                bool done = streq(json_str(e, "result"), "done");
+
+                printf("  %s %-12s %s: %s %s%s%s\n", k == 0 ? "Last uploads:" : "             ", json_str(e, "remote"),
+                       json_str(e, "time"), json_str(e, "backup"), done ? "uploaded" : "FAILED",
+                       done ? "" : ": ", done ? "" : json_str(e, "error"));
+        }
 }
 
 static json_object *instance_json(const char *path, const InstanceProps *p) {
@@ -125,6 +173,8 @@ static json_object *instance_json(const char *path, const InstanceProps *p) {
                                json_object_new_string(strempty(p->restore_unsupported_reason)));
         json_object_object_add(o, "free_space", json_object_new_uint64(p->free_space));
         json_object_object_add(o, "remotes", strv_to_json(p->remotes));
+        json_object_object_add(o, "remote_status", p->remote_status ? json_object_get(p->remote_status) :
+                               json_object_new_array());
         return o;
 }
 

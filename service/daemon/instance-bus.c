@@ -169,6 +169,7 @@ static const sd_bus_vtable instance_vtable[] = {
         SD_BUS_PROPERTY("Keep", "u", property_get_keep, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ScheduleExcludes", "as", property_get_schedule_excludes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Remotes", "as", property_get_remotes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("RemoteStatus", "a(sstss)", property_get_remote_status, 0, 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -52,9 +52,48 @@ static void instance_clear_probe(Instance *i) {
         i->has_pip = false;
 }
 
+static void remote_status_done(InstanceRemoteStatus *s) {
+        free(s->remote);
+        free(s->name);
+        free(s->result);
+        free(s->error);
+}
+
+int instance_set_remote_status(Instance *i, const char *remote, const char *name, uint64_t time_usec,
+                               const char *result, const char *error) {
+        InstanceRemoteStatus s = {
+                .remote = strdup(remote), .name = strdup(name), .time_usec = time_usec,
+                .result = strdup(result), .error = strdup(strempty(error)),
+        };
+        size_t k;
+
+        if (!s.remote || !s.name || !s.result || !s.error) {
+                remote_status_done(&s);
+                return -ENOMEM;
+        }
+        for (k = 0; k < i->n_remote_status; k++)
+                if (streq(i->remote_status[k].remote, remote))
+                        break;
+        if (k == i->n_remote_status) {
+                InstanceRemoteStatus *n = reallocarray(i->remote_status, k + 1, sizeof(InstanceRemoteStatus));
+                if (!n) {
+                        remote_status_done(&s);
+                        return -ENOMEM;
+                }
+                i->remote_status = n;
+                i->n_remote_status++;
+        } else
+                remote_status_done(&i->remote_status[k]);
+        i->remote_status[k] = s;
+        return 0;
+}
+
 Instance *instance_free(Instance *i) {
         if (!i)
                 return NULL;
+        for (size_t k = 0; k < i->n_remote_status; k++)
+                remote_status_done(&i->remote_status[k]);
+        free(i->remote_status);
         instance_clear_probe(i);
         backup_refresh_free(i->refresh);
         backup_cache_done(&i->backup_cache);

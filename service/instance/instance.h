@@ -2,12 +2,22 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "daemon/daemon.h"
 #include "folder/backup-list.h"
 #include "instance/config.h"
 #include "instance/octoconfig.h"
+
+/* The last upload of a backup of the instance to one remote (Instance.RemoteStatus): kept in memory only. */
+typedef struct InstanceRemoteStatus {
+        char *remote;
+        char *name;                     /* the backup */
+        uint64_t time_usec;             /* CLOCK_REALTIME, when the upload finished */
+        char *result;                   /* "done" or "failed" */
+        char *error;                    /* "" when done */
+} InstanceRemoteStatus;
 
 /* One OctoPrint installation, as configured and as found on disk. */
 struct Instance {
@@ -32,12 +42,19 @@ struct Instance {
         char **importing;
         BackupRefresh *refresh;         /* ListBackups' worker and who waits for it */
 
+        InstanceRemoteStatus *remote_status; /* one per remote uploaded to since the daemon started */
+        size_t n_remote_status;
+
         char *unusable_reason;          /* NULL: usable */
         char *restore_unsupported_reason; /* NULL: restore supported */
 };
 
 int instance_new(Daemon *d, InstanceConfig *config, Instance **ret);
 Instance *instance_free(Instance *i);
+
+/* Records how the upload of backup NAME to REMOTE ended, replacing what was known of that remote. */
+int instance_set_remote_status(Instance *i, const char *remote, const char *name, uint64_t time_usec,
+                               const char *result, const char *error);
 
 /* (Re)reads config.yaml, the OctoPrint version and pip from disk, as the instance user, and recomputes
  * usability and restore support. Problems are recorded in the instance, never returned: only

@@ -27,6 +27,21 @@ int property_get_remotes(sd_bus *bus, const char *path, const char *interface, c
         return sd_bus_message_append_strv(reply, i->config->copy_to);
 }
 
+int property_get_remote_status(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Instance *i = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sstss)");
+        for (size_t k = 0; r >= 0 && k < i->n_remote_status; k++) {
+                const InstanceRemoteStatus *s = &i->remote_status[k];
+                r = sd_bus_message_append(reply, "(sstss)", s->remote, s->name, s->time_usec, s->result, s->error);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 int method_list_remotes_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Daemon *d = userdata;

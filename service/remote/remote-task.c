@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "daemon/job.h"
 #include "errors.h"
@@ -272,6 +273,17 @@ static void on_exit_cb(int si_code, int status, void *userdata) {
                         break;
                 }
                 t->n_outcomes++;
+        }
+        if (t->op == REMOTE_OP_PUT) {
+                struct timespec ts;
+                uint64_t now;
+
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                now = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+                for (size_t k = 0; k < t->n_outcomes; k++)
+                        if (instance_set_remote_status(t->instance, t->outcomes[k].remote, t->name, now,
+                                                       t->outcomes[k].result, t->outcomes[k].error) < 0)
+                                log_oom();
         }
         t->done(t, t->userdata);
 }

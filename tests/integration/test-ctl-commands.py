@@ -38,7 +38,7 @@ SLOW_HOOK = "#!/bin/sh\ncat >/dev/null\nwhile [ -e @DIR@/slow ]; do sleep 0.1; d
 STATUS_KEYS = {"version", "instances", "jobs"}
 INSTANCE_KEYS = {"name", "object", "basedir", "backup_folder", "user", "octoprint_version", "usable",
                  "unusable_reason", "restore_supported", "restore_unsupported_reason", "free_space",
-                 "remotes"}
+                 "remotes", "remote_status"}
 STATUS_JOB_KEYS = {"id", "operation", "instance", "name", "object"}
 LIST_KEYS = {"name", "size", "uncompressed_size", "created", "created_usec", "octoprint_version", "excludes"}
 BACKUP_KEYS = {"name", "path", "size", "excludes"}

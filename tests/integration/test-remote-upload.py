@@ -5,8 +5,10 @@
 # leaves the local backup as it was; ListRemotes, ListRemoteBackups, UploadBackup, DeleteRemoteBackup and
 # who may call them; the secrets appear in no log.
 
+import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote"))
@@ -97,6 +99,24 @@ def test_backup_copies_to_every_remote():
                         expect_eq(sorted(a[2] for a in uploaded), ["dav", "nas", "s3"], "BackupUploaded per remote")
                         expect(all(a[0] == "inst1" and a[1] == NAME and a[3].endswith(f"/inst1/{NAME}")
                                    for a in uploaded), f"BackupUploaded's arguments: {uploaded}")
+
+                        # The last upload to each remote: the RemoteStatus property, status and status --json.
+                        st = {x[0]: x for x in fx.get_property(USER_ALLOWED, path, IFACE_INSTANCE, "RemoteStatus")}
+                        expect_eq(sorted(st), ["bad", "dav", "nas", "s3"], "RemoteStatus has each remote")
+                        for r in ("dav", "s3", "nas"):
+                                expect(st[r][1] == NAME and st[r][3:] == ["done", ""] and
+                                       abs(st[r][2] / 1e6 - time.time()) < 600, f"RemoteStatus of {r}: {st[r]}")
+                        expect(st["bad"][3] == "failed" and "CredentialsFile=" in st["bad"][4],
+                               f"RemoteStatus of the failed remote: {st['bad']}")
+                        js = json.loads(fx.ctl_ok(USER_ALLOWED, "status", "--json").stdout)
+                        rs = {x["remote"]: x for x in js["instances"][0]["remote_status"]}
+                        expect(sorted(rs) == ["bad", "dav", "nas", "s3"] and rs["dav"]["backup"] == NAME and
+                               rs["dav"]["result"] == "done" and rs["bad"]["result"] == "failed" and
+                               set(rs["dav"]) == {"remote", "backup", "time", "result", "error"},
+                               f"status --json: remote_status: {rs}")
+                        text = fx.ctl_ok(USER_ALLOWED, "status").stdout
+                        expect("Last uploads:" in text and "FAILED" in text and f"{NAME} uploaded" in text,
+                               f"status shows the last uploads: {text}")
 
                         # Listing: a member of group opbackup may, an outsider may not.
                         listed = fx.call(USER_ALLOWED, MANAGER_PATH, IFACE_MANAGER, "ListRemotes", "")[0]

@@ -138,7 +138,7 @@ class Servers:
             f.write(f"ServerRoot {base}\nPidFile {base}/httpd.pid\nListen 127.0.0.1:{port}\nServerName localhost\n"
                     "User www-data\nGroup www-data\n"
                     + "".join(f"LoadModule {m}_module {MODULES}/mod_{m}.so\n" for m in mods) +
-                    f"ErrorLog {base}/error.log\nDAVLockDB {lock}/davlock\nDocumentRoot {data}\n"
+                    f"ErrorLog {base}/error.log\nLimitRequestBody 0\nDAVLockDB {lock}/davlock\nDocumentRoot {data}\n"
                     f"<Directory {data}>\n  Dav On\n  AuthType Basic\n  AuthName dav\n"
                     f"  AuthUserFile {base}/htpasswd\n  Require valid-user\n</Directory>\n")
         p = self.spawn(["apache2", "-f", os.path.join(base, "httpd.conf"), "-DFOREGROUND"], "apache")
