@@ -129,8 +129,10 @@ done
 # The host's own copy of the project, or test users of earlier runs, would make the install look done.
 rm -rf "$M/etc/opbackup" "$M/etc/systemd/system/opbackup"* "$M/etc/systemd/system/opbackupd"*
 MACHINE=opbackup-e2e-$$
+# The sources and the build are bound in at their own path: the overlay shows the host's root, but not
+# what lies under the container's own /tmp (a tmpfs nspawn mounts there), where a checkout may be.
 systemd-nspawn --directory="$M" --boot --machine="$MACHINE" --register=no --keep-unit \
-        --private-network --bind="$WORK/home:/home" --console=passive \
+        --private-network --bind="$WORK/home:/home" --bind="$SRC" --bind="$BUILD" --console=passive \
         </dev/null >"$OUT/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
 for _ in $(seq 1 100); do
