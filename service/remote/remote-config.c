@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "instance/ini-line.h"
 #include "log.h"
 #include "names.h"
 #include "pyjson.h"
@@ -159,39 +160,16 @@ static int ini_handler_cb(void *userdata, const char *section, const char *key, 
         return !s->oom;
 }
 
-/* Hands inih one line at a time without comments and leading blanks, so that its build options (Debian's
- * knows only ';' inline comments) do not matter — as the instance files are read (instance/config.c). */
+/* Hands inih one cleaned line at a time (instance/ini-line.h), reporting a line too long for it. */
 static char *ini_reader_cb(char *str, int num, void *stream) {
         ParseState *s = stream;
-        const char *start = s->pos, *nl, *e;
-        size_t n;
+        bool too_long;
+        char *r = ini_line_read(&s->pos, s->end, &s->line, str, num, &too_long);
 
-        if (s->pos >= s->end || num < 2)
-                return NULL;
-        nl = memchr(s->pos, '\n', s->end - s->pos);
-        e = nl ?: s->end;
-        s->pos = nl ? nl + 1 : s->end;
-        s->line++;
-        start += strspn(start, " \t");
-        if (start > e || *start == '#' || *start == ';')
-                start = e;
-        for (const char *c = start; c < e; c++)
-                if ((*c == '#' || *c == ';') && c > start && strchr(" \t", c[-1])) {
-                        e = c;
-                        break;
-                }
-        while (e > start && strchr(" \t\r", e[-1]))
-                e--;
-        n = e - start;
-        if (n + 2 > (size_t) num) {
-                if (!s->oom && set_error(s->rc, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
-                        s->oom = true;
-                n = 0;
-        }
-        memcpy(str, start, n);
-        str[n] = '\n';
-        str[n + 1] = 0;
-        return str;
+        if (too_long && !s->oom &&
+            set_error(s->rc, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
+                s->oom = true;
+        return r;
 }
 
 /* What must hold once the whole file is read. */
