@@ -222,7 +222,6 @@ static int create_backup_job(Instance *i, CreateRequest *c, sd_bus_error *error)
         sd_bus_message *m = c->request;
         BackupJobData *data;
         bool restore_running;
-        Job *j;
         int r;
 
         if (count_jobs(i, JOB_BACKUP, &restore_running) >= BACKUP_QUEUE_MAX + 1)
@@ -246,23 +245,17 @@ static int create_backup_job(Instance *i, CreateRequest *c, sd_bus_error *error)
                 return -ENOMEM;
         data->excludes = TAKE_PTR(c->excludes);
         data->when_idle = c->when_idle;
-        r = job_new(&(JobDescription) {
-                        .instance = i,
-                        .operation = JOB_BACKUP,
-                        .action = ACTION_CREATE,
-                        .request = m,
-                        .name = c->name,
-                        .start = backup_job_start,
-                        .cancel = backup_job_cancel,
-                        .data = data,
-                        .free_data = backup_job_data_free,
-                }, &j);
-        if (r < 0)
-                return r;
-
-        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
-        instance_start_next_job(i);
-        return r;
+        return job_new_and_reply(&(JobDescription) {
+                .instance = i,
+                .operation = JOB_BACKUP,
+                .action = ACTION_CREATE,
+                .request = m,
+                .name = c->name,
+                .start = backup_job_start,
+                .cancel = backup_job_cancel,
+                .data = data,
+                .free_data = backup_job_data_free,
+        });
 }
 
 static void on_create_listed(Instance *i, int r, const char *err, void *userdata) {
@@ -559,20 +552,6 @@ void backup_job_cancel(Job *j) {
         }
         /* SIGTERM: the engine notices at its next progress report and removes its temp file. */
         worker_pipe_kill(b->worker, SIGTERM);
-}
-
-void instance_start_next_job(Instance *i) {
-        Job *next = NULL;
-
-        for (Job *j = i->daemon->jobs; j; j = j->next)
-                if (j->instance == i) {
-                        if (j->state == JOB_RUNNING)
-                                return;
-                        if (j->state == JOB_QUEUED)
-                                next = j;      /* the list is newest first: the last one is the oldest */
-                }
-        if (next)
-                (void) next->start(next);
 }
 
 /* ---- Start-up: what a killed daemon or worker left behind ---- */

@@ -10,8 +10,6 @@ typedef struct Job Job;
 int method_create_backup_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error);
 void backup_job_cancel(Job *j);
 
-/* Starts the oldest queued job of the instance unless one is running. */
-void instance_start_next_job(Instance *i);
 
 /* On start-up: removes what backups of a previous daemon left behind (their hidden temp files). */
 int backups_recover(Daemon *d);

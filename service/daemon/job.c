@@ -492,3 +492,29 @@ void jobs_free_all(Daemon *d) {
         }
         d->n_jobs = 0;
 }
+
+void instance_start_next_job(Instance *i) {
+        Job *next = NULL;
+
+        for (Job *j = i->daemon->jobs; j; j = j->next)
+                if (j->instance == i) {
+                        if (j->state == JOB_RUNNING)
+                                return;
+                        if (j->state == JOB_QUEUED)
+                                next = j;      /* the list is newest first: the last one is the oldest */
+                }
+        if (next)
+                (void) next->start(next);
+}
+
+int job_new_and_reply(const JobDescription *desc) {
+        Job *j;
+        int r;
+
+        r = job_new(desc, &j);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(desc->request, "uo", j->id, j->object_path);
+        instance_start_next_job(desc->instance);
+        return r;
+}

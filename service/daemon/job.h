@@ -77,6 +77,11 @@ typedef struct JobDescription {
 /* Creates the job (state JOB_QUEUED, stage "queued"), adds it to the daemon's list and announces it with
  * JobNew to subscribers and the starter. The caller replies to the request and starts the queue. */
 int job_new(const JobDescription *desc, Job **ret);
+/* What every job-starting method does: job_new(), the reply (u id, o path) to desc->request, and the
+ * instance's queue started. */
+int job_new_and_reply(const JobDescription *desc);
+/* Starts the oldest queued job of the instance unless one is running. */
+void instance_start_next_job(Instance *i);
 Job *job_free(Job *j);
 /* Ends the job: JobRemoved(result, error, details) to subscribers and the starter, then frees it. */
 void job_finish(Job *j, const char *result, const char *error, signal_append_fn append_details,

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 
-#include "backup/backup-job.h"
 #include "daemon/daemon-state.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
@@ -289,8 +288,6 @@ static void upload_request_free(UploadRequest *q) {
 static int create_upload_job(Instance *i, UploadRequest *q, sd_bus_error *error) {
         UploadJobData *u;
         bool found = false;
-        Job *j;
-        int r;
 
         for (size_t k = 0; k < i->backup_cache.n; k++)
                 found = found || streq(i->backup_cache.entries[k].name, q->name);
@@ -301,22 +298,17 @@ static int create_upload_job(Instance *i, UploadRequest *q, sd_bus_error *error)
         if (!u)
                 return -ENOMEM;
         u->remotes = TAKE_PTR(q->remotes);
-        r = job_new(&(JobDescription) {
-                        .instance = i,
-                        .operation = JOB_UPLOAD,
-                        .action = ACTION_CREATE,
-                        .request = q->request,
-                        .name = q->name,
-                        .start = upload_job_start,
-                        .cancel = upload_job_cancel,
-                        .data = u,
-                        .free_data = upload_job_data_free,
-                }, &j);
-        if (r < 0)
-                return r;
-        r = sd_bus_reply_method_return(q->request, "uo", j->id, j->object_path);
-        instance_start_next_job(i);
-        return r;
+        return job_new_and_reply(&(JobDescription) {
+                .instance = i,
+                .operation = JOB_UPLOAD,
+                .action = ACTION_CREATE,
+                .request = q->request,
+                .name = q->name,
+                .start = upload_job_start,
+                .cancel = upload_job_cancel,
+                .data = u,
+                .free_data = upload_job_data_free,
+        });
 }
 
 static void on_upload_listed(Instance *i, int r, const char *err, void *userdata) {
@@ -457,7 +449,6 @@ int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_
         Instance *i = userdata;
         const char *remote, *name;
         FetchJobData *f;
-        Job *j;
         int r;
 
         r = sd_bus_message_read(m, "ss", &remote, &name);
@@ -479,22 +470,17 @@ int method_fetch_remote_backup_authorized(sd_bus_message *m, void *userdata, sd_
                 free(f);
                 return -ENOMEM;
         }
-        r = job_new(&(JobDescription) {
-                        .instance = i,
-                        .operation = JOB_FETCH,
-                        .action = ACTION_CREATE,
-                        .request = m,
-                        .name = name,
-                        .start = fetch_job_start,
-                        .cancel = fetch_job_cancel,
-                        .data = f,
-                        .free_data = fetch_job_data_free,
-                }, &j);
-        if (r < 0)
-                return r;
-        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
-        instance_start_next_job(i);
-        return r;
+        return job_new_and_reply(&(JobDescription) {
+                .instance = i,
+                .operation = JOB_FETCH,
+                .action = ACTION_CREATE,
+                .request = m,
+                .name = name,
+                .start = fetch_job_start,
+                .cancel = fetch_job_cancel,
+                .data = f,
+                .free_data = fetch_job_data_free,
+        });
 }
 
 /* ---- PruneRemoteBackups: the remote's Keep=, applied to the schedule's backups (BACKUP_SCHEDULED_GLOB), as

@@ -9,7 +9,6 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
-#include "backup/backup-job.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
 #include "daemon/systemd-unit.h"

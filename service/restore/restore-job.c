@@ -11,7 +11,6 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
-#include "backup/backup-job.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
 #include "errors.h"
@@ -194,8 +193,6 @@ static void restore_job_cancel(Job *j);
 
 static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, RestoreOptions *options) {
         RestoreJobData *data;
-        Job *j;
-        int r;
 
         data = calloc(1, sizeof(*data));
         if (!data)
@@ -205,22 +202,17 @@ static int create_restore_job(sd_bus_message *m, Instance *i, const char *name, 
         data->pip_fd = data->pip_worker_fd = -1;
         data->options = *options;
         *options = (RestoreOptions) {};
-        r = job_new(&(JobDescription) {
-                        .instance = i,
-                        .operation = JOB_RESTORE,
-                        .action = ACTION_RESTORE,
-                        .request = m,
-                        .name = name,
-                        .start = restore_job_start,
-                        .cancel = restore_job_cancel,
-                        .data = data,
-                        .free_data = restore_job_data_free,
-                }, &j);
-        if (r < 0)
-                return r;
-        r = sd_bus_reply_method_return(m, "uo", j->id, j->object_path);
-        instance_start_next_job(i);
-        return r;
+        return job_new_and_reply(&(JobDescription) {
+                .instance = i,
+                .operation = JOB_RESTORE,
+                .action = ACTION_RESTORE,
+                .request = m,
+                .name = name,
+                .start = restore_job_start,
+                .cancel = restore_job_cancel,
+                .data = data,
+                .free_data = restore_job_data_free,
+        });
 }
 
 /* A restore asked for, while the backup folder is listed (and the passed file's copy, if any, is removed

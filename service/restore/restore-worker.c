@@ -11,7 +11,6 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
-#include "backup/backup-job.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
 #include "errors.h"
