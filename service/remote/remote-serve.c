@@ -654,3 +654,27 @@ int remote_serve_one(int conn, const char *text, int passed_fd) {
         job_done(&j);
         return r;
 }
+
+int remote_read_back(RemoteJob *j, const char *url, bool http) {
+        unsigned char local[EVP_MAX_MD_SIZE], remote[EVP_MAX_MD_SIZE];
+        unsigned nl, nr;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        RemoteCall c = { .url = url, .out_fd = -1, .out_hash = ctx };
+        int r;
+
+        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return -ENOMEM;
+        }
+        r = remote_digest_fd(j, EVP_sha256(), 0, j->size, local, &nl);
+        if (r >= 0)
+                r = remote_call(j, &c, "Reading the upload back");
+        if (r >= 0 && http && c.status != 200)
+                r = remote_fail_status(j, &c, "Reading the upload back");
+        if (r >= 0 && (EVP_DigestFinal_ex(ctx, remote, &nr) != 1 || nr != nl || memcmp(local, remote, nl) != 0))
+                r = remote_fail(j, -EIO, "verify", "The copy on the remote differs from the backup (SHA-256 read "
+                                "back): the server or the connection corrupted it");
+        EVP_MD_CTX_free(ctx);
+        remote_call_done(&c);
+        return r;
+}

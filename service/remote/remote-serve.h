@@ -83,6 +83,10 @@ int remote_fail_status(RemoteJob *j, const RemoteCall *c, const char *what);
 int remote_add_entry(RemoteJob *j, const char *name, uint64_t size, int64_t mtime_usec);
 int remote_send_progress(RemoteJob *j, uint64_t done, bool force);
 
+/* Verify=full (WebDAV, SFTP): reads the upload at url back and compares its SHA-256 with the archive's;
+ * http: an answer other than 200 is a failure too. */
+int remote_read_back(RemoteJob *j, const char *url, bool http);
+
 /* The digest of [offset, offset + length) of the archive. */
 int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
                      unsigned *ret_size);

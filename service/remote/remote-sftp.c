@@ -128,28 +128,6 @@ static int list_entry(RemoteJob *j, const char *name, uint64_t size, void *userd
         return remote_add_entry(j, name, size, c.filetime_got > 0 ? c.filetime_got * 1000000 : 0);
 }
 
-static int read_back(RemoteJob *j, const char *url) {
-        unsigned char local[EVP_MAX_MD_SIZE], remote[EVP_MAX_MD_SIZE];
-        unsigned nl, nr;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        RemoteCall c = { .url = url, .out_fd = -1, .out_hash = ctx };
-        int r;
-
-        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-                EVP_MD_CTX_free(ctx);
-                return -ENOMEM;
-        }
-        r = remote_digest_fd(j, EVP_sha256(), 0, j->size, local, &nl);
-        if (r >= 0)
-                r = remote_call(j, &c, "Reading the upload back");
-        if (r >= 0 && (EVP_DigestFinal_ex(ctx, remote, &nr) != 1 || nr != nl || memcmp(local, remote, nl) != 0))
-                r = remote_fail(j, -EIO, "verify", "The copy on the remote differs from the backup (SHA-256 read "
-                                "back): the server or the connection corrupted it");
-        EVP_MD_CTX_free(ctx);
-        remote_call_done(&c);
-        return r;
-}
-
 static int sftp_put(RemoteJob *j) {
         _cleanup_free_ char *temp = NULL, *temp_url = NULL, *final_url = NULL, *temp_path = NULL, *final_path = NULL,
                 *rm = NULL, *mv = NULL;
@@ -178,7 +156,7 @@ static int sftp_put(RemoteJob *j) {
                 r = remote_fail(j, -EIO, "verify", "The upload is incomplete on the remote: %lld of %llu bytes arrived",
                                 (long long) f.size, (unsigned long long) j->size);
         if (r >= 0 && j->verify_full)
-                r = read_back(j, temp_url);
+                r = remote_read_back(j, temp_url, false);
         if (r >= 0) {
                 /* SFTP's rename does not replace: an older copy under the name goes first ('*': it may not be
                  * there). */

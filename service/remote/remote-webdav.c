@@ -77,31 +77,6 @@ static int head_size(RemoteJob *j, const char *url, int64_t *ret) {
         return r;
 }
 
-/* Verify=full: reads the upload back and compares its SHA-256 with the local file's. */
-static int read_back(RemoteJob *j, const char *url) {
-        unsigned char local[EVP_MAX_MD_SIZE], remote[EVP_MAX_MD_SIZE];
-        unsigned nl, nr;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        RemoteCall c = { .url = url, .out_fd = -1, .out_hash = ctx };
-        int r;
-
-        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-                EVP_MD_CTX_free(ctx);
-                return -ENOMEM;
-        }
-        r = remote_digest_fd(j, EVP_sha256(), 0, j->size, local, &nl);
-        if (r >= 0)
-                r = remote_call(j, &c, "Reading the upload back");
-        if (r >= 0 && c.status != 200)
-                r = remote_fail_status(j, &c, "Reading the upload back");
-        if (r >= 0 && (EVP_DigestFinal_ex(ctx, remote, &nr) != 1 || nr != nl || memcmp(local, remote, nl) != 0))
-                r = remote_fail(j, -EIO, "verify", "The copy on the remote differs from the backup (SHA-256 read "
-                                "back): the server or the connection corrupted it");
-        EVP_MD_CTX_free(ctx);
-        remote_call_done(&c);
-        return r;
-}
-
 static int webdav_put(RemoteJob *j) {
         _cleanup_free_ char *temp = NULL, *temp_url = NULL, *final_url = NULL, *dest = NULL;
         RemoteCall c = { .url = NULL, .out_fd = -1, .upload = true, .length = j->size, .progress = true };
@@ -131,7 +106,7 @@ static int webdav_put(RemoteJob *j) {
                 r = remote_fail(j, -EIO, "verify", "The upload is incomplete on the remote: %lld of %llu bytes arrived",
                                 (long long) got, (unsigned long long) j->size);
         if (r >= 0 && j->verify_full)
-                r = read_back(j, temp_url);
+                r = remote_read_back(j, temp_url, true);
         if (r >= 0) {
                 RemoteCall m = { .method = "MOVE", .url = temp_url, .out_fd = -1 };
 
