@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdarg.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <dirent.h>
@@ -256,5 +257,21 @@ int array_reserve_bytes(void **array, size_t *allocated, size_t need, size_t siz
                 return -ENOMEM;
         *array = t;
         *allocated = n;
+        return 0;
+}
+
+int set_first_error(char **error, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        if (*error)
+                return 0;
+        va_start(ap, format);
+        r = vasprintf(error, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                *error = NULL;
+                return -ENOMEM;
+        }
         return 0;
 }

@@ -132,3 +132,7 @@ int parse_boolean(const char *s);
 
 /* "1.5 GiB" style; buf must hold at least 16 bytes. */
 const char *format_bytes(char *buf, size_t size, unsigned long long bytes);
+
+/* Sets *error to the formatted message unless it holds one already: the first problem found is the one
+ * to fix first, and later ones often follow from it. 0, or -ENOMEM. */
+int set_first_error(char **error, const char *format, ...) _printf_(2, 3);

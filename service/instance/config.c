@@ -35,24 +35,6 @@ typedef struct ParseState {
         bool oom;
 } ParseState;
 
-static int set_error(InstanceConfig *ic, const char *format, ...) _printf_(2, 3);
-
-/* Keeps the first problem: it is the one to fix first, and later ones often follow from it. */
-static int set_error(InstanceConfig *ic, const char *format, ...) {
-        va_list ap;
-        int r;
-
-        if (ic->error)
-                return 0;
-        va_start(ap, format);
-        r = vasprintf(&ic->error, format, ap);
-        va_end(ap);
-        if (r < 0) {
-                ic->error = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 /* Absolute, without "." or ".." components (so no later check can be fooled), without control
  * characters; duplicate and trailing slashes dropped. */
@@ -362,7 +344,7 @@ static int handle_key(ParseState *s, const char *section, const char *key, const
                         continue;
                 r = k->parse(value, (char *) s->ic + k->offset);
                 if (r == -EINVAL)
-                        return set_error(s->ic, "%s:%u: %s=%s: expected %s", s->path, s->line, key, value,
+                        return set_first_error(&s->ic->error, "%s:%u: %s=%s: expected %s", s->path, s->line, key, value,
                                          k->expected);
                 return r;
         }
@@ -404,7 +386,7 @@ static char *ini_reader_cb(char *str, int num, void *stream) {
         char *r = ini_line_read(&s->pos, s->end, &s->line, str, num, &too_long);
 
         if (too_long && !s->oom &&
-            set_error(s->ic, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
+            set_first_error(&s->ic->error, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
                 s->oom = true;
         return r;
 }
@@ -427,24 +409,24 @@ static int config_parse_file(const char *path, InstanceConfig *ic, DaemonConfig 
         if (fd < 0) {
                 if (errno == ENOENT)
                         return -ENOENT;
-                return set_error(ic, "Cannot open %s: %s", path, strerror(errno));
+                return set_first_error(&ic->error, "Cannot open %s: %s", path, strerror(errno));
         }
         if (fstat(fd, &st) < 0)
-                return set_error(ic, "Cannot stat %s: %s", path, strerror(errno));
+                return set_first_error(&ic->error, "Cannot stat %s: %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
-                return set_error(ic, "%s is not a regular file", path);
+                return set_first_error(&ic->error, "%s is not a regular file", path);
         r = read_full_fd(fd, CONFIG_FILE_SIZE_MAX, &data, &size);
         if (r == -ENOMEM)
                 return r;
         if (r == -EFBIG)
-                return set_error(ic, "%s is larger than %u KiB, refusing", path, CONFIG_FILE_SIZE_MAX / 1024);
+                return set_first_error(&ic->error, "%s is larger than %u KiB, refusing", path, CONFIG_FILE_SIZE_MAX / 1024);
         if (r < 0)
-                return set_error(ic, "Cannot read %s: %s", path, strerror(-r));
+                return set_first_error(&ic->error, "Cannot read %s: %s", path, strerror(-r));
         if (memchr(data, 0, size))
-                return set_error(ic, "%s contains a NUL byte: not a text file", path);
+                return set_first_error(&ic->error, "%s contains a NUL byte: not a text file", path);
         /* Values end up in D-Bus properties and error messages, which must be UTF-8. */
         if (!utf8_is_valid(data))
-                return set_error(ic, "%s is not valid UTF-8", path);
+                return set_first_error(&ic->error, "%s is not valid UTF-8", path);
 
         s.pos = data;
         s.end = data + size;
@@ -453,7 +435,7 @@ static int config_parse_file(const char *path, InstanceConfig *ic, DaemonConfig 
         if (s.oom || r == -2)
                 return -ENOMEM;
         if (r > 0)
-                return set_error(ic, "%s:%d: syntax error: expected [Section] or Key=Value", path, r);
+                return set_first_error(&ic->error, "%s:%d: syntax error: expected [Section] or Key=Value", path, r);
         return 0;
 }
 
@@ -552,12 +534,12 @@ int instance_config_load(const char *path, const char *name, const InstanceConfi
                 return r;
         /* Kept, so that it is listed with the reason it cannot be used. */
         if (!instance_name_is_valid(name) &&
-            set_error(ic, "%s: invalid instance name \"%s\": use 1 to 64 letters, digits, '.', '_' or '-', "
+            set_first_error(&ic->error, "%s: invalid instance name \"%s\": use 1 to 64 letters, digits, '.', '_' or '-', "
                       "not starting with '.'", path, name) < 0)
                 return -ENOMEM;
         r = config_parse_file(path, ic, NULL);
         if (r == -ENOENT)
-                r = set_error(ic, "%s: file not found", path);
+                r = set_first_error(&ic->error, "%s: file not found", path);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(ic);
@@ -565,7 +547,7 @@ int instance_config_load(const char *path, const char *name, const InstanceConfi
 }
 
 int instance_config_finish(InstanceConfig *ic) {
-        if (!ic->basedir && set_error(ic, "Basedir= is not set in %s", strempty(ic->source)) < 0)
+        if (!ic->basedir && set_first_error(&ic->error, "Basedir= is not set in %s", strempty(ic->source)) < 0)
                 return -ENOMEM;
         if (ic->basedir && !ic->config_file &&
             asprintf(&ic->config_file, "%s/config.yaml", ic->basedir) < 0) {
@@ -589,7 +571,7 @@ int instance_config_finish(InstanceConfig *ic) {
                 ic->on_printer_unknown = PRINT_ACTION_BACKUP;
         /* Half a configuration is a mistake worth pointing at, not a silent "never waits". */
         if (!ic->api_url != !ic->api_key_file &&
-            set_error(ic, "%s: ApiUrl= and ApiKeyFile= go together: set both for print-aware backups, or "
+            set_first_error(&ic->error, "%s: ApiUrl= and ApiKeyFile= go together: set both for print-aware backups, or "
                       "neither", strempty(ic->source)) < 0)
                 return -ENOMEM;
         return 0;

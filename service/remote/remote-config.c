@@ -35,23 +35,6 @@ RemoteType remote_type_from_string(const char *s) {
         return REMOTE_TYPE_INVALID;
 }
 
-static int set_error(RemoteConfig *rc, const char *format, ...) _printf_(2, 3);
-/* Keeps the first problem, the one to fix first. */
-static int set_error(RemoteConfig *rc, const char *format, ...) {
-        va_list ap;
-        int r;
-
-        if (rc->error)
-                return 0;
-        va_start(ap, format);
-        r = vasprintf(&rc->error, format, ap);
-        va_end(ap);
-        if (r < 0) {
-                rc->error = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static bool has_space_or_control(const char *s) {
         for (; *s; s++)
@@ -154,7 +137,7 @@ static int ini_handler_cb(void *userdata, const char *section, const char *key, 
         if (r == -ENOENT)
                 log_warning("%s:%u: Unknown key %s= in [Remote], ignoring.", s->path, s->line, key);
         else if (r == -EINVAL)
-                r = set_error(s->rc, "%s:%u: %s=%s: expected %s", s->path, s->line, key, value, expected);
+                r = set_first_error(&s->rc->error, "%s:%u: %s=%s: expected %s", s->path, s->line, key, value, expected);
         if (r == -ENOMEM)
                 s->oom = true;
         return !s->oom;
@@ -167,7 +150,7 @@ static char *ini_reader_cb(char *str, int num, void *stream) {
         char *r = ini_line_read(&s->pos, s->end, &s->line, str, num, &too_long);
 
         if (too_long && !s->oom &&
-            set_error(s->rc, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
+            set_first_error(&s->rc->error, "%s:%u: line longer than %d characters", s->path, s->line, num - 2) < 0)
                 s->oom = true;
         return r;
 }
@@ -177,42 +160,42 @@ static int remote_config_check(RemoteConfig *rc) {
         const char *url = rc->url, *rest, *at, *slash;
 
         if (rc->type == REMOTE_TYPE_INVALID)
-                return set_error(rc, "%s: Type= is not set (s3, webdav or sftp)", rc->source);
+                return set_first_error(&rc->error, "%s: Type= is not set (s3, webdav or sftp)", rc->source);
         if (!url)
-                return set_error(rc, "%s: URL= is not set", rc->source);
+                return set_first_error(&rc->error, "%s: URL= is not set", rc->source);
         if (rc->type == REMOTE_TYPE_SFTP)
                 rest = startswith(url, "sftp://");
         else
                 rest = startswith(url, "https://") ?: startswith(url, "http://");
         if (!rest)
-                return set_error(rc, "%s: URL=%s: a %s remote needs an %s URL", rc->source, url,
+                return set_first_error(&rc->error, "%s: URL=%s: a %s remote needs an %s URL", rc->source, url,
                                  remote_type_to_string(rc->type),
                                  rc->type == REMOTE_TYPE_SFTP ? "sftp://" : "https:// (or http://)");
         slash = strchr(rest, '/');
         at = memchr(rest, '@', slash ? (size_t) (slash - rest) : strlen(rest));
         /* A password in the URL would end up on the bus (ListRemotes) and in logs. */
         if (at && memchr(rest, ':', at - rest))
-                return set_error(rc, "%s: URL= contains a password: put it in CredentialsFile= instead",
+                return set_first_error(&rc->error, "%s: URL= contains a password: put it in CredentialsFile= instead",
                                  rc->source);
         if (rc->type == REMOTE_TYPE_SFTP && (!at || at == rest))
-                return set_error(rc, "%s: URL=%s: name the user on the server: sftp://USER@HOST/PATH",
+                return set_first_error(&rc->error, "%s: URL=%s: name the user on the server: sftp://USER@HOST/PATH",
                                  rc->source, url);
         if (rc->type != REMOTE_TYPE_SFTP && at)
-                return set_error(rc, "%s: URL=%s: the user goes in CredentialsFile=, not in the URL", rc->source, url);
+                return set_first_error(&rc->error, "%s: URL=%s: the user goes in CredentialsFile=, not in the URL", rc->source, url);
         if (!slash || (at ? at + 1 : rest) == slash || !slash[strspn(slash, "/")])
-                return set_error(rc, "%s: URL=%s: a host and a path are needed (%s)", rc->source, url,
+                return set_first_error(&rc->error, "%s: URL=%s: a host and a path are needed (%s)", rc->source, url,
                                  rc->type == REMOTE_TYPE_S3 ? "https://HOST/BUCKET[/PREFIX]" :
                                  rc->type == REMOTE_TYPE_SFTP ? "sftp://USER@HOST[:PORT]/PATH" :
                                  "https://HOST/PATH");
         if (strstr(url, "/../") || endswith(url, "/..") || strstr(url, "/./") || strchr(url, '?') || strchr(url, '#'))
-                return set_error(rc, "%s: URL=%s: no \".\" or \"..\" components, query or fragment", rc->source, url);
+                return set_first_error(&rc->error, "%s: URL=%s: no \".\" or \"..\" components, query or fragment", rc->source, url);
         if (!rc->credentials_file && rc->type != REMOTE_TYPE_WEBDAV)
-                return set_error(rc, "%s: CredentialsFile= is not set: a %s remote needs %s", rc->source,
+                return set_first_error(&rc->error, "%s: CredentialsFile= is not set: a %s remote needs %s", rc->source,
                                  remote_type_to_string(rc->type),
                                  rc->type == REMOTE_TYPE_S3 ? "AccessKeyId= and SecretAccessKey=" :
                                  "an ed25519 private key");
         if (rc->type == REMOTE_TYPE_SFTP && !rc->host_key_sha256)
-                return set_error(rc, "%s: HostKeySHA256= is not set: an sftp remote needs the server's host key "
+                return set_first_error(&rc->error, "%s: HostKeySHA256= is not set: an sftp remote needs the server's host key "
                                  "fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub -E sha256, on "
                                  "the server)", rc->source);
         if (rc->type != REMOTE_TYPE_SFTP && rc->host_key_sha256)
@@ -235,23 +218,23 @@ static int parse_file(RemoteConfig *rc, const char *path) {
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-                return set_error(rc, "Cannot open %s: %s", path, strerror(errno));
+                return set_first_error(&rc->error, "Cannot open %s: %s", path, strerror(errno));
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return set_error(rc, "%s is not a regular file", path);
+                return set_first_error(&rc->error, "%s is not a regular file", path);
         r = read_full_fd(fd, REMOTE_FILE_SIZE_MAX, &data, &size);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return set_error(rc, "Cannot read %s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
+                return set_first_error(&rc->error, "Cannot read %s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
         if (memchr(data, 0, size) || !utf8_is_valid(data))
-                return set_error(rc, "%s is not a UTF-8 text file", path);
+                return set_first_error(&rc->error, "%s is not a UTF-8 text file", path);
         s.pos = data;
         s.end = data + size;
         r = ini_parse_stream(ini_reader_cb, &s, ini_handler_cb, &s);
         if (s.oom || r == -2)
                 return -ENOMEM;
         if (r > 0)
-                return set_error(rc, "%s:%d: syntax error: expected [Section] or Key=Value", path, r);
+                return set_first_error(&rc->error, "%s:%d: syntax error: expected [Section] or Key=Value", path, r);
         return 0;
 }
 
@@ -267,7 +250,7 @@ int remote_config_load(const char *path, const char *name, RemoteConfig **ret) {
         if (r >= 0)
                 r = free_and_strdup(&rc->source, path);
         if (r >= 0 && !instance_name_is_valid(name))
-                r = set_error(rc, "%s: invalid remote name \"%s\": use 1 to 64 letters, digits, '.', '_' or '-', "
+                r = set_first_error(&rc->error, "%s: invalid remote name \"%s\": use 1 to 64 letters, digits, '.', '_' or '-', "
                               "not starting with '.'", path, name);
         if (r >= 0)
                 r = parse_file(rc, path);
