@@ -35,7 +35,6 @@ typedef struct ParseState {
         bool oom;
 } ParseState;
 
-
 /* Absolute, without "." or ".." components (so no later check can be fooled), without control
  * characters; duplicate and trailing slashes dropped. */
 static int path_normalize_absolute(const char *s, char **ret) {

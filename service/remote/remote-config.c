@@ -35,7 +35,6 @@ RemoteType remote_type_from_string(const char *s) {
         return REMOTE_TYPE_INVALID;
 }
 
-
 static bool has_space_or_control(const char *s) {
         for (; *s; s++)
                 if ((unsigned char) *s <= 0x20 || *s == 0x7f)
