@@ -128,24 +128,6 @@ static void read_frame_json(const char *data, const char *key, int64_t *ret_num,
         json_object_put(o);
 }
 
-/* Waits until the helper has sent something, asking progress() every second whether to go on. */
-static int wait_for_helper(int fd, const FetchRequest *req, uint64_t done, uint64_t total, int timeout_ms) {
-        for (int waited = 0;; waited += 1000) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                int r;
-
-                if (req->progress && req->progress(done, total, req->userdata) < 0)
-                        return -ECANCELED;
-                if (waited >= timeout_ms)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, 1000);
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r > 0)
-                        return 0;
-        }
-}
-
 static int store_body(FetchResponse *ret, int out_fd, const char *data, size_t size) {
         char *b;
 
@@ -182,7 +164,7 @@ static int receive_response(int fd, const FetchRequest *req, int out_fd, FetchRe
                 char type;
                 int r;
 
-                r = wait_for_helper(fd, req, ret->size, length > 0 ? (uint64_t) length : 0, timeout_ms);
+                r = fetch_frame_wait(fd, timeout_ms, req->progress, req->userdata, ret->size, length > 0 ? (uint64_t) length : 0);
                 if (r >= 0)
                         r = fetch_frame_read(fd, timeout_ms, &type, &data, &size);
                 if (r < 0)

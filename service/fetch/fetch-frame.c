@@ -201,3 +201,21 @@ int fetch_frame_read_fd(int fd, int timeout_ms, char *ret_type, char **ret_data,
                 *ret_fd = TAKE_FD(passed);
         return 0;
 }
+
+int fetch_frame_wait(int fd, int timeout_ms, int (*progress)(uint64_t done, uint64_t total, void *userdata),
+                     void *userdata, uint64_t done, uint64_t total) {
+        for (int waited = 0;; waited += 1000) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int r;
+
+                if (progress && progress(done, total, userdata) < 0)
+                        return -ECANCELED;
+                if (waited >= timeout_ms)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, 1000);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0)
+                        return 0;
+        }
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The protocol between a client (fetch-client.c) and opbackup-fetch (fetch-serve.c).
  *
@@ -21,6 +22,10 @@
  * at a clean end of the stream before a frame, -EPROTO for a broken one; *ret_data is NUL-terminated. */
 #define FETCH_FRAME_MAX (1024U * 1024U)
 int fetch_frame_write(int fd, char type, const void *data, size_t size);
+/* Waits until the other side has sent something (0), at most timeout_ms (-ETIMEDOUT), asking progress
+ * (may be NULL) every second, with done and total, whether to go on (-ECANCELED when it says no). */
+int fetch_frame_wait(int fd, int timeout_ms, int (*progress)(uint64_t done, uint64_t total, void *userdata),
+                     void *userdata, uint64_t done, uint64_t total);
 int fetch_frame_read(int fd, int timeout_ms, char *ret_type, char **ret_data, size_t *ret_size);
 /* The same with a descriptor passed along with the frame: *ret_fd, or -1 when none came. */
 int fetch_frame_read_fd(int fd, int timeout_ms, char *ret_type, char **ret_data, size_t *ret_size, int *ret_fd);

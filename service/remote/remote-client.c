@@ -154,23 +154,6 @@ static int take_entries(RemoteResult *ret, json_object *a, size_t *allocated) {
         return 0;
 }
 
-static int wait_readable(int fd, const RemoteRequest *req, uint64_t done, uint64_t total) {
-        for (int waited = 0;; waited += 1000) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                int r;
-
-                if (req->progress && req->progress(done, total, req->userdata) < 0)
-                        return -ECANCELED;
-                if (waited >= REMOTE_FRAME_TIMEOUT_MS)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, 1000);
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r > 0)
-                        return 0;
-        }
-}
-
 static int receive(int helper_fd, const RemoteRequest *req, RemoteResult *ret) {
         uint64_t done = 0, total = 0;
         size_t allocated = 0;
@@ -182,7 +165,7 @@ static int receive(int helper_fd, const RemoteRequest *req, RemoteResult *ret) {
                 char type;
                 int r;
 
-                r = wait_readable(helper_fd, req, done, total);
+                r = fetch_frame_wait(helper_fd, REMOTE_FRAME_TIMEOUT_MS, req->progress, req->userdata, done, total);
                 if (r == -ECANCELED)
                         return fail(ret, r, "canceled", "Canceled");
                 if (r >= 0)
