@@ -3,7 +3,6 @@
  * then progress, listings and the end from the helper. */
 
 #include <json-c/json.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
