@@ -445,7 +445,7 @@ static void on_worker_exit(int si_code, int status, void *userdata) {
 
         if (b->path && !b->error && si_code == CLD_EXITED && status == 0) {
                 log_info("Instance %s: backup %s created (%" PRIu64 " bytes).", i->name, b->path, b->size);
-                (void) daemon_emit_signal(i->daemon, OBJECT_ROOT, MANAGER_INTERFACE, "BackupCreated", NULL,
+                (void) daemon_emit_signal(i->daemon, i, OBJECT_ROOT, MANAGER_INTERFACE, "BackupCreated", NULL,
                                           append_backup_created, j);
                 b->worker = worker_pipe_free(b->worker);
                 if (!j->cancel_requested && start_uploads(j) > 0)

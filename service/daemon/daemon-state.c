@@ -4,6 +4,7 @@
 
 #include "daemon/daemon-state.h"
 #include "daemon/job.h"
+#include "daemon/subscription.h"
 #include "instance/instance.h"
 #include "log.h"
 #include "util.h"
@@ -24,8 +25,7 @@ void daemon_note_activity(Daemon *d) {
 bool daemon_is_idle(Daemon *d) {
         /* A running worker is a method call still to be answered (or a refresh someone waits for). */
         return d->n_jobs == 0 && d->n_pending_checks == 0 && d->n_pending_imports == 0 && worker_running() == 0 &&
-               d->n_pending_remote == 0 &&
-                strv_length(d->subscribers) == 0;
+               d->n_pending_remote == 0 && subscriptions_holding(d) == 0;
 }
 
 Instance *daemon_find_instance(Daemon *d, const char *name) {
@@ -42,30 +42,35 @@ Job *daemon_find_job(Daemon *d, uint32_t id) {
         return NULL;
 }
 
-int daemon_emit_signal(Daemon *d, const char *path, const char *interface, const char *member,
-                       const char *extra_destination, signal_append_fn append, void *userdata) {
-        _cleanup_strv_free_ char **destinations = strv_copy(d->subscribers);
+static void send_signal(Daemon *d, const char *destination, const char *path, const char *interface,
+                        const char *member, signal_append_fn append, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        if (!destinations)
-                return -ENOMEM;
-        if (extra_destination && !strv_contains(destinations, extra_destination)) {
-                r = strv_extend(&destinations, extra_destination);
-                if (r < 0)
-                        return r;
-        }
-        STRV_FOREACH(dest, destinations) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        r = sd_bus_message_new_signal(d->bus, &m, path, interface, member);
+        if (r >= 0)
+                r = sd_bus_message_set_destination(m, destination);
+        if (r >= 0 && append)
+                r = append(m, userdata);
+        if (r >= 0)
+                r = sd_bus_send(d->bus, m, NULL);
+        if (r < 0)
+                log_debug("Failed to send %s to %s: %d", member, destination, r);
+}
 
-                r = sd_bus_message_new_signal(d->bus, &m, path, interface, member);
-                if (r >= 0)
-                        r = sd_bus_message_set_destination(m, *dest);
-                if (r >= 0 && append)
-                        r = append(m, userdata);
-                if (r >= 0)
-                        r = sd_bus_send(d->bus, m, NULL);
-                if (r < 0)
-                        log_debug("Failed to send %s to %s: %d", member, *dest, r);
+int daemon_emit_signal(Daemon *d, const Instance *instance, const char *path, const char *interface,
+                       const char *member, const char *extra_destination, signal_append_fn append, void *userdata) {
+        bool extra_sent = false;
+
+        for (size_t k = 0; k < d->n_subscribers; k++) {
+                const Subscriber *s = &d->subscribers[k];
+
+                if (!subscriber_receives(s, instance))
+                        continue;
+                send_signal(d, s->name, path, interface, member, append, userdata);
+                extra_sent = extra_sent || streq_ptr(s->name, extra_destination);
         }
+        if (extra_destination && !extra_sent)
+                send_signal(d, extra_destination, path, interface, member, append, userdata);
         return 0;
 }

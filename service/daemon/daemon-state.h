@@ -16,6 +16,7 @@
 
 typedef struct Instance Instance;
 typedef struct Job Job;
+typedef struct Subscriber Subscriber;
 
 typedef struct Daemon {
         sd_event *event;
@@ -30,7 +31,8 @@ typedef struct Daemon {
         unsigned n_jobs;
         uint32_t next_job_id;
 
-        char **subscribers;             /* unique bus names of subscribed callers */
+        Subscriber *subscribers;        /* callers of Subscribe() and Watch() (subscription.h) */
+        size_t n_subscribers;
         sd_bus_slot *name_owner_slot;
 
         unsigned n_pending_checks;      /* polkit queries in flight */
@@ -49,10 +51,10 @@ bool daemon_is_idle(Daemon *d);
 
 Instance *daemon_find_instance(Daemon *d, const char *name);
 
-/* Sends a signal, unicast, to every subscriber (each passed the access check when subscribing) and to
- * extra_destination if not NULL. append() adds the arguments to each copy. */
+/* Sends a signal about instance, unicast, to every subscriber that may access instance (asked when it
+ * subscribed) and to extra_destination if not NULL. append() adds the arguments to each copy. */
 typedef int (*signal_append_fn)(sd_bus_message *m, void *userdata);
-int daemon_emit_signal(Daemon *d, const char *path, const char *interface, const char *member,
-                       const char *extra_destination, signal_append_fn append, void *userdata);
+int daemon_emit_signal(Daemon *d, const Instance *instance, const char *path, const char *interface,
+                       const char *member, const char *extra_destination, signal_append_fn append, void *userdata);
 
 Job *daemon_find_job(Daemon *d, uint32_t id);

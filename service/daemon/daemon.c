@@ -11,6 +11,7 @@
 #include "daemon/instance-bus.h"
 #include "daemon/job.h"
 #include "daemon/manager.h"
+#include "daemon/subscription.h"
 #include "instance/config.h"
 #include "instance/instance.h"
 #include "log.h"
@@ -25,7 +26,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
         /* A subscription ends when its caller leaves the bus. */
         if (name[0] == ':' && isempty(new_owner))
-                manager_drop_subscriber(d, name);
+                subscription_drop(d, name);
         return 0;
 }
 
@@ -174,7 +175,7 @@ Daemon *daemon_free(Daemon *d) {
                 instance_free(d->instances[k]);
         free(d->instances);
         daemon_config_done(&d->config);
-        strv_free(d->subscribers);
+        subscriptions_free(d);
         sd_bus_slot_unref(d->name_owner_slot);
         sd_event_source_unref(d->idle_source);
         sd_bus_flush_close_unref(d->bus);

@@ -215,7 +215,8 @@ int job_new(const JobDescription *desc, Job **ret) {
         d->jobs = j;
         d->n_jobs++;
         daemon_note_activity(d);
-        (void) daemon_emit_signal(d, OBJECT_ROOT, MANAGER_INTERFACE, "JobNew", j->sender, append_job_new, j);
+        (void) daemon_emit_signal(d, j->instance, OBJECT_ROOT, MANAGER_INTERFACE, "JobNew", j->sender,
+                                  append_job_new, j);
         *ret = j;
         return 0;
 }
@@ -264,6 +265,11 @@ static int append_job_removed(sd_bus_message *m, void *userdata) {
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
+        /* What the job was, for a client that did not see it start (a notifier that came later). */
+        r = sd_bus_message_append(m, "{sv}{sv}", "operation", "s", job_operation_to_string(a->job->operation),
+                                  "instance", "s", a->job->instance->name);
+        if (r < 0)
+                return r;
         if (a->append_details) {
                 r = a->append_details(m, a->details_userdata);
                 if (r < 0)
@@ -290,7 +296,7 @@ void job_finish(Job *j, const char *result, const char *error, signal_append_fn 
                 log_info("Job %u (%s of %s) %s.", j->id, job_operation_to_string(j->operation),
                          j->instance->name, result);
         job_unlink(j);
-        (void) daemon_emit_signal(d, OBJECT_ROOT, MANAGER_INTERFACE, "JobRemoved", j->sender,
+        (void) daemon_emit_signal(d, j->instance, OBJECT_ROOT, MANAGER_INTERFACE, "JobRemoved", j->sender,
                                   append_job_removed, &a);
         job_free(j);
         daemon_note_activity(d);
@@ -313,7 +319,8 @@ void job_log(Job *j, int level, const char *line) {
         };
 
         log_full(level, "Job %u: %s", j->id, line);
-        (void) daemon_emit_signal(j->daemon, j->object_path, JOB_INTERFACE, "Log", j->sender, append_log, &a);
+        (void) daemon_emit_signal(j->daemon, j->instance, j->object_path, JOB_INTERFACE, "Log", j->sender,
+                                  append_log, &a);
 }
 
 /* ---- Stages and progress ---- */
@@ -386,7 +393,7 @@ static int append_progress_changed(sd_bus_message *m, void *userdata) {
  * root is restoring, and how far it got. Like every job signal, PropertiesChanged goes to subscribers
  * (who passed the access check) and to the job's starter, each its own copy. */
 static void job_emit_progress(Job *j) {
-        (void) daemon_emit_signal(j->daemon, j->object_path, "org.freedesktop.DBus.Properties",
+        (void) daemon_emit_signal(j->daemon, j->instance, j->object_path, "org.freedesktop.DBus.Properties",
                                   "PropertiesChanged", j->sender, append_progress_changed, j);
         j->progress_dirty = false;
 }

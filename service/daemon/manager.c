@@ -6,6 +6,7 @@
 #include "daemon/job.h"
 #include "daemon/manager.h"
 #include "daemon/polkit.h"
+#include "daemon/subscription.h"
 #include "remote/remote-bus.h"
 #include "errors.h"
 #include "instance/instance.h"
@@ -102,19 +103,7 @@ static int method_list_jobs(sd_bus_message *m, void *userdata, sd_bus_error *err
 }
 
 static int subscribe_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Daemon *d = userdata;
-        const char *sender = sd_bus_message_get_sender(m);
-        int r;
-
-        if (!strv_contains(d->subscribers, sender)) {
-                if (strv_length(d->subscribers) >= SUBSCRIBERS_MAX)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                                 "Too many subscribers (at most %u).", SUBSCRIBERS_MAX);
-                r = strv_extend(&d->subscribers, sender);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_reply_method_return(m, "");
+        return subscription_start(userdata, m, true, error);
 }
 
 static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -124,16 +113,15 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
         return polkit_check(d, m, ACTION_ACCESS, NULL, subscribe_authorized, d, error);
 }
 
-void manager_drop_subscriber(Daemon *d, const char *name) {
-        size_t n = 0;
+static int watch_authorized(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return subscription_start(userdata, m, false, error);
+}
 
-        STRV_FOREACH(s, d->subscribers)
-                if (!streq(*s, name))
-                        d->subscribers[n++] = *s;
-                else
-                        free(*s);
-        if (d->subscribers)
-                d->subscribers[n] = NULL;
+static int method_watch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+
+        daemon_note_activity(d);
+        return polkit_check(d, m, ACTION_ACCESS, NULL, watch_authorized, d, error);
 }
 
 static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -141,7 +129,7 @@ static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *e
 
         /* Dropping one's own subscription needs no authorization. */
         daemon_note_activity(d);
-        manager_drop_subscriber(d, sd_bus_message_get_sender(m));
+        subscription_drop(d, sd_bus_message_get_sender(m));
         return sd_bus_reply_method_return(m, "");
 }
 
@@ -190,6 +178,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("ListRemotes", "", , "a(sss)", SD_BUS_PARAM(remotes),
                                  method_list_remotes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Subscribe", "", "", method_subscribe, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Watch", "", "", method_watch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Unsubscribe", "", "", method_unsubscribe, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_SIGNAL_WITH_NAMES("BackupCreated", "sssas",

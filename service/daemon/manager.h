@@ -5,7 +5,6 @@
 
 int bus_manager_vtable_add(Daemon *d);
 int manager_lookup_instance(Daemon *d, const char *name, Instance **ret, sd_bus_error *error);
-void manager_drop_subscriber(Daemon *d, const char *name);
 
 /* Replies to m with the ListJobs array. */
 int manager_reply_jobs(sd_bus_message *m, Daemon *d);

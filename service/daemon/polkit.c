@@ -22,6 +22,7 @@ typedef struct PolkitQuery {
         char *action;
         char *instance;
         polkit_authorized_fn fn;
+        polkit_verdict_fn verdict_fn;   /* polkit_ask(): only told the verdict; replies nothing */
         void *userdata;
         sd_bus_slot *slot;
 } PolkitQuery;
@@ -93,6 +94,17 @@ static int check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         daemon_note_activity(q->daemon);
 
         e = sd_bus_message_get_error(reply);
+        if (q->verdict_fn) {
+                r = e ? -EACCES : sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+                if (r < 0)
+                        log_warning("polkit check for %s on %s failed: %s", q->action, strempty(q->instance),
+                                    e ? e->message ?: e->name : "malformed reply");
+                q->verdict_fn(r < 0 ? r : authorized ? 1 : 0, q->userdata);
+                polkit_query_free(q);
+                return 0;
+        }
         if (e) {
                 /* No polkit, no access: failing open would hand root's powers to anyone. */
                 log_warning("polkit check for %s failed: %s", q->action, e->message ?: e->name);
@@ -141,11 +153,56 @@ static int append_subject(sd_bus_message *c, const char *sender) {
         return sd_bus_message_close_container(c);
 }
 
+static PolkitQuery *polkit_query_new(Daemon *d, sd_bus_message *m, const char *action, const char *instance) {
+        PolkitQuery *q;
+
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return NULL;
+        *q = (PolkitQuery) {
+                .daemon = d,
+                .request = sd_bus_message_ref(m),
+                .action = strdup(action),
+                .instance = instance ? strdup(instance) : NULL,
+        };
+        if (!q->action || (instance && !q->instance))
+                return polkit_query_free(q);
+        return q;
+}
+
+/* Sends q's CheckAuthorization; check_reply() gets the answer and frees q. On failure q is freed here. */
+static int polkit_query_send(PolkitQuery *q, bool interactive) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *c = NULL;
+        Daemon *d = q->daemon;
+        int r;
+
+        r = sd_bus_message_new_method_call(d->bus, &c, "org.freedesktop.PolicyKit1",
+                                           "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r >= 0)
+                r = append_subject(c, sd_bus_message_get_sender(q->request));
+        if (r >= 0)
+                r = sd_bus_message_append(c, "s", q->action);
+        if (r >= 0)
+                r = q->instance ? sd_bus_message_append(c, "a{ss}", 1, "instance", q->instance)
+                                : sd_bus_message_append(c, "a{ss}", 0);
+        /* flags: 1 = AllowUserInteraction; cancellation id unused */
+        if (r >= 0)
+                r = sd_bus_message_append(c, "us", (uint32_t) (interactive ? 1 : 0), "");
+        if (r >= 0)
+                r = sd_bus_call_async(d->bus, &q->slot, c, check_reply, q,
+                                      interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
+        if (r < 0) {
+                polkit_query_free(q);
+                return r;
+        }
+        d->n_pending_checks++;
+        return 0;
+}
+
 int polkit_check(Daemon *d, sd_bus_message *m, const char *action, const char *instance,
                  polkit_authorized_fn fn, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *c = NULL;
         PolkitQuery *q;
-        bool interactive;
         uid_t uid;
         int r;
 
@@ -156,53 +213,26 @@ int polkit_check(Daemon *d, sd_bus_message *m, const char *action, const char *i
         if (uid == 0)
                 return fn(m, userdata, error);
 
-        interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
-
-        r = sd_bus_message_new_method_call(d->bus, &c, "org.freedesktop.PolicyKit1",
-                                           "/org/freedesktop/PolicyKit1/Authority",
-                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-        if (r < 0)
-                return r;
-        r = append_subject(c, sd_bus_message_get_sender(m));
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(c, "s", action);
-        if (r < 0)
-                return r;
-        if (instance)
-                r = sd_bus_message_append(c, "a{ss}", 1, "instance", instance);
-        else
-                r = sd_bus_message_append(c, "a{ss}", 0);
-        if (r < 0)
-                return r;
-        /* flags: 1 = AllowUserInteraction; cancellation id unused */
-        r = sd_bus_message_append(c, "us", (uint32_t) (interactive ? 1 : 0), "");
-        if (r < 0)
-                return r;
-
-        q = calloc(1, sizeof(*q));
+        q = polkit_query_new(d, m, action, instance);
         if (!q)
                 return -ENOMEM;
-        *q = (PolkitQuery) {
-                .daemon = d,
-                .request = sd_bus_message_ref(m),
-                .action = strdup(action),
-                .instance = instance ? strdup(instance) : NULL,
-                .fn = fn,
-                .userdata = userdata,
-        };
-        if (!q->action || (instance && !q->instance)) {
-                polkit_query_free(q);
-                return -ENOMEM;
-        }
-
-        r = sd_bus_call_async(d->bus, &q->slot, c, check_reply, q,
-                              interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
-        if (r < 0) {
-                polkit_query_free(q);
+        q->fn = fn;
+        q->userdata = userdata;
+        r = polkit_query_send(q, sd_bus_message_get_allow_interactive_authorization(m) > 0);
+        if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Cannot check authorization for %s: %s", action, strerror(-r));
-        }
-        d->n_pending_checks++;
         return 1;
+}
+
+int polkit_ask(Daemon *d, sd_bus_message *m, const char *action, const char *instance,
+               polkit_verdict_fn fn, void *userdata) {
+        PolkitQuery *q;
+
+        q = polkit_query_new(d, m, action, instance);
+        if (!q)
+                return -ENOMEM;
+        q->verdict_fn = fn;
+        q->userdata = userdata;
+        return polkit_query_send(q, false);
 }

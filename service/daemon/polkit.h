@@ -25,5 +25,15 @@ typedef int (*polkit_authorized_fn)(sd_bus_message *m, void *userdata, sd_bus_er
 int polkit_check(Daemon *d, sd_bus_message *m, const char *action, const char *instance,
                  polkit_authorized_fn fn, void *userdata, sd_bus_error *error);
 
+/* Called with polkit's verdict: 1 authorized, 0 not, a negative errno when polkit could not be asked. */
+typedef void (*polkit_verdict_fn)(int verdict, void *userdata);
+
+/* Asks polkit whether the sender of m may perform action on instance, never interactively, and tells fn
+ * the verdict later, through the event loop; it replies nothing to m. For checks beyond the one that
+ * decides whether a call is allowed (which instances' signals a subscriber gets). Root is asked like
+ * anyone: the caller decides whether to skip the question. Returns 0 when the question is on its way. */
+int polkit_ask(Daemon *d, sd_bus_message *m, const char *action, const char *instance,
+               polkit_verdict_fn fn, void *userdata);
+
 /* The uid of the sender of m, from the bus (not from the message). */
 int bus_sender_uid(sd_bus_message *m, uid_t *ret);

@@ -124,7 +124,7 @@ static int deleted_from_reply(Instance *i, const WorkerReply *reply, char ***ret
                                 continue;
                         log_info("Instance %s: deleted backup %s", i->name, name);
                         backup_cache_forget(&i->backup_cache, name);
-                        (void) daemon_emit_signal(i->daemon, OBJECT_ROOT, MANAGER_INTERFACE, "BackupDeleted",
+                        (void) daemon_emit_signal(i->daemon, i, OBJECT_ROOT, MANAGER_INTERFACE, "BackupDeleted",
                                                   NULL, append_backup_deleted, args);
                         if (strv_extend(&deleted, name) < 0)
                                 return -ENOMEM;

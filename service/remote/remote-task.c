@@ -237,7 +237,7 @@ static void on_message(json_object *msg, void *userdata) {
                 if (t->op == REMOTE_OP_PUT && streq(x->result, "done")) {
                         log_info("Instance %s: backup %s uploaded to remote %s (%s).", t->instance->name, t->name,
                                  x->remote, x->url);
-                        (void) daemon_emit_signal(t->instance->daemon, OBJECT_ROOT, MANAGER_INTERFACE,
+                        (void) daemon_emit_signal(t->instance->daemon, t->instance, OBJECT_ROOT, MANAGER_INTERFACE,
                                                   "BackupUploaded", NULL, append_uploaded, t);
                 } else if (t->op == REMOTE_OP_PUT)
                         log_warning("Instance %s: upload of %s to remote %s failed: %s", t->instance->name,

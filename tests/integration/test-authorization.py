@@ -40,6 +40,7 @@ METHODS = {
         ("Manager", "ListJobs"): ("access", "", []),
         ("Manager", "ListRemotes"): ("access", "", []),
         ("Manager", "Subscribe"): ("access", "", []),
+        ("Manager", "Watch"): ("access", "", []),
         ("Manager", "Unsubscribe"): (None, "", []),     # dropping one's own subscription
         ("Instance", "ListBackups"): ("access", "", []),
         ("Instance", "OpenBackup"): ("access", "s", [NO_BACKUP]),
