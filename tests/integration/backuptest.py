@@ -70,12 +70,17 @@ def sha256_file(path):
 class Listener:
         """buslisten.py running as USER in the background: the signals of opbackupd it receives."""
 
-        def __init__(self, fx, user="root", subscribe=True, seconds=600, create_backup=None):
+        def __init__(self, fx, user="root", subscribe=True, seconds=600, create_backup=None, watch=False):
                 """create_backup=(instance path, name): the listener itself starts that backup, after
-                subscribing (or not); its answer is in ready["created"]."""
+                subscribing (or not); its answer is in ready["created"]. watch: Watch() instead of
+                Subscribe() (the answer is in ready["subscribe"] too)."""
                 self.user = user
                 self._err = tempfile.TemporaryFile()
-                argv = [PYTHON, BUSLISTEN, str(seconds)] + (["--subscribe"] if subscribe else [])
+                argv = [PYTHON, BUSLISTEN, str(seconds)]
+                if watch:
+                        argv.append("--watch")
+                elif subscribe:
+                        argv.append("--subscribe")
                 if create_backup:
                         argv += ["--create-backup", *create_backup]
                 argv = fixture.as_user(user, argv)

@@ -3,9 +3,9 @@
 # it runs as (the fixture runs it through setpriv) really receives. Debian package python3-dbus, with
 # python3-gi for the GLib main loop.
 #
-# Usage: buslisten.py SECONDS [--subscribe] [--create-backup INSTANCE_PATH NAME]
+# Usage: buslisten.py SECONDS [--subscribe | --watch] [--create-backup INSTANCE_PATH NAME]
 #   --subscribe: call Manager.Subscribe() first (its outcome is reported, a refusal does not stop the
-#   listening: a refused subscriber must still receive nothing).
+#   listening: a refused subscriber must still receive nothing). --watch: Manager.Watch() instead.
 #   --create-backup: then call CreateBackup([], {"name": NAME}) on INSTANCE_PATH from this connection,
 #   which makes it the job's starter (the daemon sends a job's signals to its starter too).
 # Prints JSON lines on stdout:
@@ -56,6 +56,7 @@ def main(argv):
         parser = argparse.ArgumentParser(prog="buslisten.py")
         parser.add_argument("seconds", type=float)
         parser.add_argument("--subscribe", action="store_true")
+        parser.add_argument("--watch", action="store_true")
         parser.add_argument("--create-backup", nargs=2, metavar=("INSTANCE_PATH", "NAME"))
         args = parser.parse_args(argv[1:])
         address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
@@ -87,8 +88,8 @@ def main(argv):
         conn.add_message_filter(on_message)
 
         subscribe = created = None
-        if args.subscribe:
-                subscribe = call(conn, MANAGER_PATH, IFACE_MANAGER, "Subscribe", "", [])
+        if args.subscribe or args.watch:
+                subscribe = call(conn, MANAGER_PATH, IFACE_MANAGER, "Watch" if args.watch else "Subscribe", "", [])
         if args.create_backup:
                 path, name = args.create_backup
                 created = call(conn, path, IFACE_INSTANCE, "CreateBackup", "asa{sv}",
