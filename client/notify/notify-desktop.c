@@ -9,8 +9,6 @@
 #include "util.h"
 
 #define APP_NAME "OctoPrint backups"
-/* The desktop file the notifications belong to (servers use its icon and settings). */
-#define DESKTOP_ENTRY "opbackup-notify"
 /* Notify() of a busy server (or one started by activation) can take a while; a reply after this is dropped. */
 #define NOTIFY_TIMEOUT_USEC (30ULL * 1000000ULL)
 
@@ -43,10 +41,9 @@ void desktop_show(Notifier *n, const Notification *x) {
                 r = sd_bus_message_append(m, "susssas", APP_NAME, (uint32_t) 0, strempty(x->icon), x->summary,
                                           strempty(x->body), 0);
         if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 3,
+                r = sd_bus_message_append(m, "a{sv}", 2,
                                           "urgency", "y", (uint8_t) x->urgency,
-                                          "category", "s", strempty(x->category),
-                                          "desktop-entry", "s", DESKTOP_ENTRY);
+                                          "category", "s", strempty(x->category));
         /* expire_timeout: the server's default */
         if (r >= 0)
                 r = sd_bus_message_append(m, "i", (int32_t) -1);

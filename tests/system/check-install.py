@@ -2,8 +2,9 @@
 # `meson install --destdir` (README, "Installing"): every expected file (installed-files.txt) at its expected
 # path and nothing else, for the build under test (whatever its --prefix: then everything must be under it),
 # and for a second build of the same sources configured with --prefix=/usr, the way a Debian package is built,
-# where the paths must be those Debian's systemd, dbus-daemon and polkitd read. Also: the units and the D-Bus
-# activation file name the installed binaries, not build or source paths.
+# where the paths must be those Debian's systemd (system and user managers), dbus-daemon, polkitd and desktops
+# (XDG autostart) read. Also: the units and the D-Bus activation file name the installed binaries, not build or
+# source paths.
 #
 #   check-install.py BUILD_DIR SOURCE_DIR        exit 0 ok, 1 fail
 
@@ -25,6 +26,7 @@ DEBIAN_DIRS = {
         "polkit actions": "/usr/share/polkit-1/actions",
         "polkit rules": "/usr/share/polkit-1/rules.d",
         "bash completion": "/usr/share/bash-completion/completions",
+        "XDG autostart": "/etc/xdg/autostart",
 }
 
 
@@ -39,21 +41,26 @@ def expected(options):
         def under(d):
                 return d if os.path.isabs(d) else os.path.join(prefix, d)
 
-        dirs = {k: under(options[k]) for k in ("bindir", "libexecdir", "datadir", "mandir")}
+        dirs = {k: under(options[k]) for k in ("bindir", "libexecdir", "datadir", "mandir", "sysconfdir")}
         unitdir, sysusersdir = options.get("systemunitdir", ""), options.get("sysusersdir", "")
+        userunitdir = options.get("userunitdir", "")
         if prefix == "/usr":
                 unitdir = unitdir or pkgconfig_systemd("systemdsystemunitdir")
+                userunitdir = userunitdir or pkgconfig_systemd("systemduserunitdir")
                 sysusersdir = sysusersdir or pkgconfig_systemd("sysusersdir")
         dirs["unitdir"] = unitdir or os.path.join(prefix, "lib", "systemd", "system")
+        dirs["userunitdir"] = userunitdir or os.path.join(prefix, "lib", "systemd", "user")
         dirs["sysusersdir"] = sysusersdir or os.path.join(prefix, "lib", "sysusers.d")
+        dirs["xdgautostartdir"] = under(options.get("xdgautostartdir") or
+                                        os.path.join(options["sysconfdir"], "xdg", "autostart"))
         with open(os.path.join(HERE, "installed-files.txt")) as f:
                 lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
         return sorted(os.path.normpath(line.format(**dirs)) for line in lines), dirs
 
 
-def systemd_unit_paths():
-        r = subprocess.run(["systemd-analyze", "unit-paths"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
+def systemd_unit_paths(user=False):
+        r = subprocess.run(["systemd-analyze"] + (["--user"] if user else []) + ["unit-paths"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         return r.stdout.split() if r.returncode == 0 else None
 
 
@@ -100,6 +107,7 @@ def check_debian_dirs(dirs, problems):
                 "polkit actions": os.path.join(dirs["datadir"], "polkit-1", "actions"),
                 "polkit rules": os.path.join(dirs["datadir"], "polkit-1", "rules.d"),
                 "bash completion": os.path.join(dirs["datadir"], "bash-completion", "completions"),
+                "XDG autostart": dirs["xdgautostartdir"],
         }
         for what, path in paths.items():
                 if path != DEBIAN_DIRS[what]:
@@ -107,6 +115,10 @@ def check_debian_dirs(dirs, problems):
         search = systemd_unit_paths()
         if search is not None and dirs["unitdir"] not in search:
                 problems.append(f"prefix /usr: units go to {dirs['unitdir']}, not a folder systemd reads ({search})")
+        search = systemd_unit_paths(user=True)
+        if search is not None and dirs["userunitdir"] not in search:
+                problems.append(f"prefix /usr: user units go to {dirs['userunitdir']}, not a folder systemd's user "
+                                f"manager reads ({search})")
 
 
 def main():
@@ -122,7 +134,8 @@ def main():
                 subprocess.run(["meson", "setup", "--prefix=/usr", usr_build, source_dir], check=True,
                                stdout=subprocess.DEVNULL)
                 subprocess.run(["ninja", "-C", usr_build, "service/opbackupd", "service/opbackup-fetch",
-                                "client/opbackupctl"], check=True, stdout=subprocess.DEVNULL)
+                                "client/opbackupctl", "client/notify/opbackup-notify"], check=True,
+                               stdout=subprocess.DEVNULL)
                 dirs = check_tree("--prefix=/usr", usr_build, problems)
                 check_debian_dirs(dirs, problems)
         finally:
