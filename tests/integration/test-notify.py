@@ -32,6 +32,7 @@ OPBACKUP_NOTIFY = os.environ.get("OPBACKUP_NOTIFY") or os.path.join(fixture.SOUR
                                                                       "opbackup-notify")
 WATCHING = "Watching org.opbackup.backup1"
 IDLE_SECONDS = 3.0              # how long the notifier is watched doing nothing
+IDLE_TIMEOUT = 2                # the daemon's IdleTimeoutSec=
 
 # Run as the instance user by the backup engine for each backup: keeps a job running for a while.
 SLOW_HOOK = "#!/bin/sh\ncat >/dev/null\nsleep 4\necho '[]'\n"
@@ -61,7 +62,8 @@ class DesktopSession:
                                                          "--print-address={fd}"], "dbus-daemon")
                         self.env["DBUS_SESSION_BUS_ADDRESS"] = address
                         self._start(["dunst"], "dunst")
-                        self._wait_for(lambda: self._dunstctl("is-paused").returncode == 0, "dunst on the session bus")
+                        # Asked without activation: dunstctl would have the bus start a second dunst.
+                        self._wait_for(self._dunst_on_bus, "dunst on the session bus")
                         self.notifier = self._start([OPBACKUP_NOTIFY, "--verbose"], "notify")
                 except BaseException:
                         self.stop()
@@ -108,6 +110,13 @@ class DesktopSession:
                                 return
                         time.sleep(0.05)
                 raise AssertionError(f"timed out after {timeout} s waiting for {what} ({self.user})")
+
+        def _dunst_on_bus(self):
+                r = subprocess.run(fixture.as_user(self.user, [
+                        "busctl", "--user", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus", "NameHasOwner", "s", "org.freedesktop.Notifications"]),
+                        env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30)
+                return r.stdout.strip() == "b true"
 
         def _dunstctl(self, *args):
                 return subprocess.run(fixture.as_user(self.user, ["dunstctl", *args]), env=self.env,
@@ -223,34 +232,36 @@ def test_member_notified_outsider_not():
 
 def test_survives_idle_exit_and_sits_idle():
         need_desktop_tools()
-        with Fixture(extra_ini="[Daemon]\nIdleTimeoutSec=1\n", daemon=False) as fx:
+        with Fixture(extra_ini=f"[Daemon]\nIdleTimeoutSec={IDLE_TIMEOUT}\n", daemon=False) as fx, \
+                        DesktopSession(fx, USER_ALLOWED) as member:
+                # The notifier first: it waits for the service to appear.
                 fx.daemon_exit_on_idle = True
                 fx.start_daemon()
-                with DesktopSession(fx, USER_ALLOWED) as member:
-                        member.wait_log(WATCHING)
-                        # Watching does not keep the daemon: it exits for idleness with the notifier connected.
-                        try:
-                                fx.daemon_proc.wait(timeout=20)
-                        except subprocess.TimeoutExpired:
-                                raise AssertionError("opbackupd did not exit for idleness within 20 s while "
-                                                     "opbackup-notify was connected")
-                        fx.wait_for_name_gone(fixture.BUS_NAME)
-                        fx.daemon_proc = None
-                        time.sleep(0.5)
-                        before = member.idle_counters()
-                        time.sleep(IDLE_SECONDS)
-                        after = member.idle_counters()
-                        expect(member.notifier.poll() is None, f"the notifier exited with the daemon:\n{member.log()}")
-                        expect_eq(after, before, f"the notifier's (CPU ticks, voluntary context switches) over "
-                                                 f"{IDLE_SECONDS} s with nothing happening")
-                        expect(not fx.name_has_owner(fixture.BUS_NAME), "someone started opbackupd again")
-                        print(f"# idle for {IDLE_SECONDS} s: CPU ticks and wakeups of the notifier stayed at {after}")
+                member.wait_log(WATCHING)
+                # Watching does not keep the daemon: it exits for idleness with the notifier connected.
+                try:
+                        fx.daemon_proc.wait(timeout=10 * IDLE_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                        raise AssertionError(f"opbackupd did not exit for idleness within {10 * IDLE_TIMEOUT} s "
+                                             "while opbackup-notify was connected")
+                fx.wait_for_name_gone(fixture.BUS_NAME)
+                fx.daemon_proc = None
+                time.sleep(0.5)
+                before = member.idle_counters()
+                time.sleep(IDLE_SECONDS)
+                after = member.idle_counters()
+                expect(member.notifier.poll() is None, f"the notifier exited with the daemon:\n{member.log()}")
+                expect_eq(after, before, f"the notifier's (CPU ticks, voluntary context switches) over "
+                                         f"{IDLE_SECONDS} s with nothing happening")
+                expect(not fx.name_has_owner(fixture.BUS_NAME), "someone started opbackupd again")
+                print(f"# idle for {IDLE_SECONDS} s: CPU ticks and wakeups of the notifier stayed at {after}")
 
-                        # The service comes back (as D-Bus activation would start it): watched again.
-                        fx.start_daemon()
-                        member.wait_log(WATCHING, count=2)
-                        fx.ctl_ok(USER_ALLOWED, "backup", "--name", "after-idle.zip")
-                        member.wait_notification(created_of("after-idle.zip"), "of the backup after the idle exit")
+                # The service comes back (as D-Bus activation would start it; this one stays): watched again.
+                fx.daemon_exit_on_idle = False
+                fx.start_daemon()
+                member.wait_log(WATCHING, count=2)
+                fx.ctl_ok(USER_ALLOWED, "backup", "--name", "after-idle.zip")
+                member.wait_notification(created_of("after-idle.zip"), "of the backup after the idle exit")
 
 
 def test_job_started_before_the_notifier():
