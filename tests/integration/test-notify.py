@@ -12,6 +12,8 @@
 #   while nothing happens (its CPU time and its voluntary context switches in /proc do not grow), watches
 #   again when the daemon is back and notifies the next backup.
 # - A job that started before the notifier watched is still notified when it ends.
+# - Uploads and restores: a backup copied to a WebDAV remote (apache2 mod_dav) is "uploaded", one that a
+#   remote refused is told with the reason; a restore by root is told to the member.
 
 import json
 import os
@@ -24,9 +26,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote"))
 import fixture  # noqa: E402
 from fixture import Fixture, Skip, expect, expect_eq, USER_ALLOWED, USER_DENIED  # noqa: E402
 import backuptest as bt  # noqa: E402
+from servers import Servers  # noqa: E402
 
 OPBACKUP_NOTIFY = os.environ.get("OPBACKUP_NOTIFY") or os.path.join(fixture.SOURCE_ROOT, "build", "client", "notify",
                                                                       "opbackup-notify")
@@ -278,6 +282,40 @@ def test_job_started_before_the_notifier():
                         r = pending.wait(timeout=120)
                         expect(r.returncode == 0, f"opbackupctl backup: {r.stdout}{r.stderr}")
                         member.wait_notification(created_of("early.zip"), "of a backup that started before it")
+
+
+def test_uploads_and_restore():
+        need_desktop_tools()
+        servers = Servers()
+        try:
+                url, data, _ = servers.apache("opb", "dav-secret")
+
+                def prepare(fx):
+                        for name, password in (("dav", "dav-secret"), ("bad", "wrong")):
+                                cred = fx.write_config_file(f"keys/{name}", f"User=opb\nPassword={password}\n")
+                                os.chmod(cred, 0o600)
+                                fx.write_config_file(f"remotes.d/{name}.conf", f"[Remote]\nType=webdav\nURL={url}/octoprint\n"
+                                                     f"CredentialsFile={cred}\n")
+                instance = {"gen_args": ["--restart-command", "true"], "extra_conf": "[Backup]\nCopyTo=dav bad\n"}
+                with Fixture(instances={"inst1": instance}, prepare=prepare) as fx, \
+                                DesktopSession(fx, USER_ALLOWED) as member:
+                        member.wait_log(WATCHING)
+                        fx.ctl_ok(USER_ALLOWED, "backup", "--name", "up.zip")
+                        n = member.wait_notification(lambda n: n["summary"] == "Backup uploaded" and
+                                                     n["body"] == "inst1: up.zip copied to dav.", "of the upload to dav")
+                        expect(os.path.exists(os.path.join(data, "octoprint", "inst1", "up.zip")),
+                               "the notification told of an upload that is not on the server")
+                        n = member.wait_notification(lambda n: n["summary"] == "Backup created" and
+                                                     n["body"].startswith("inst1: up.zip, ") and
+                                                     "\nNot copied to bad: " in n["body"],
+                                                     "of the backup, with the refused upload")
+                        print(f"# {USER_ALLOWED} saw: {n['summary']!r}: {n['body']!r}")
+
+                        fx.ctl_ok("root", "restore", "up.zip", "--yes", "--skip-plugins", "--no-restart")
+                        n = member.wait_notification(lambda n: n["summary"] == "Restore done" and
+                                                     n["body"] == "inst1 was restored.", "of root's restore")
+        finally:
+                servers.close()
 
 
 if __name__ == "__main__":
