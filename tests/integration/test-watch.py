@@ -10,8 +10,11 @@
 #   daemon exits for idleness (the watcher still connected); with a subscriber instead, it keeps running
 #   until the subscriber leaves. A watcher receives the JobRemoved of a job that started before it
 #   watched, and the details name the job's operation and instance.
+# - A caller that leaves the bus while its Subscribe() is being authorized does not stay subscribed (it would
+#   keep the daemon running forever): dbus-send sends Subscribe and disconnects without waiting.
 
 import os
+import subprocess
 import sys
 import time
 
@@ -155,6 +158,39 @@ def test_watch_does_not_keep_the_daemon():
                         sub.stop()
                 expect(daemon_exits(fx, 20 * IDLE_TIMEOUT),
                        f"opbackupd did not exit within {20 * IDLE_TIMEOUT} s after its subscriber left")
+                fx.daemon_proc = None
+
+
+# Keeps polkit busy for a while on the check of inst1, so that the caller can leave meanwhile.
+SLOW_RULE = """polkit.addRule(function(action, subject) {
+        if (action.id == "org.opbackup.backup1.access" && action.lookup("instance") == "inst1") {
+                var start = Date.now();
+                while (Date.now() - start < 2000) {}
+        }
+});
+"""
+
+# Calls Subscribe(), waits a little (the daemon asks polkit about each instance), leaves without the answer.
+SUBSCRIBE_AND_LEAVE = """import dbus, os, sys, time
+conn = dbus.bus.BusConnection(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+conn.call_async("org.opbackup.backup1", "/org/opbackup/backup1", "org.opbackup.backup1.Manager", "Subscribe",
+                "", (), None, None)
+conn.flush()
+time.sleep(1.0)
+print(conn.get_unique_name())
+"""
+
+
+def test_subscriber_gone_before_the_answer():
+        with idle_fixture() as fx:
+                fx.add_rule("40-slow.rules", SLOW_RULE)
+                fx.start_daemon()
+                r = subprocess.run(fixture.as_user(USER_ALLOWED, [fixture.PYTHON, "-c", SUBSCRIBE_AND_LEAVE]),
+                                   env=fixture.user_env(USER_ALLOWED, fx.address), capture_output=True, text=True)
+                expect(r.returncode == 0, f"the subscribing client: {r.stderr}")
+                expect(daemon_exits(fx, 20 * IDLE_TIMEOUT),
+                       f"opbackupd did not exit for idleness within {20 * IDLE_TIMEOUT} s: the subscription of "
+                       f"{r.stdout.strip()}, which left before the answer, keeps it running")
                 fx.daemon_proc = None
 
 
