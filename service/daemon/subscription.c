@@ -236,13 +236,12 @@ int subscription_start(Daemon *d, sd_bus_message *m, bool holds, sd_bus_error *e
                 };
                 if (uid == 0)
                         continue;
-                /* Counted before asking: a verdict cannot come before this returns, but an error can. */
-                req->n_pending++;
+                /* The verdicts come through the event loop, after this returns. */
                 r = polkit_ask(d, m, ACTION_ACCESS, d->instances[k]->name, on_instance_verdict, &req->checks[k]);
-                if (r < 0) {
+                if (r < 0)
                         log_warning_errno(r, "Cannot ask polkit about instance %s: %m", d->instances[k]->name);
-                        req->n_pending--;
-                }
+                else
+                        req->n_pending++;
         }
         if (req->n_pending > 0)
                 return 1;       /* on_instance_verdict() answers */
