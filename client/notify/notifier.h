@@ -22,6 +22,7 @@ typedef struct Notifier {
         char *owner;                    /* unique name of org.opbackup.backup1's owner; NULL while none */
         sd_bus_slot *watch_call;        /* Watch() on its way */
         bool watching;
+        bool watched_before;            /* logged the first watch; later ones are debug messages */
         bool refusal_logged;            /* Watch() was refused once: later refusals are not worth a line */
         bool notify_failure_logged;     /* the notification server failed; said once until it works again */
 } Notifier;

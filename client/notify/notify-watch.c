@@ -33,11 +33,14 @@ static void set_owner(Notifier *n, const char *owner) {
                 return;
         watch_stop(n);
         free(n->owner);
-        n->owner = isempty(owner) ? NULL : strdup(owner);
-        if (!n->owner) {
-                if (!isempty(owner))
-                        log_oom();
+        n->owner = NULL;
+        if (isempty(owner)) {
                 log_debug("%s left the bus.", BUS_NAME);
+                return;
+        }
+        n->owner = strdup(owner);
+        if (!n->owner) {
+                log_oom();
                 return;
         }
         log_debug("%s is %s now.", BUS_NAME, n->owner);
@@ -56,9 +59,11 @@ static int on_watch_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
         n->watch_call = sd_bus_slot_unref(n->watch_call);
         if (!e) {
-                n->watching = true;
-                log_info("Watching %s (%s): notifications of backups and restores are on.", BUS_NAME,
+                /* The service comes and goes all day: a line in the journal the first time is enough. */
+                log_full(n->watched_before ? LOG_DEBUG : LOG_INFO,
+                         "Watching %s (%s): notifications of backups and restores are on.", BUS_NAME,
                          strempty(n->owner));
+                n->watching = n->watched_before = true;
                 return 0;
         }
         if (is_refusal(e)) {
