@@ -391,7 +391,7 @@ static int append_progress_changed(sd_bus_message *m, void *userdata) {
 
 /* Not sd_bus_emit_properties_changed(): that broadcasts, and anyone's match rule would show them what
  * root is restoring, and how far it got. Like every job signal, PropertiesChanged goes to subscribers
- * (who passed the access check) and to the job's starter, each its own copy. */
+ * and watchers who may access the job's instance, and to the job's starter, each its own copy. */
 static void job_emit_progress(Job *j) {
         (void) daemon_emit_signal(j->daemon, j->instance, j->object_path, "org.freedesktop.DBus.Properties",
                                   "PropertiesChanged", j->sender, append_progress_changed, j);
