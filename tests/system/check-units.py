@@ -4,7 +4,7 @@
 # `systemd-analyze verify` clean for every unit — on the files `meson install --destdir` puts in place, with
 # nothing substituted. verify runs with --root= on a copy of that tree plus the host's own units
 # (sysinit.target, dbus.socket, ...), and with MANPATH pointing at the installed man pages (it checks
-# Documentation=).
+# Documentation=); user units (opbackup-notify.service) with `verify --user`, which has no --root.
 #
 #   check-units.py BUILD_DIR        prints the exposure of each service; exit 0 ok, 1 fail, 77 skip
 
@@ -58,6 +58,30 @@ def verify(dest, units):
                 shutil.rmtree(root, ignore_errors=True)
 
 
+def verify_user(dest, unit, files):
+        """`systemd-analyze verify --user` of a user unit (it has no --root): a copy whose Exec lines name the
+        binaries of the installed tree, with the installed man pages for Documentation=."""
+        tmp = tempfile.mkdtemp(prefix="opbackup-verify-user-")
+        try:
+                runtime = os.path.join(tmp, "runtime")
+                os.mkdir(runtime, 0o700)
+                with open(installtree.in_tree(dest, unit)) as f:
+                        text = f.read()
+                for exe in files:
+                        if "/bin/" in exe:
+                                text = text.replace("=" + exe, "=" + installtree.in_tree(dest, exe))
+                copy = os.path.join(tmp, os.path.basename(unit))
+                with open(copy, "w") as f:
+                        f.write(text)
+                mandirs = [os.path.join(r, d) for r, ds, _ in os.walk(dest) for d in ds if d == "man"]
+                env = dict(os.environ, MANPATH=":".join(mandirs), XDG_RUNTIME_DIR=runtime, SYSTEMD_LOG_COLOR="0")
+                r = subprocess.run(["systemd-analyze", "verify", "--user", copy], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, env=env)
+                return r.returncode, r.stdout.strip()
+        finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
         if len(sys.argv) != 2:
                 print("usage: check-units.py BUILD_DIR", file=sys.stderr)
@@ -91,6 +115,13 @@ def main():
                         print(f"FAIL systemd-analyze verify {names} (exit {rc}):\n{text}")
                 else:
                         print(f"ok systemd-analyze verify {names}: clean")
+                for u in [f for f in files if "/systemd/user/" in f and f.endswith(UNIT_SUFFIXES)]:
+                        rc, text = verify_user(dest, u, files)
+                        if rc != 0 or text:
+                                failed = True
+                                print(f"FAIL systemd-analyze verify --user {os.path.basename(u)} (exit {rc}):\n{text}")
+                        else:
+                                print(f"ok systemd-analyze verify --user {os.path.basename(u)}: clean")
         finally:
                 shutil.rmtree(dest, ignore_errors=True)
         return 1 if failed else 0
