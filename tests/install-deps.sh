@@ -16,8 +16,9 @@ packages=(
         # tests/remote: real servers for remotes (WebDAV: apache2 mod_dav, rclone; SFTP: sshd; S3: s3rver from
         # npm, below) and curl as a client opbackup did not write
         apache2 apache2-utils rclone openssh-server curl
-        # tests/integration/test-notify: a real notification server (dunst, with dunstctl) on a display (Xvfb)
-        xvfb dunst
+        # tests/integration/test-notify: a real notification server (dunst, with dunstctl) on a display (Xvfb);
+        # tests/system: desktop-file-validate for opbackup-notify's autostart file
+        xvfb dunst desktop-file-utils
         # tests/system: systemd-analyze; tests/integration: systemd-socket-activate (no systemd as PID 1 needed)
         systemd
         # tests/system/e2e: this machine's root booted with systemd as PID 1 in systemd-nspawn, with the

@@ -64,6 +64,28 @@ def systemd_unit_paths(user=False):
         return r.stdout.split() if r.returncode == 0 else None
 
 
+def desktop_file_problems(label, f, path, got):
+        """An XDG desktop file (opbackup-notify's autostart file): valid, and running an installed binary."""
+        problems = []
+        with open(path) as fh:
+                text = fh.read()
+        for line in text.splitlines():
+                if line.startswith(("Exec=", "TryExec=")):
+                        exe = line.split("=", 1)[1].split()[0]
+                        if exe not in got:
+                                problems.append(f"{label}: {f} runs {exe}, which is not installed")
+        if re.search(r"@[a-z_]+@", text):
+                problems.append(f"{label}: {f} has an unsubstituted @variable@")
+        if shutil.which("desktop-file-validate"):
+                r = subprocess.run(["desktop-file-validate", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+                if r.returncode != 0 or r.stdout.strip():
+                        problems.append(f"{label}: desktop-file-validate {f}: {r.stdout.strip()}")
+        else:
+                print(f"# {label}: desktop-file-validate is not installed (package desktop-file-utils): {f} not validated")
+        return problems
+
+
 def check_tree(label, build_dir, problems):
         options = installtree.build_options(build_dir)
         want, dirs = expected(options)
@@ -92,6 +114,8 @@ def check_tree(label, build_dir, problems):
                                                                         "installed")
                                 if re.search(r"@[a-z_]+@", text):
                                         problems.append(f"{label}: {f} has an unsubstituted @variable@")
+                        if f.endswith(".desktop"):
+                                problems += desktop_file_problems(label, f, installtree.in_tree(dest, f), got)
                 print(f"# {label}: prefix {prefix}, {len(got)} files installed")
                 for f in got:
                         print(f"#   {f}")
