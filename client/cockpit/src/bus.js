@@ -1,0 +1,85 @@
+/* The service on the system bus, as the page uses it: calls, properties, signals, polkit checks.
+ * `cockpit` is the global of ../base1/cockpit.js. */
+
+export const BUS_NAME = "org.opbackup.backup1";
+export const MANAGER_PATH = "/org/opbackup/backup1";
+export const JOB_PATH_PREFIX = "/org/opbackup/backup1/job";
+export const IFACE_MANAGER = "org.opbackup.backup1.Manager";
+export const IFACE_INSTANCE = "org.opbackup.backup1.Instance";
+export const IFACE_JOB = "org.opbackup.backup1.Job";
+const IFACE_PROPERTIES = "org.freedesktop.DBus.Properties";
+
+export const ERROR_ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied";
+export const ERROR_AUTH_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+export const ERROR_SERVICE_UNKNOWN = "org.freedesktop.DBus.Error.ServiceUnknown";
+
+/* One connection for the whole page. With superuser "try", the calls come from root when the user has
+ * turned on Cockpit's administrative access, else from the user. */
+let client = null;
+export function bus() {
+    if (!client)
+        client = cockpit.dbus(BUS_NAME, { bus: "system", superuser: "try" });
+    return client;
+}
+
+export function call(path, iface, method, args = [], timeout) {
+    const options = timeout ? { timeout } : undefined;
+    return bus().call(path, iface, method, args, options);
+}
+
+/* GetAll, with the variants unwrapped: { Name: "x", ... }. */
+export async function properties(path, iface) {
+    const [props] = await call(path, IFACE_PROPERTIES, "GetAll", [iface]);
+    return unwrapAll(props);
+}
+
+export function unwrapAll(props) {
+    const out = {};
+    for (const key in props)
+        out[key] = props[key].v;
+    return out;
+}
+
+/* Is an error a refusal (polkit said no, or would need a password nobody can type here)? */
+export function isRefusal(error) {
+    return !!error && (error.name === ERROR_ACCESS_DENIED || error.name === ERROR_AUTH_REQUIRED);
+}
+
+/* Ask polkit whether this page's connection (its unique bus name: the same caller opbackupd sees) holds
+ * an action for an instance, without interaction. Answers true, false or null (polkit cannot be asked:
+ * then the service's own answer to the call decides). */
+let polkitClient = null;
+export async function mayDo(action, instance) {
+    try {
+        await bus().wait();
+        const subject = ["system-bus-name", { name: cockpit.variant("s", bus().unique_name) }];
+        if (!polkitClient)
+            polkitClient = cockpit.dbus("org.freedesktop.PolicyKit1", { bus: "system", superuser: "try" });
+        const [[authorized]] = await polkitClient.call(
+            "/org/freedesktop/PolicyKit1/Authority", "org.freedesktop.PolicyKit1.Authority",
+            "CheckAuthorization", [subject, "org.opbackup.backup1." + action, { instance }, 0, ""]);
+        return authorized;
+    } catch (e) {
+        console.warn("polkit check of", action, "failed:", e.message);
+        return null;
+    }
+}
+
+/* A descriptor the service returned ("h") reaches the page as the name of an internal stream of the
+ * bridge. The browser downloads it through a channel URL of cockpit-ws: the bytes go to the download,
+ * never through the page's memory. */
+export function downloadUrl(streamId, fileName) {
+    const options = {
+        payload: "stream",
+        binary: "raw",
+        internal: streamId,
+        superuser: "try",
+        external: {
+            "content-disposition": 'attachment; filename="' + fileName + '"',
+            "content-type": "application/zip",
+        },
+    };
+    const prefix = new URL(cockpit.transport.uri("channel/" + cockpit.transport.csrf_token));
+    prefix.protocol = window.location.protocol;
+    return prefix.toString() + "?" + window.btoa(JSON.stringify(options));
+}
