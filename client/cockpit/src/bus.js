@@ -57,7 +57,7 @@ export async function mayDo(action, instance) {
             polkitClient = cockpit.dbus("org.freedesktop.PolicyKit1", { bus: "system", superuser: "try" });
         const [[authorized]] = await polkitClient.call(
             "/org/freedesktop/PolicyKit1/Authority", "org.freedesktop.PolicyKit1.Authority",
-            "CheckAuthorization", [subject, "org.opbackup.backup1." + action, { instance }, 0, ""]);
+            "CheckAuthorization", [subject, "org.opbackup.backup1." + action, {}, 0, ""]);
         return authorized;
     } catch (e) {
         console.warn("polkit check of", action, "failed:", e.message);
@@ -65,21 +65,39 @@ export async function mayDo(action, instance) {
     }
 }
 
-/* A descriptor the service returned ("h") reaches the page as the name of an internal stream of the
- * bridge. The browser downloads it through a channel URL of cockpit-ws: the bytes go to the download,
- * never through the page's memory. */
-export function downloadUrl(streamId, fileName) {
-    const options = {
-        payload: "stream",
-        binary: "raw",
-        internal: streamId,
-        superuser: "try",
-        external: {
-            "content-disposition": 'attachment; filename="' + fileName + '"',
-            "content-type": "application/zip",
-        },
-    };
-    const prefix = new URL(cockpit.transport.uri("channel/" + cockpit.transport.csrf_token));
-    prefix.protocol = window.location.protocol;
-    return prefix.toString() + "?" + window.btoa(JSON.stringify(options));
+/* A descriptor the service returned ("h") reaches the page as the options of a channel on an internal
+ * stream of the bridge: { payload: "stream", internal: "internal-stream-N" }. Read through that channel
+ * (Cockpit's flow control keeps the bridge from running ahead of the page), the bytes become a Blob, which
+ * the browser keeps on disk when it is large. (A channel URL of cockpit-ws would stream it straight into
+ * the download, but Cockpit 287 ends such a download after 2 MiB.) */
+export function readFd(fdChannel, onProgress) {
+    return new Promise((resolve, reject) => {
+        const channel = cockpit.channel({ ...fdChannel, binary: true });
+        const parts = [];
+        let bytes = 0;
+        channel.addEventListener("message", (event, data) => {
+            parts.push(data);
+            bytes += data.length;
+            if (onProgress)
+                onProgress(bytes);
+        });
+        channel.addEventListener("close", (event, options) => {
+            if (options.problem)
+                reject(new Error(cockpit.message(options)));
+            else
+                resolve(new Blob(parts, { type: "application/zip" }));
+        });
+    });
+}
+
+/* Hands a Blob to the browser as a download named fileName. */
+export function saveBlob(blob, fileName) {
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = fileName;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
 }

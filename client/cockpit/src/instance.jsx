@@ -9,7 +9,7 @@ import {
 } from "@patternfly/react-core";
 import { Table, Thead, Tr, Th, Tbody, Td } from "@patternfly/react-table";
 
-import { call, downloadUrl, IFACE_INSTANCE, IFACE_JOB } from "./bus.js";
+import { call, readFd, saveBlob, IFACE_INSTANCE, IFACE_JOB } from "./bus.js";
 import { formatBytes, formatTime, stageLabel, operationLabel } from "./format.js";
 import { CreateDialog, DeleteDialog, PruneDialog, RestoreDialog, UploadDialog } from "./dialogs.jsx";
 
@@ -131,7 +131,7 @@ function InstanceFacts({ props, may }) {
     );
 }
 
-function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlocked }) {
+function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlocked, downloading }) {
     const [page, setPage] = useState(1);
     const [perPage, setPerPage] = useState(20);
     const backups = inst.backups || [];
@@ -173,9 +173,14 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
                                 {b.excludes.length ? b.excludes.map(e => <Label key={e} isCompact className="opbackup-exclude">{e}</Label>) : "—"}
                             </Td>
                             <Td isActionCell>
-                                <Flex flexWrap={{ default: "nowrap" }} spaceItems={{ default: "spaceItemsSm" }}>
+                                <div className="opbackup-actions">
                                     <Button variant="link" isInline onClick={() => onDownload(b)}
-                                            aria-label={cockpit.format(_("Download $0"), b.name)}>{_("Download")}</Button>
+                                            isDisabled={b.name in downloading}
+                                            aria-label={cockpit.format(_("Download $0"), b.name)}>
+                                        {b.name in downloading
+                                            ? cockpit.format(_("Downloading… $0%"), b.size ? Math.floor(100 * downloading[b.name] / b.size) : 0)
+                                            : _("Download")}
+                                    </Button>
                                     <Guarded reason={restoreBlocked}>
                                         <Button variant="link" isInline isAriaDisabled={!!restoreBlocked}
                                                 onClick={() => onRestore(b)}
@@ -186,7 +191,7 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
                                                 onClick={() => onDelete(b)}
                                                 aria-label={cockpit.format(_("Delete $0"), b.name)}>{_("Delete")}</Button>
                                     </Guarded>
-                                </Flex>
+                                </div>
                             </Td>
                         </Tr>
                     ))}
@@ -202,21 +207,25 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
 export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, addAlert, dismissAlert, jobStarted }) {
     const [dialog, setDialog] = useState(null);   // { kind, backup }
     const [actionError, setActionError] = useState(null);
+    const [downloading, setDownloading] = useState({});   // backup name -> bytes read so far
     const props = inst.props;
     const may = inst.may;
 
     const download = async backup => {
         setActionError(null);
         try {
-            const [stream] = await call(inst.path, IFACE_INSTANCE, "OpenBackup", [backup.name]);
-            const a = document.createElement("a");
-            a.href = downloadUrl(stream, backup.name);
-            a.download = backup.name;
-            document.body.appendChild(a);
-            a.click();
-            a.remove();
+            setDownloading(d => ({ ...d, [backup.name]: 0 }));
+            const [fd] = await call(inst.path, IFACE_INSTANCE, "OpenBackup", [backup.name]);
+            const blob = await readFd(fd, bytes => setDownloading(d => ({ ...d, [backup.name]: bytes })));
+            saveBlob(blob, backup.name);
         } catch (e) {
             setActionError({ title: cockpit.format(_("$0 could not be downloaded"), backup.name), message: e.message });
+        } finally {
+            setDownloading(d => {
+                const next = { ...d };
+                delete next[backup.name];
+                return next;
+            });
         }
     };
 
@@ -230,7 +239,8 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
     const closeDialog = () => setDialog(null);
 
     return (
-        <Card id={"instance-" + inst.name} className="opbackup-instance" data-instance={inst.name}>
+        <Card id={"instance-" + inst.name} className="opbackup-instance" data-instance={inst.name}
+              data-may-restore={String(may.restore)}>
             <CardHeader>
                 <CardTitle>
                     <Flex alignItems={{ default: "alignItemsCenter" }}>
@@ -286,7 +296,7 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
                     </ToolbarContent>
                 </Toolbar>
                 <Title headingLevel="h3" size="lg">{_("Backups")}</Title>
-                <BackupsTable inst={inst} may={may} restoreBlocked={restoreBlocked}
+                <BackupsTable inst={inst} may={may} restoreBlocked={restoreBlocked} downloading={downloading}
                               onDownload={download}
                               onRestore={b => setDialog({ kind: "restore", backup: b })}
                               onDelete={b => setDialog({ kind: "delete", backup: b })} />
