@@ -106,6 +106,24 @@ async function member(page, browser) {
     await finished;
     result.downloaded = fs.readdirSync(params.downloads);
 
+    // Upload a zip from the browser (through opbackupctl import -), then one that is not a backup.
+    await clickButton(page, inst, "Upload backup");
+    await page.waitForSelector("#opbackup-upload-dialog", { timeout: TIMEOUT });
+    await (await page.$("#opbackup-upload-dialog input[type=file]")).uploadFile(params.upload);
+    await clickButton(page, "#opbackup-upload-dialog", "Upload");
+    await page.waitForSelector(`tr[data-backup="${path.basename(params.upload)}"]`, { timeout: TIMEOUT });
+    await waitGone(page, "#opbackup-upload-dialog");
+    result.uploadOutcome = await text(page, `${inst} .opbackup-outcome`);
+    await clickButton(page, inst, "Upload backup");
+    await page.waitForSelector("#opbackup-upload-dialog", { timeout: TIMEOUT });
+    await (await page.$("#opbackup-upload-dialog input[type=file]")).uploadFile(params.badUpload);
+    await clickButton(page, "#opbackup-upload-dialog", "Upload");
+    await page.waitForSelector("#opbackup-upload-dialog .opbackup-dialog-error", { timeout: TIMEOUT });
+    result.badUploadError = await text(page, "#opbackup-upload-dialog .opbackup-dialog-error");
+    await shot(page, "upload-refused");
+    await clickButton(page, "#opbackup-upload-dialog", "Cancel");
+    await waitGone(page, "#opbackup-upload-dialog");
+
     // Delete the new backup, with its confirmation.
     if (result.created) {
         await page.click(`button[aria-label="Delete ${result.created}"]`);
@@ -115,7 +133,7 @@ async function member(page, browser) {
         await clickButton(page, "#opbackup-delete-dialog", "Delete");
         await waitGone(page, `tr[data-backup="${result.created}"]`);
         await waitGone(page, "#opbackup-delete-dialog");
-        result.rowsAfterDelete = await page.$$eval(`${inst} tr[data-backup]`, rows => rows.map(r => r.dataset.backup));
+        result.rowsAfterDelete = await page.$$eval(`${inst} tr[data-backup]`, rows => rows.map(r => r.dataset.backup).sort());
     }
 }
 

@@ -64,8 +64,16 @@ def test_member_and_outsider():
 
                 downloads = os.path.join(fx.dir, "downloads")
                 os.mkdir(downloads)
+                folder = backup_folder(fx)
+                uploads = os.path.join(fx.dir, "uploads")
+                os.mkdir(uploads)
+                upload = os.path.join(uploads, "uploaded-backup.zip")
+                fixture.shutil.copyfile(os.path.join(folder, existing), upload)
+                bad_upload = os.path.join(uploads, "not-a-backup.zip")
+                with open(bad_upload, "wb") as f:
+                        f.write(b"this is not a zip file\n" * 100)
                 r = p.session(USER_ALLOWED, "member", instance="inst1", existing=existing, exclude="timelapse",
-                              downloads=downloads)
+                              downloads=downloads, upload=upload, badUpload=bad_upload)
                 check_session(r, "member")
                 expect_eq(r["status"], "Ready", "the instance's status")
                 expect(fx.expected("inst1")["octoprint_version"] in r["facts"], f"the OctoPrint version in {r['facts']}")
@@ -85,14 +93,23 @@ def test_member_and_outsider():
                 expect_eq(r["firstRow"], created, "the new backup is listed first (newest first)")
                 expect("timelapse" in r["createdExcludes"], f"the new backup's excludes in the list: {r['createdExcludes']}")
                 # Download: the same bytes as the file in the backup folder.
-                folder = backup_folder(fx)
                 expect_eq(r["downloaded"], [existing], "the downloaded files")
                 expect(filecmp.cmp(os.path.join(downloads, existing), os.path.join(folder, existing), shallow=False),
                        "the download has other bytes than the backup")
+                # Upload from the browser: stored under its name, the same bytes; a zip that is not a backup
+                # is refused in words, and leaves nothing behind.
+                expect("uploaded-backup.zip" in r["uploadOutcome"], f"the upload's outcome: {r['uploadOutcome']}")
+                expect(filecmp.cmp(upload, os.path.join(folder, "uploaded-backup.zip"), shallow=False),
+                       "the uploaded backup has other bytes than the file chosen")
+                expect("not-a-backup.zip could not be imported" in r["badUploadError"] and
+                       "backup" in r["badUploadError"].split("imported", 1)[1],
+                       f"the refused upload's error: {r['badUploadError']}")
+                expect(not any(n.startswith("not-a-backup") for n in os.listdir(folder)),
+                       f"the refused upload left a file: {os.listdir(folder)}")
                 # Delete, after the confirmation naming it.
                 expect(created in r["deleteDialog"] and "cannot be undone" in r["deleteDialog"],
                        f"the delete confirmation: {r['deleteDialog']}")
-                expect_eq(r["rowsAfterDelete"], [existing], "the backups listed after the delete")
+                expect_eq(r["rowsAfterDelete"], sorted([existing, "uploaded-backup.zip"]), "the backups listed after the delete")
                 expect(not os.path.exists(os.path.join(folder, created)), "the deleted backup is still in the folder")
 
                 # An outsider: refused by polkit, and the page says so (no broken controls).
