@@ -67,7 +67,7 @@ int cmd_import(Ctl *ctl, int argc, char *argv[]) {
         int r;
 
         file = argv[1];
-        if (streq(file, "-")) {
+        if (strcmp(file, "-") == 0) {
                 ctl_set_doing(ctl, "import from standard input");
                 if (isatty(STDIN_FILENO)) {
                         fprintf(stderr, "Cannot import from standard input: it is a terminal. Pipe the zip in "

@@ -153,6 +153,9 @@ async function admin(page) {
         const b = document.querySelector(sel);
         return b && b.getAttribute("aria-disabled") !== "true" && !document.querySelector(".opbackup-restore-note");
     }, { timeout: TIMEOUT }, `button[aria-label="Restore ${params.existing}"]`);
+    // Dark, as the browser prefers (Cockpit's "auto" style).
+    result.darkTheme = await page.evaluate(() => document.documentElement.classList.contains("pf-v5-theme-dark"));
+    await shot(page, "dark-theme");
     await page.click(`button[aria-label="Restore ${params.existing}"]`);
     await page.waitForSelector("#opbackup-restore-dialog", { timeout: TIMEOUT });
     result.restoreDialog = await text(page, "#opbackup-restore-dialog");
@@ -174,11 +177,12 @@ async function admin(page) {
 }
 
 async function bench(page) {
-    // ms from the start of navigation until the instance and its first page of backups are on screen.
+    // ms from the start of navigation until the instance and its first page of backups are on screen
+    // (the card counts all of them).
     const handle = await page.waitForFunction(want => {
+        const card = document.querySelector("[data-instance]");
         const rows = document.querySelectorAll("[data-instance] tr[data-backup]").length;
-        const pager = document.querySelector("[data-instance] .pf-v5-c-pagination");
-        return rows > 0 && pager && pager.textContent.includes(String(want)) ? performance.now() : false;
+        return card && card.dataset.backupCount === String(want) && rows > 0 ? performance.now() : false;
     }, { timeout: 60000, polling: "mutation" }, params.count);
     result.listedMs = await handle.jsonValue();
     result.appMs = Number(await page.$eval("#opbackup-main", e => e.dataset.loadedMs));

@@ -131,8 +131,9 @@ def test_admin_restore():
                 with open(marker, "w") as f:
                         f.write("lost by the restore\n")
                 fixture.shutil.chown(marker, fixture.USER_PRINTER, fixture.USER_PRINTER)
-                r = p.session("root", "admin", instance="inst1", existing=existing)
+                r = p.session("root", "admin", instance="inst1", existing=existing, dark=True)
                 check_session(r, "admin")
+                expect(r["darkTheme"], "the page is not dark in a browser that prefers dark")
                 expect(basedir in r["restoreDialog"] and "replaced" in r["restoreDialog"],
                        f"the restore confirmation names what is replaced: {r['restoreDialog']}")
                 expect_eq(r["outcome"]["variant"], "success", f"the restore's outcome ({r['outcome']['text']})")

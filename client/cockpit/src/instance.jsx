@@ -240,7 +240,7 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
 
     return (
         <Card id={"instance-" + inst.name} className="opbackup-instance" data-instance={inst.name}
-              data-may-restore={String(may.restore)}>
+              data-may-restore={String(may.restore)} data-backup-count={inst.backups ? inst.backups.length : ""}>
             <CardHeader>
                 <CardTitle>
                     <Flex alignItems={{ default: "alignItemsCenter" }}>
