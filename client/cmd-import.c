@@ -67,7 +67,7 @@ int cmd_import(Ctl *ctl, int argc, char *argv[]) {
         int r;
 
         file = argv[1];
-        if (strcmp(file, "-") == 0) {
+        if (file[0] == '-' && file[1] == '\0') {
                 ctl_set_doing(ctl, "import from standard input");
                 if (isatty(STDIN_FILENO)) {
                         fprintf(stderr, "Cannot import from standard input: it is a terminal. Pipe the zip in "
