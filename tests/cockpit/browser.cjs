@@ -57,6 +57,28 @@ async function member(page, browser) {
     result.restoreDisabled = await page.$eval(`button[aria-label="Restore ${params.existing}"]`, b => b.getAttribute("aria-disabled"));
     result.restoreNote = await page.$eval(`${inst} .opbackup-restore-note`, e => e.textContent).catch(() => null);
     await shot(page, "instance-list");
+
+    // A backup made elsewhere (opbackupctl, by the caller once this file exists) appears without a reload.
+    if (params.liveMarker) {
+        fs.writeFileSync(params.liveMarker, "listed\n");
+        await page.waitForSelector(`tr[data-backup="${params.liveName}"]`, { timeout: 60000 });
+        result.liveSeen = true;
+    }
+
+    // Keyboard: the create dialog opens from the keyboard, takes the focus, and Escape closes it.
+    await page.evaluate(sel => {
+        for (const b of document.querySelectorAll(sel + " button"))
+            if (b.textContent.trim() === "Create backup")
+                b.focus();
+    }, inst);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#opbackup-create-dialog", { timeout: TIMEOUT });
+    await page.waitForFunction(() => document.querySelector("#opbackup-create-dialog").contains(document.activeElement),
+                               { timeout: TIMEOUT });
+    result.dialogFocus = await page.evaluate(() => document.activeElement.textContent || document.activeElement.getAttribute("aria-label"));
+    await page.keyboard.press("Escape");
+    await waitGone(page, "#opbackup-create-dialog");
+    result.keyboard = true;
     await page.$eval(`${inst} .opbackup-backups`, e => e.scrollIntoView());
     await shot(page, "backup-list");
 
@@ -72,13 +94,15 @@ async function member(page, browser) {
         };
         new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     });
+    const outcomesBefore = await page.$$eval(`${inst} .opbackup-outcome`, l => l.length);
     await clickButton(page, inst, "Create backup");
     await page.waitForSelector("#opbackup-create-dialog", { timeout: TIMEOUT });
     await page.click(`#exclude-${params.exclude}`);
     await clickButton(page, "#opbackup-create-dialog", "Create");
     await page.waitForSelector(`${inst} .opbackup-job [role=progressbar]`, { timeout: TIMEOUT });
     await shot(page, "backup-in-progress");
-    await page.waitForSelector(`${inst} .opbackup-outcome`, { timeout: 60000 });
+    await page.waitForFunction((sel, n) => document.querySelectorAll(sel).length > n, { timeout: 60000 },
+                               `${inst} .opbackup-outcome`, outcomesBefore);
     result.outcome = await page.$eval(`${inst} .opbackup-outcome`, e => ({ variant: e.dataset.outcome, text: e.textContent }));
     result.jobStates = await page.evaluate(() => window.__jobStates);
     const m = /Backup (\S+\.zip) created/.exec(result.outcome.text);
@@ -135,6 +159,23 @@ async function member(page, browser) {
         await waitGone(page, "#opbackup-delete-dialog");
         result.rowsAfterDelete = await page.$$eval(`${inst} tr[data-backup]`, rows => rows.map(r => r.dataset.backup).sort());
     }
+
+    // Prune to the newest one: the dialog names what goes.
+    await clickButton(page, inst, "Prune");
+    await page.waitForSelector("#opbackup-prune-dialog", { timeout: TIMEOUT });
+    await page.click("#opbackup-prune-dialog input[name=keep]", { clickCount: 3 });
+    await page.keyboard.type("1");
+    await page.waitForFunction(n => document.querySelectorAll("#opbackup-prune-dialog .opbackup-doomed li").length === n,
+                               { timeout: TIMEOUT }, result.rowsAfterDelete.length - 1);
+    result.pruneDoomed = await page.$$eval("#opbackup-prune-dialog .opbackup-doomed li", ls => ls.map(l => l.textContent));
+    await page.evaluate(() => {
+        for (const b of document.querySelectorAll("#opbackup-prune-dialog button"))
+            if (b.textContent.startsWith("Delete"))
+                b.click();
+    });
+    await waitGone(page, "#opbackup-prune-dialog");
+    await page.waitForFunction(sel => document.querySelectorAll(sel + " tr[data-backup]").length === 1, { timeout: TIMEOUT }, inst);
+    result.rowsAfterPrune = await page.$$eval(`${inst} tr[data-backup]`, rows => rows.map(r => r.dataset.backup));
 }
 
 async function outsider(page) {

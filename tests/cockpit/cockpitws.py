@@ -136,19 +136,31 @@ class CockpitPage:
                 finally:
                         stop(proc)
 
-        def session(self, user, mode, **params):
-                """One page load as user; what browser.cjs saw (a dict)."""
+        def session(self, user, mode, during=None, **params):
+                """One page load as user; what browser.cjs saw (a dict). during: called once the page has
+                written params["liveMarker"] (it then waits for what during() does to show)."""
                 proc, port = self.start_ws(user)
                 try:
-                        r = subprocess.run(["node", os.path.join(HERE, "browser.cjs"), mode, self.url(port),
-                                            self.shots, json.dumps(params)],
-                                           cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                           timeout=240, env={**os.environ, "NODE_PATH": NODE_MODULES})
+                        browser = subprocess.Popen(["node", os.path.join(HERE, "browser.cjs"), mode, self.url(port),
+                                                    self.shots, json.dumps(params)],
+                                                   cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                   env={**os.environ, "NODE_PATH": NODE_MODULES})
+                        try:
+                                if during is not None:
+                                        deadline = time.monotonic() + 60
+                                        while not os.path.exists(params["liveMarker"]) and browser.poll() is None \
+                                                        and time.monotonic() < deadline:
+                                                time.sleep(0.05)
+                                        if os.path.exists(params["liveMarker"]):
+                                                during()
+                                out, err = browser.communicate(timeout=240)
+                        finally:
+                                stop(browser)
                 finally:
                         stop(proc)
-                lines = r.stdout.strip().splitlines()
+                lines = out.strip().splitlines()
                 if not lines:
-                        raise RuntimeError(f"browser.cjs printed nothing (exit {r.returncode}): {r.stderr}")
+                        raise RuntimeError(f"browser.cjs printed nothing (exit {browser.returncode}): {err}")
                 return json.loads(lines[-1])
 
 

@@ -73,11 +73,17 @@ def test_member_and_outsider():
                 with open(bad_upload, "wb") as f:
                         f.write(b"this is not a zip file\n" * 100)
                 r = p.session(USER_ALLOWED, "member", instance="inst1", existing=existing, exclude="timelapse",
-                              downloads=downloads, upload=upload, badUpload=bad_upload)
+                              downloads=downloads, upload=upload, badUpload=bad_upload,
+                              liveMarker=os.path.join(fx.dir, "page-listed"), liveName="made-elsewhere.zip",
+                              during=lambda: fx.ctl_ok(USER_ALLOWED, "-i", "inst1", "backup", "--name",
+                                                       "made-elsewhere.zip"))
                 check_session(r, "member")
                 expect_eq(r["status"], "Ready", "the instance's status")
                 expect(fx.expected("inst1")["octoprint_version"] in r["facts"], f"the OctoPrint version in {r['facts']}")
                 expect_eq(r["rows"], [existing], "the backups listed")
+                # Live: a backup made with opbackupctl while the page is open is listed without a reload.
+                expect(r.get("liveSeen"), "the backup made elsewhere was not listed")
+                expect(r.get("keyboard"), "the create dialog could not be opened and closed by keyboard")
                 # Restore needs an administrator: the button says so instead of failing.
                 expect_eq(r["restoreDisabled"], "true", "the member's restore button is disabled")
                 expect(r["restoreNote"] and "administrative access" in r["restoreNote"],
@@ -94,7 +100,8 @@ def test_member_and_outsider():
                 expect("timelapse" in r["createdExcludes"], f"the new backup's excludes in the list: {r['createdExcludes']}")
                 # Download: the same bytes as the file in the backup folder.
                 expect_eq(r["downloaded"], [existing], "the downloaded files")
-                expect(filecmp.cmp(os.path.join(downloads, existing), os.path.join(folder, existing), shallow=False),
+                # (upload is a copy of it made before the session: the prune below deletes the backup)
+                expect(filecmp.cmp(os.path.join(downloads, existing), upload, shallow=False),
                        "the download has other bytes than the backup")
                 # Upload from the browser: stored under its name, the same bytes; a zip that is not a backup
                 # is refused in words, and leaves nothing behind.
@@ -109,8 +116,14 @@ def test_member_and_outsider():
                 # Delete, after the confirmation naming it.
                 expect(created in r["deleteDialog"] and "cannot be undone" in r["deleteDialog"],
                        f"the delete confirmation: {r['deleteDialog']}")
-                expect_eq(r["rowsAfterDelete"], sorted([existing, "uploaded-backup.zip"]), "the backups listed after the delete")
+                expect_eq(r["rowsAfterDelete"], sorted([existing, "made-elsewhere.zip", "uploaded-backup.zip"]),
+                          "the backups listed after the delete")
                 expect(not os.path.exists(os.path.join(folder, created)), "the deleted backup is still in the folder")
+                # Prune to the newest: the dialog named the older ones, and they are gone.
+                expect_eq(sorted(r["pruneDoomed"]), sorted([existing, "made-elsewhere.zip"]), "the backups the prune dialog names")
+                expect_eq(r["rowsAfterPrune"], ["uploaded-backup.zip"], "the backups listed after the prune")
+                expect_eq(sorted(n for n in os.listdir(folder) if n.endswith(".zip")), ["uploaded-backup.zip"],
+                          "the backup folder after the prune")
 
                 # An outsider: refused by polkit, and the page says so (no broken controls).
                 r = p.session(USER_DENIED, "outsider")
