@@ -183,7 +183,7 @@ async function outsider(page) {
     result.phase = await page.$eval("#opbackup-main", e => e.dataset.phase);
     result.text = await text(page, "#opbackup-main");
     result.buttons = await page.$$eval("#opbackup-main button", bs => bs.map(b => b.textContent));
-    await shot(page, "outsider");
+    await shot(page, params.shot || "outsider");
 }
 
 async function admin(page) {
@@ -194,6 +194,12 @@ async function admin(page) {
         const b = document.querySelector(sel);
         return b && b.getAttribute("aria-disabled") !== "true" && !document.querySelector(".opbackup-restore-note");
     }, { timeout: TIMEOUT }, `button[aria-label="Restore ${params.existing}"]`);
+    // The plugins the last restore could not reinstall, with their homepages.
+    if (params.unknownPlugin) {
+        await page.waitForSelector(`${inst} .opbackup-unknown-plugins a`, { timeout: TIMEOUT });
+        result.unknownPlugins = await page.$$eval(`${inst} .opbackup-unknown-plugins a`,
+                                                  as => as.map(a => ({ text: a.textContent, href: a.getAttribute("href") })));
+    }
     // Dark, as the browser prefers (Cockpit's "auto" style).
     result.darkTheme = await page.evaluate(() => document.documentElement.classList.contains("pf-v5-theme-dark"));
     await shot(page, "dark-theme");

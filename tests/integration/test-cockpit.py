@@ -8,6 +8,7 @@
 # its log and outcome are shown. Screenshots of each state go to BUILD/cockpit-screenshots/.
 
 import filecmp
+import json
 import os
 import sys
 
@@ -133,6 +134,14 @@ def test_member_and_outsider():
                        f"the outsider is told who was refused: {r['text']}")
                 expect_eq(r["buttons"], [], "buttons shown to the outsider")
 
+                # The service not there (and not activatable on this bus): the page says so.
+                fx.stop_daemon()
+                r = p.session(USER_ALLOWED, "outsider", shot="service-unavailable")
+                check_session(r, "without the service")
+                expect_eq(r["phase"], "unavailable", f"the page without the service ({r['text']})")
+                expect("not available" in r["text"] and "opbackupd is not running" in r["text"],
+                       f"the page without the service: {r['text']}")
+
 
 def test_admin_restore():
         with Fixture(instances=INSTANCE, bus_config=cockpitws.BUS_CONFIG) as fx:
@@ -144,9 +153,16 @@ def test_admin_restore():
                 with open(marker, "w") as f:
                         f.write("lost by the restore\n")
                 fixture.shutil.chown(marker, fixture.USER_PRINTER, fixture.USER_PRINTER)
-                r = p.session("root", "admin", instance="inst1", existing=existing, dark=True)
+                # What OctoPrint's restore (and opbackup's) leaves when a plugin could not be reinstalled.
+                unknown = os.path.join(backup_folder(fx), "unknown_plugins_from_restore.json")
+                with open(unknown, "w") as f:
+                        json.dump([{"key": "ghostplugin", "name": "Ghost Plugin", "url": "https://plugins.example/ghost"}], f)
+                fixture.shutil.chown(unknown, fixture.USER_PRINTER, fixture.USER_PRINTER)
+                r = p.session("root", "admin", instance="inst1", existing=existing, dark=True, unknownPlugin=True)
                 check_session(r, "admin")
                 expect(r["darkTheme"], "the page is not dark in a browser that prefers dark")
+                expect_eq(r["unknownPlugins"], [{"text": "Ghost Plugin", "href": "https://plugins.example/ghost"}],
+                          "the unknown plugins shown, with their homepages")
                 expect(basedir in r["restoreDialog"] and "replaced" in r["restoreDialog"],
                        f"the restore confirmation names what is replaced: {r['restoreDialog']}")
                 expect_eq(r["outcome"]["variant"], "success", f"the restore's outcome ({r['outcome']['text']})")

@@ -3,7 +3,7 @@
 
 import React, { useCallback, useEffect, useRef, useState } from "react";
 import {
-    Alert, Bullseye, EmptyState, EmptyStateBody, EmptyStateHeader, EmptyStateIcon, Page, PageSection,
+    Bullseye, EmptyState, EmptyStateBody, EmptyStateHeader, EmptyStateIcon, Page, PageSection,
     PageSectionVariants, Spinner, Stack, StackItem, Text, TextContent, Title,
 } from "@patternfly/react-core";
 import { ExclamationCircleIcon, LockIcon, CubesIcon } from "@patternfly/react-icons";
@@ -244,7 +244,8 @@ export function App() {
             </EmptyState>
         );
     } else if (phase === "unavailable") {
-        const unknown = problem && problem.name === ERROR_SERVICE_UNKNOWN;
+        /* Not on the bus and not activatable: the bus says ServiceUnknown, Cockpit's bridge "not-found". */
+        const unknown = problem && (problem.name === ERROR_SERVICE_UNKNOWN || problem.problem === "not-found");
         body = (
             <EmptyState id="opbackup-unavailable">
                 <EmptyStateHeader titleText={_("The backup service is not available")}
@@ -253,7 +254,7 @@ export function App() {
                     <p>{unknown
                         ? _("opbackupd is not running and could not be started. Check that it is installed and that the system bus was reloaded after installing it (systemctl reload dbus).")
                         : _("The service answered with an error:")}</p>
-                    <p className="opbackup-detail">{problem ? problem.message || problem.problem : ""}</p>
+                    {!unknown && <p className="opbackup-detail">{problem ? problem.message || problem.problem : ""}</p>}
                 </EmptyStateBody>
             </EmptyState>
         );
@@ -300,11 +301,4 @@ export function App() {
             </PageSection>
         </Page>
     );
-}
-
-/* Shown when a call fails in a way the page did not expect. */
-export function ErrorAlert({ title, error }) {
-    if (!error)
-        return null;
-    return <Alert isInline variant="danger" title={title}>{error.message || String(error)}</Alert>;
 }

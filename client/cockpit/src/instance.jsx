@@ -273,7 +273,7 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
                 <section className="opbackup-jobs" aria-label={_("Running jobs")}>
                     {jobs.map(j => <JobProgress key={j.path} job={j} />)}
                 </section>}
-                <Toolbar>
+                <Toolbar inset={{ default: "insetNone" }}>
                     <ToolbarContent>
                         <ToolbarItem>
                             <Guarded reason={may.create === false ? NO_CREATE : null}>
