@@ -91,6 +91,8 @@ def test_member_and_outsider():
                        f"the member is told why restore is not possible: {r['restoreNote']}")
                 # Create: the job's stage and progress bar were on screen, then the outcome and the new row.
                 stages = [s["stage"] for s in r["jobStates"] if s["bar"]]
+                values = sorted({int(s["value"]) for s in r["jobStates"] if s["bar"] and s["value"] is not None})
+                print(f"# the backup job as the page showed it: stages {list(dict.fromkeys(stages))}, progress {values}")
                 expect(stages, f"no progress bar of the backup job was seen: {r['jobStates'][:5]}")
                 expect(any(s in ("scanning", "writing", "syncing", "preparing", "starting", "queued") for s in stages),
                        f"the stages seen: {sorted(set(stages))}")
