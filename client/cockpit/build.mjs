@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Builds the Cockpit page: node build.mjs OUTDIR writes OUTDIR/index.js and OUTDIR/index.css (esbuild:
 // React and PatternFly bundled, minified). Called by meson (client/cockpit/meson.build); the packages come
 // from node_modules next to this file (npm ci, as tests/install-deps.sh does).

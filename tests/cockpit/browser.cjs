@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Drives the Cockpit page "OctoPrint backups" in Debian's chromium with puppeteer-core, as one user would:
 //
 //   node browser.cjs MODE URL SHOTS_DIR PARAMS_JSON

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* The page: the service's instances, their backups and jobs, kept up to date from the service's signals
  * while the page is open (Manager.Subscribe). */
 
@@ -139,7 +141,7 @@ export function App() {
             setLoadedAt(performance.now() - start);
             loadUnknownPlugins(name, path);
             const [create, del, restore] = await Promise.all(
-                ["create", "delete", "restore"].map(action => mayDo(action, name)));
+                ["create", "delete", "restore"].map(action => mayDo(action)));
             patchInstance(name, { may: { create, delete: del, restore } });
         }));
         try {

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* The service on the system bus, as the page uses it: calls, properties, signals, polkit checks.
  * `cockpit` is the global of ../base1/cockpit.js. */
 
@@ -46,10 +48,12 @@ export function isRefusal(error) {
 }
 
 /* Ask polkit whether this page's connection (its unique bus name: the same caller opbackupd sees) holds
- * an action for an instance, without interaction. Answers true, false or null (polkit cannot be asked:
- * then the service's own answer to the call decides). */
+ * an action, without interaction, to show why a button cannot be used instead of letting it fail. polkit
+ * lets only privileged callers pass details, so the check is without the "instance" detail the service
+ * passes: rules that tell instances apart are not seen here, and the service's own answer to the call
+ * still decides. Answers true, false or null (polkit could not be asked). */
 let polkitClient = null;
-export async function mayDo(action, instance) {
+export async function mayDo(action) {
     try {
         await bus().wait();
         const subject = ["system-bus-name", { name: cockpit.variant("s", bus().unique_name) }];

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* The dialogs: create (with the folders to leave out), upload, prune, delete and restore (confirmations
  * that name what goes away). */
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* Words and numbers for people. */
 
 const _ = cockpit.gettext;

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* Entry point of the Cockpit page "OctoPrint backups". */
 
 import "@patternfly/patternfly/patternfly.css";

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* One instance: what it is, its jobs with their progress, its backups and what can be done with them. */
 
 import React, { useState } from "react";

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
 /* Remotes: where backups are copied to, and each instance's last upload there. */
 
 import React, { useEffect, useState } from "react";
