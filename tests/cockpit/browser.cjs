@@ -201,6 +201,10 @@ async function admin(page) {
         result.unknownPlugins = await page.$$eval(`${inst} .opbackup-unknown-plugins a`,
                                                   as => as.map(a => ({ text: a.textContent, href: a.getAttribute("href") })));
     }
+    // The remotes: name, type, URL (without credentials).
+    await page.waitForSelector("#opbackup-remotes tbody tr", { timeout: TIMEOUT });
+    result.remotes = await page.$$eval("#opbackup-remotes tbody tr",
+                                       rows => rows.map(r => [...r.querySelectorAll("td")].slice(0, 3).map(td => td.textContent)));
     // Dark, as the browser prefers (Cockpit's "auto" style).
     result.darkTheme = await page.evaluate(() => document.documentElement.classList.contains("pf-v5-theme-dark"));
     await shot(page, "dark-theme");

@@ -145,8 +145,19 @@ def test_member_and_outsider():
                        f"the page without the service: {r['text']}")
 
 
+def remotes(fx):
+        """A WebDAV remote (no server needed to list it) and a broken remote file."""
+        key = os.path.join(fx.config_dir, "keys", "nas")
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        with open(key, "w") as f:
+                f.write("User=opb\nPassword=secret-not-shown\n")
+        os.chmod(key, 0o600)
+        fx.write_config_file("remotes.d/nas.conf", f"[Remote]\nType=webdav\nURL=http://127.0.0.1:9/farm\nCredentialsFile={key}\n")
+        fx.write_config_file("remotes.d/broken.conf", "[Remote]\nType=carrier-pigeon\n")
+
+
 def test_admin_restore():
-        with Fixture(instances=INSTANCE, bus_config=cockpitws.BUS_CONFIG) as fx:
+        with Fixture(instances=INSTANCE, bus_config=cockpitws.BUS_CONFIG, prepare=remotes) as fx:
                 p = page(fx)
                 existing = first_backup(fx)
                 p.satisfy_condition()
@@ -163,6 +174,8 @@ def test_admin_restore():
                 r = p.session("root", "admin", instance="inst1", existing=existing, dark=True, unknownPlugin=True)
                 check_session(r, "admin")
                 expect(r["darkTheme"], "the page is not dark in a browser that prefers dark")
+                expect_eq(r["remotes"], [["broken", "broken configuration", ""], ["nas", "webdav", "http://127.0.0.1:9/farm"]],
+                          "the remotes listed")
                 expect_eq(r["unknownPlugins"], [{"text": "Ghost Plugin", "href": "https://plugins.example/ghost"}],
                           "the unknown plugins shown, with their homepages")
                 expect(basedir in r["restoreDialog"] and "replaced" in r["restoreDialog"],
