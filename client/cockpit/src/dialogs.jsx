@@ -211,6 +211,12 @@ export function RestoreDialog({ inst, backup, onClose, jobStarted }) {
 /* An upload goes through `opbackupctl import -`: a page cannot pass a descriptor over the bus, so the
  * file is streamed to the client's stdin, which keeps it in an unnamed file and passes that descriptor
  * to ImportBackup — the service's own checks apply as for any import. */
+/* Resolves once the bridge has answered a new channel: it has then read everything sent before. */
+function roundTrip() {
+    const channel = cockpit.channel({ payload: "null", superuser: "try" });
+    return channel.wait().finally(() => channel.close());
+}
+
 export function UploadDialog({ inst, onClose, addAlert, reloadBackups }) {
     const [file, setFile] = useState(null);
     const [sent, setSent] = useState(null);
@@ -231,6 +237,11 @@ export function UploadDialog({ inst, onClose, addAlert, reloadBackups }) {
             for (let offset = 0; offset < file.size; offset += CHUNK) {
                 const chunk = new Uint8Array(await file.slice(offset, offset + CHUNK).arrayBuffer());
                 p.input(chunk, true);
+                /* Cockpit 287's channels have no flow control for what a page sends: every few MiB,
+                 * wait until the bridge has taken what was sent (a round trip on the same
+                 * connection), so the browser does not queue the whole file. */
+                if ((offset / CHUNK) % 8 === 7)
+                    await roundTrip();
                 setSent(Math.min(file.size, offset + CHUNK));
             }
             p.input(null, false);
