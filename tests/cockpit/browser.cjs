@@ -3,8 +3,8 @@
 //
 //   node browser.cjs MODE URL SHOTS_DIR PARAMS_JSON
 //
-// MODE: member (list, create with progress, download, delete), outsider (refused), admin (restore
-// confirmation and a restore), bench (time to the listed instance). Screenshots go to SHOTS_DIR/<state>.png.
+// MODE: member (list, create with progress, download, upload, delete, prune), outsider (refused), admin
+// (restore confirmation and a restore), copy (to a remote), bench (time to the listed instance). Screenshots go to SHOTS_DIR/<state>.png.
 // The last line printed is a JSON object with what was seen; the caller (test-cockpit.py, bench) checks it.
 // Waits are for DOM states, never sleeps.
 
@@ -228,6 +228,24 @@ async function admin(page) {
     await shot(page, "restore-done");
 }
 
+async function copy(page) {
+    const inst = `[data-instance="${params.instance}"]`;
+    await page.waitForSelector(`button[aria-label="Copy ${params.existing} to remotes"]`, { timeout: TIMEOUT });
+    await page.click(`button[aria-label="Copy ${params.existing} to remotes"]`);
+    await page.waitForSelector("#opbackup-copy-dialog", { timeout: TIMEOUT });
+    result.copyDialog = await text(page, "#opbackup-copy-dialog");
+    await page.click(`#remote-${params.remote}`);
+    await shot(page, "copy-to-remote");
+    await clickButton(page, "#opbackup-copy-dialog", "Copy");
+    await page.waitForSelector(`${inst} .opbackup-outcome`, { timeout: 60000 });
+    result.outcome = await page.$eval(`${inst} .opbackup-outcome`, e => ({ variant: e.dataset.outcome, text: e.textContent }));
+    // The remote's last upload, from the instance's RemoteStatus (read again on BackupUploaded).
+    await page.waitForFunction(() => /done/.test(document.querySelector("#opbackup-remotes tbody").textContent),
+                               { timeout: TIMEOUT });
+    result.remotesText = await text(page, "#opbackup-remotes tbody");
+    await shot(page, "copied-to-remote");
+}
+
 async function bench(page) {
     // ms from the start of navigation until the instance and its first page of backups are on screen
     // (the card counts all of them).
@@ -263,7 +281,7 @@ async function bench(page) {
             await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
         await page.goto(url, { waitUntil: "load" });
         try {
-            await { member, outsider, admin, bench }[mode](page, browser);
+            await { member, outsider, admin, copy, bench }[mode](page, browser);
         } catch (e) {
             failed = e.message;
             await shot(page, "failure-" + mode).catch(() => {});

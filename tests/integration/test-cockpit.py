@@ -186,4 +186,38 @@ def test_admin_restore():
                 expect(not os.path.exists(marker), "the restore did not replace basedir")
 
 
+
+def test_copy_to_remote():
+        sys.path.insert(0, os.path.join(HERE, "..", "remote"))
+        from servers import Servers
+        s = Servers()
+        try:
+                url, data, _ = s.rclone("opb", "dav-secret-cockpit")
+
+                def prepare(fx):
+                        key = os.path.join(fx.config_dir, "keys", "dav")
+                        os.makedirs(os.path.dirname(key), exist_ok=True)
+                        with open(key, "w") as f:
+                                f.write("User=opb\nPassword=dav-secret-cockpit\n")
+                        os.chmod(key, 0o600)
+                        fx.write_config_file("remotes.d/dav.conf",
+                                             f"[Remote]\nType=webdav\nURL={url}/farm\nCredentialsFile={key}\n")
+
+                with Fixture(instances={"inst1": {}}, bus_config=cockpitws.BUS_CONFIG, prepare=prepare) as fx:
+                        p = page(fx)
+                        existing = first_backup(fx)
+                        p.satisfy_condition()
+                        r = p.session(USER_ALLOWED, "copy", instance="inst1", existing=existing, remote="dav")
+                        check_session(r, "copy")
+                        expect("dav" in r["copyDialog"] and url in r["copyDialog"], f"the copy dialog: {r['copyDialog']}")
+                        expect_eq(r["outcome"]["variant"], "success", f"the copy's outcome ({r['outcome']['text']})")
+                        expect(f"{existing} copied to dav" in r["outcome"]["text"], f"the copy's outcome: {r['outcome']['text']}")
+                        expect(existing in r["remotesText"], f"the remote's last upload: {r['remotesText']}")
+                        there = os.path.join(data, "farm", "inst1", existing)
+                        expect(filecmp.cmp(there, os.path.join(backup_folder(fx), existing), shallow=False),
+                               "the copy on the WebDAV server has other bytes than the backup")
+        finally:
+                s.close()
+
+
 fixture.main(globals())

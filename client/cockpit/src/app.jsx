@@ -33,13 +33,18 @@ function jobOutcome(job, result, error, details) {
             title = cockpit.format(_("Restored $0"), job.Name);
         else
             title = cockpit.format(_("$0 of $1 finished"), what, job.Name);
+        if (details.uploads && job.Operation === "upload")
+            title = cockpit.format(_("$0 copied to $1"), job.Name, details.uploads.v.map(([remote]) => remote).join(", "));
         if (details.skipped && details.skipped.v)
             return { variant: "info", title: cockpit.format(_("Backup skipped: $0"), error), log: job.log };
         return { variant: unknown.length ? "warning" : "success", title, unknown, log: job.log };
     }
+    const uploads = (details.uploads && details.uploads.v) || [];
+    const failedUploads = uploads.filter(([, state]) => state !== "done")
+        .map(([remote, , why]) => cockpit.format(_("$0: $1"), remote, why)).join("; ");
     if (result === "canceled")
         return { variant: "info", title: cockpit.format(_("$0 of $1 canceled"), what, job.Name), body: error, log: job.log };
-    return { variant: "danger", title: cockpit.format(_("$0 of $1 failed"), what, job.Name), body: error, log: job.log };
+    return { variant: "danger", title: cockpit.format(_("$0 of $1 failed"), what, job.Name), body: failedUploads || error, log: job.log };
 }
 
 export function App() {
@@ -51,6 +56,7 @@ export function App() {
     const [order, setOrder] = useState([]);           // instance names, as the service lists them
     const [jobs, setJobs] = useState({});             // job path -> properties, plus log
     const [loadedAt, setLoadedAt] = useState(null);
+    const [remotes, setRemotes] = useState(null);     // [{ name, type, url }], or { error }
     const removedJobs = useRef(new Set());
     const jobsRef = useRef({});
     jobsRef.current = jobs;
@@ -136,6 +142,9 @@ export function App() {
         } catch (e) {
             console.warn("Subscribe failed:", e.message);
         }
+        call(MANAGER_PATH, IFACE_MANAGER, "ListRemotes", [])
+            .then(([rlist]) => setRemotes(rlist.map(([rname, type, url]) => ({ name: rname, type, url }))))
+            .catch(e => setRemotes({ error: e.message }));
         await Promise.all(list.map(async ([name, path]) => {
             await Promise.all([loadProps(name, path), loadBackups(name, path)]);
             setLoadedAt(performance.now() - start);
@@ -184,10 +193,10 @@ export function App() {
                 if (job && instancesRef.current[job.Instance]) {
                     const target = instancesRef.current[job.Instance];
                     addAlert(job.Instance, jobOutcome(job, result, error, details));
-                    if (job.Operation === "restore") {
+                    /* Free space, the remotes' last uploads, a restored instance's version. */
+                    loadProps(target.name, target.path);
+                    if (job.Operation === "restore")
                         loadUnknownPlugins(target.name, target.path);
-                        loadProps(target.name, target.path);
-                    }
                 }
             }
         }));
@@ -280,11 +289,12 @@ export function App() {
                                       reloadUnknownPlugins={() => loadUnknownPlugins(name, instances[name].path)}
                                       addAlert={alert => addAlert(name, alert)}
                                       dismissAlert={key => patchInstance(name, i => ({ alerts: i.alerts.filter(a => a.key !== key) }))}
+                                      remotes={Array.isArray(remotes) ? remotes.filter(r => r.type !== "invalid") : []}
                                       jobStarted={jobStarted} />
                     </StackItem>
                 ))}
                 <StackItem>
-                    <RemotesCard instances={order.map(n => instances[n])} />
+                    <RemotesCard remotes={remotes} instances={order.map(n => instances[n])} />
                 </StackItem>
             </Stack>
         );

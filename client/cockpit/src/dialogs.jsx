@@ -158,6 +158,47 @@ export function PruneDialog({ inst, onClose, addAlert }) {
     );
 }
 
+/* UploadBackup: a job copies the backup to the remotes chosen (first the instance's CopyTo=). */
+export function CopyDialog({ inst, backup, remotes, onClose, jobStarted }) {
+    const copyTo = (inst.props && inst.props.Remotes) || [];
+    const [chosen, setChosen] = useState(remotes.filter(r => copyTo.includes(r.name)).map(r => r.name));
+    const [busy, setBusy] = useState(false);
+    const [error, setError] = useState(null);
+    const copy = async () => {
+        setBusy(true);
+        try {
+            const [, path] = await call(inst.path, IFACE_INSTANCE, "UploadBackup", [backup.name, chosen]);
+            jobStarted(path);
+            onClose();
+        } catch (e) {
+            setBusy(false);
+            setError({ title: _("The copy could not be started"), message: e.message });
+        }
+    };
+    return (
+        <Modal variant={ModalVariant.small} isOpen onClose={onClose} id="opbackup-copy-dialog"
+               title={cockpit.format(_("Copy $0 to remotes"), backup.name)}
+               actions={[
+                   <Button key="copy" variant="primary" onClick={copy} isLoading={busy} isDisabled={busy || chosen.length === 0}>{_("Copy")}</Button>,
+                   <Button key="cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
+               ]}>
+            <Form onSubmit={e => e.preventDefault()}>
+                <FormGroup role="group" isStack fieldId="opbackup-remotes-chosen" label={_("Remotes")}>
+                    {remotes.map(r => (
+                        <Checkbox key={r.name} id={"remote-" + r.name} isChecked={chosen.includes(r.name)}
+                                  onChange={(_e, on) => setChosen(l => on ? [...l, r.name] : l.filter(x => x !== r.name))}
+                                  label={r.name} description={cockpit.format("$0, $1", r.type, r.url)} />
+                    ))}
+                </FormGroup>
+            </Form>
+            <TextContent>
+                <Text>{_("Each copy goes to a temporary name and is checked before it gets the backup's name.")}</Text>
+            </TextContent>
+            <DialogError error={error} />
+        </Modal>
+    );
+}
+
 export function RestoreDialog({ inst, backup, onClose, jobStarted }) {
     const props = inst.props || {};
     const [skipPlugins, setSkipPlugins] = useState(false);

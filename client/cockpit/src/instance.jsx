@@ -13,7 +13,7 @@ import { Table, Thead, Tr, Th, Tbody, Td } from "@patternfly/react-table";
 
 import { call, readFd, saveBlob, IFACE_INSTANCE, IFACE_JOB } from "./bus.js";
 import { formatBytes, formatTime, stageLabel, operationLabel } from "./format.js";
-import { CreateDialog, DeleteDialog, PruneDialog, RestoreDialog, UploadDialog } from "./dialogs.jsx";
+import { CopyDialog, CreateDialog, DeleteDialog, PruneDialog, RestoreDialog, UploadDialog } from "./dialogs.jsx";
 
 const _ = cockpit.gettext;
 
@@ -133,7 +133,7 @@ function InstanceFacts({ props, may }) {
     );
 }
 
-function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlocked, downloading }) {
+function BackupsTable({ inst, may, onDownload, onRestore, onDelete, onCopy, restoreBlocked, downloading }) {
     const [page, setPage] = useState(1);
     const [perPage, setPerPage] = useState(20);
     const backups = inst.backups || [];
@@ -174,7 +174,7 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
                             <Td dataLabel={_("Left out")}>
                                 {b.excludes.length ? b.excludes.map(e => <Label key={e} isCompact className="opbackup-exclude">{e}</Label>) : "—"}
                             </Td>
-                            <Td isActionCell>
+                            <Td isActionCell modifier="nowrap">
                                 <div className="opbackup-actions">
                                     <Button variant="link" isInline onClick={() => onDownload(b)}
                                             isDisabled={b.name in downloading}
@@ -183,6 +183,12 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
                                             ? cockpit.format(_("Downloading… $0%"), b.size ? Math.floor(100 * downloading[b.name] / b.size) : 0)
                                             : _("Download")}
                                     </Button>
+                                    {onCopy &&
+                                    <Guarded reason={may.create === false ? NO_CREATE : null}>
+                                        <Button variant="link" isInline isAriaDisabled={may.create === false}
+                                                onClick={() => onCopy(b)}
+                                                aria-label={cockpit.format(_("Copy $0 to remotes"), b.name)}>{_("Copy to remote")}</Button>
+                                    </Guarded>}
                                     <Guarded reason={restoreBlocked}>
                                         <Button variant="link" isInline isAriaDisabled={!!restoreBlocked}
                                                 onClick={() => onRestore(b)}
@@ -206,7 +212,7 @@ function BackupsTable({ inst, may, onDownload, onRestore, onDelete, restoreBlock
     );
 }
 
-export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, addAlert, dismissAlert, jobStarted }) {
+export function InstanceCard({ inst, jobs, remotes, reloadBackups, reloadUnknownPlugins, addAlert, dismissAlert, jobStarted }) {
     const [dialog, setDialog] = useState(null);   // { kind, backup }
     const [actionError, setActionError] = useState(null);
     const [downloading, setDownloading] = useState({});   // backup name -> bytes read so far
@@ -301,7 +307,8 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
                 <BackupsTable inst={inst} may={may} restoreBlocked={restoreBlocked} downloading={downloading}
                               onDownload={download}
                               onRestore={b => setDialog({ kind: "restore", backup: b })}
-                              onDelete={b => setDialog({ kind: "delete", backup: b })} />
+                              onDelete={b => setDialog({ kind: "delete", backup: b })}
+                              onCopy={remotes.length ? b => setDialog({ kind: "copy", backup: b }) : null} />
                 {inst.unknownPlugins.length > 0 &&
                 <section className="opbackup-unknown-plugins">
                     <Title headingLevel="h3" size="lg">{_("Plugins the last restore could not reinstall")}</Title>
@@ -322,6 +329,8 @@ export function InstanceCard({ inst, jobs, reloadBackups, reloadUnknownPlugins, 
             <PruneDialog inst={inst} onClose={closeDialog} addAlert={addAlert} />}
             {dialog && dialog.kind === "delete" &&
             <DeleteDialog inst={inst} backup={dialog.backup} onClose={closeDialog} />}
+            {dialog && dialog.kind === "copy" &&
+            <CopyDialog inst={inst} backup={dialog.backup} remotes={remotes} onClose={closeDialog} jobStarted={jobStarted} />}
             {dialog && dialog.kind === "restore" &&
             <RestoreDialog inst={inst} backup={dialog.backup} onClose={closeDialog} jobStarted={jobStarted} />}
         </Card>

@@ -2,24 +2,17 @@
 
 /* Remotes: where backups are copied to, and each instance's last upload there. */
 
-import React, { useEffect, useState } from "react";
+import React from "react";
 import { Alert, Card, CardBody, CardHeader, CardTitle, Label, Title } from "@patternfly/react-core";
 import { Table, Thead, Tr, Th, Tbody, Td } from "@patternfly/react-table";
 
-import { call, MANAGER_PATH, IFACE_MANAGER } from "./bus.js";
 import { formatTime } from "./format.js";
 
 const _ = cockpit.gettext;
 
-export function RemotesCard({ instances }) {
-    const [remotes, setRemotes] = useState(null);
-    const [error, setError] = useState(null);
-    useEffect(() => {
-        call(MANAGER_PATH, IFACE_MANAGER, "ListRemotes", [])
-            .then(([list]) => setRemotes(list.map(([name, type, url]) => ({ name, type, url }))))
-            .catch(e => setError(e.message));
-    }, []);
-    if (!error && (!remotes || remotes.length === 0))
+export function RemotesCard({ remotes, instances }) {
+    const error = remotes && remotes.error;
+    if (!error && (!Array.isArray(remotes) || remotes.length === 0))
         return null;
     const lastUpload = remote => {
         const rows = [];
@@ -36,7 +29,7 @@ export function RemotesCard({ instances }) {
             <CardHeader><CardTitle><Title headingLevel="h2" size="xl">{_("Remotes")}</Title></CardTitle></CardHeader>
             <CardBody>
                 {error && <Alert isInline variant="danger" title={_("The remotes could not be listed")}>{error}</Alert>}
-                {remotes &&
+                {Array.isArray(remotes) &&
                 <Table aria-label={_("Remotes")} variant="compact">
                     <Thead><Tr><Th>{_("Name")}</Th><Th>{_("Type")}</Th><Th>{_("URL")}</Th><Th>{_("Last upload")}</Th></Tr></Thead>
                     <Tbody>
