@@ -4,7 +4,7 @@
 //   node browser.cjs MODE URL SHOTS_DIR PARAMS_JSON
 //
 // MODE: member (list, create with progress, download, upload, delete, prune), outsider (refused), admin
-// (restore confirmation and a restore), copy (to a remote), bench (time to the listed instance). Screenshots go to SHOTS_DIR/<state>.png.
+// (restore confirmation and a restore), copy (to a remote), cancel (a running backup), bench (time to the listed instance). Screenshots go to SHOTS_DIR/<state>.png.
 // The last line printed is a JSON object with what was seen; the caller (test-cockpit.py, bench) checks it.
 // Waits are for DOM states, never sleeps.
 
@@ -246,6 +246,23 @@ async function copy(page) {
     await shot(page, "copied-to-remote");
 }
 
+async function cancel(page) {
+    // A backup held in "preparing" by a slow exclude hook: its stage on screen, then Cancel.
+    const inst = `[data-instance="${params.instance}"]`;
+    await page.waitForSelector(`${inst} .opbackup-status`, { timeout: TIMEOUT });
+    await clickButton(page, inst, "Create backup");
+    await page.waitForSelector("#opbackup-create-dialog", { timeout: TIMEOUT });
+    await clickButton(page, "#opbackup-create-dialog", "Create");
+    await page.waitForSelector(`${inst} .opbackup-job[data-job-stage=preparing]`, { timeout: TIMEOUT });
+    result.jobText = await text(page, `${inst} .opbackup-job`);
+    await shot(page, "backup-preparing");
+    await page.click(`${inst} .opbackup-job button`);
+    await page.waitForSelector(`${inst} .opbackup-outcome`, { timeout: 30000 });
+    result.outcome = await page.$eval(`${inst} .opbackup-outcome`, e => ({ variant: e.dataset.outcome, text: e.textContent }));
+    result.jobsLeft = await page.$$eval(`${inst} .opbackup-job`, l => l.length);
+    result.rows = await page.$$eval(`${inst} tr[data-backup]`, rows => rows.map(r => r.dataset.backup));
+}
+
 async function bench(page) {
     // ms from the start of navigation until the instance and its first page of backups are on screen
     // (the card counts all of them).
@@ -281,7 +298,7 @@ async function bench(page) {
             await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
         await page.goto(url, { waitUntil: "load" });
         try {
-            await { member, outsider, admin, copy, bench }[mode](page, browser);
+            await { member, outsider, admin, copy, cancel, bench }[mode](page, browser);
         } catch (e) {
             failed = e.message;
             await shot(page, "failure-" + mode).catch(() => {});

@@ -220,4 +220,28 @@ def test_copy_to_remote():
                 s.close()
 
 
+
+# An additional-excludes hook (opbackupd(8), ARCHIVE FORMAT) that keeps a backup "preparing" for 20 s.
+SLOW_HOOK = "#!/bin/sh\ncat >/dev/null\nsleep 20\necho '[]'\n"
+
+
+def test_cancel_running_backup():
+        def prepare(fx):
+                os.chmod(os.path.join(fx.config_dir, "hooks", "additional-excludes.d", "slow"), 0o755)
+
+        with Fixture(instances={"inst1": {}}, bus_config=cockpitws.BUS_CONFIG, prepare=prepare,
+                     config_files={"hooks/additional-excludes.d/slow": SLOW_HOOK}) as fx:
+                p = page(fx)
+                p.satisfy_condition()
+                r = p.session(USER_ALLOWED, "cancel", instance="inst1")
+                check_session(r, "cancel")
+                expect("Preparing" in r["jobText"], f"the running backup's stage on the page: {r['jobText']}")
+                expect_eq(r["outcome"]["variant"], "info", f"the canceled backup's outcome ({r['outcome']['text']})")
+                expect("canceled" in r["outcome"]["text"], f"the canceled backup's outcome: {r['outcome']['text']}")
+                expect_eq(r["jobsLeft"], 0, "jobs shown after the cancel")
+                expect_eq(r["rows"], [], "backups listed after the cancel")
+                folder = backup_folder(fx)
+                expect_eq([n for n in os.listdir(folder) if n.endswith(".zip")], [], "the canceled backup left a zip")
+
+
 fixture.main(globals())
