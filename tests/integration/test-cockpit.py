@@ -244,4 +244,7 @@ def test_cancel_running_backup():
                 expect_eq([n for n in os.listdir(folder) if n.endswith(".zip")], [], "the canceled backup left a zip")
 
 
+if __name__ == "__main__" and fixture.in_private_mount_namespace():
+        # Each run's screenshots only: none left from an earlier run (a failure's) to mislead.
+        fixture.shutil.rmtree(SHOTS, ignore_errors=True)
 fixture.main(globals())
