@@ -96,8 +96,8 @@ export function DeleteDialog({ inst, backup, onClose }) {
                    <Button key="cancel" variant="link" onClick={onClose}>{_("Cancel")}</Button>,
                ]}>
             <TextContent>
-                <Text>{cockpit.format(_("The backup of $0 made $1 ($2) is deleted from the backup folder. This cannot be undone."),
-                                      inst.name, formatTime(backup.mtime), formatBytes(backup.size))}</Text>
+                <Text>{cockpit.format(_("$0, the backup of $1 made $2 ($3), is deleted from the backup folder. This cannot be undone."),
+                                      backup.name, inst.name, formatTime(backup.mtime), formatBytes(backup.size))}</Text>
             </TextContent>
             <DialogError error={error} />
         </Modal>
