@@ -78,7 +78,8 @@ static const struct {
           "Leave out a folder: uploads, timelapse, virtualSd, plugins, slicingProfiles, printerProfiles, "
           "scripts, translations, data (repeatable)" },
         { OPTION_NAME, "--name", "-n --name NAME.zip",
-          "The backup's file name instead of PREFIX-backup-DATE-TIME.zip: a letter or digit, then letters, "
+          "The backup's file name (backup: instead of PREFIX-backup-DATE-TIME.zip; import: instead of the "
+          "file's): a letter or digit, then letters, "
           "digits, '.', '_' or '-', ending in .zip" },
         { OPTION_WHEN_IDLE, "--when-idle", "   --when-idle",
           "Wait while the printer prints (needs the instance's OctoPrint API)" },

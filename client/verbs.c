@@ -116,14 +116,16 @@ const Verb verbs[] = {
                 .name = "import",
                 .min_args = 1,
                 .max_args = 1,
+                .options = OPTION_NAME,
                 .doing = "import",
                 .action = "create",
-                .wrong_count = "'import' needs one FILE.",
-                .synopsis = "import FILE",
+                .wrong_count = "'import' needs one FILE (or - for standard input).",
+                .synopsis = "import FILE|- [--name NAME.zip]",
                 .summary = "Copy a zip into the backup folder",
                 .description = "Copy a backup zip (made by opbackup or by OctoPrint) into the instance's backup "
-                               "folder. It keeps its file name if that is a valid backup name and free (else "
-                               "NAME.1.zip, ...).",
+                               "folder. It keeps its file name (or takes --name) if that is a valid backup name "
+                               "and free (else NAME.1.zip, ...). With -, the zip is read from standard input "
+                               "into an unnamed temporary file first (in $TMPDIR, else /var/tmp).",
                 .run = cmd_import,
         },
         {

@@ -25,6 +25,8 @@ packages=(
         # system bus (dbus) and polkitd inside, strace to watch the daemon there; overlayfs from the kernel,
         # mount/nsenter from util-linux
         systemd-container dbus strace
+        # the Cockpit page (client/cockpit) and its browser test: cockpit-ws/bridge serve it, chromium shows it
+        cockpit-ws cockpit-bridge chromium fonts-dejavu-core
 )
 
 if [ "$(id -u)" != 0 ]; then
@@ -37,3 +39,8 @@ apt-get install -y -q --no-install-recommends "${packages[@]}"
 # npm for tests/remote's S3 server (its package-lock.json is installed with npm ci by the test). A machine
 # with another Node.js (NodeSource) has npm already; Debian's npm would conflict with it.
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm
+# The Cockpit page's build (esbuild, React, PatternFly) and its browser test (puppeteer-core), from their
+# committed package-lock.json files.
+cd "$(dirname "$0")/.."
+npm ci --no-audit --no-fund --prefix client/cockpit
+npm ci --no-audit --no-fund --prefix tests/cockpit

@@ -240,10 +240,12 @@ class Fixture:
         daemon_env: extra environment for opbackupd.
         systemd: a configuration for tests/integration/fake-systemd.py (see there), started before the
                 daemon as org.freedesktop.systemd1; None: no systemd on the bus (as on these machines).
+        bus_config: raw XML added to the bus configuration (e.g. a <policy> a peer needs).
         """
 
         def __init__(self, instances=None, extra_ini="", config_files=None, rules=None, polkit=True,
-                     daemon=True, prepare=None, daemon_env=None, systemd=None):
+                     daemon=True, prepare=None, daemon_env=None, systemd=None, bus_config=""):
+                self.bus_config = bus_config
                 self.instances = {"inst1": None} if instances is None else dict(instances)
                 self.extra_ini = extra_ini
                 self.config_files = config_files or {}
@@ -516,6 +518,7 @@ class Fixture:
 {default_bus_policy()}
   <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
   <includedir>{policy_dir}</includedir>
+{self.bus_config}
 </busconfig>
 """)
                 rfd, wfd = os.pipe()

@@ -193,6 +193,27 @@ def test_backup_list_export_import_delete():
                 expect_eq(r.stdout.strip(), f"Imported as {counter_name}", "import output")
                 expect_eq(sorted(listed_names(fx)), sorted([name, counter_name]), "backups after import")
 
+                # import - (the Cockpit page's upload route): the zip from standard input, stored under
+                # --name, the same bytes; what is not a backup is refused and leaves nothing behind.
+                with open(path, "rb") as f:
+                        zip_bytes = f.read()
+                r = subprocess.run(fx._ctl_argv(USER_ALLOWED, ["import", "-", "--name", "piped.zip", "--json"]),
+                                   env=fixture.user_env(USER_ALLOWED, fx.address), input=zip_bytes,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+                expect_eq(r.returncode, 0, f"import - exit code ({r.stderr.decode().strip()})")
+                expect_eq(json.loads(r.stdout), {"file": "-", "name": "piped.zip"}, "import - --json")
+                expect(read_file(os.path.join(os.path.dirname(path), "piped.zip")) == zip_bytes,
+                       "the backup imported from standard input has other bytes")
+                before = sorted(os.listdir(os.path.dirname(path)))
+                r = subprocess.run(fx._ctl_argv(USER_ALLOWED, ["import", "-"]), env=fixture.user_env(USER_ALLOWED, fx.address),
+                                   input=b"not a zip\n" * 1000, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   timeout=120)
+                expect_eq(r.returncode, 1, f"import - of garbage: exit code ({r.stderr.decode().strip()})")
+                expect(b"not an OctoPrint backup" in r.stderr or b"not a zip" in r.stderr.lower(),
+                       f"import - of garbage: the error says why: {r.stderr.decode().strip()}")
+                expect_eq(sorted(os.listdir(os.path.dirname(path))), before, "a refused import - left files")
+                fx.ctl_ok(USER_ALLOWED, "delete", "piped.zip")
+
                 # delete
                 r = fx.ctl_ok(USER_ALLOWED, "delete", counter_name)
                 expect(counter_name in r.stdout, f"delete does not report what it deleted: {r.stdout}")

@@ -8,6 +8,7 @@
 #
 #   check-install.py BUILD_DIR SOURCE_DIR        exit 0 ok, 1 fail
 
+import json
 import os
 import re
 import shutil
@@ -35,7 +36,13 @@ def pkgconfig_systemd(var):
         return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def expected(options):
+def has_cockpit_page(build_dir):
+        """Whether the build makes the Cockpit page (-Dcockpit=auto without node or its npm packages does not)."""
+        with open(os.path.join(build_dir, "build.ninja")) as f:
+                return re.search(r"^build client/cockpit/index\.js[ :]", f.read(), re.M) is not None
+
+
+def expected(options, cockpit=True):
         prefix = options["prefix"]
 
         def under(d):
@@ -55,6 +62,8 @@ def expected(options):
                                         os.path.join(options["sysconfdir"], "xdg", "autostart"))
         with open(os.path.join(HERE, "installed-files.txt")) as f:
                 lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        if not cockpit:
+                lines = [line for line in lines if not line.startswith("{datadir}/cockpit/")]
         return sorted(os.path.normpath(line.format(**dirs)) for line in lines), dirs
 
 
@@ -88,7 +97,8 @@ def desktop_file_problems(label, f, path, got):
 
 def check_tree(label, build_dir, problems):
         options = installtree.build_options(build_dir)
-        want, dirs = expected(options)
+        cockpit = has_cockpit_page(build_dir)
+        want, dirs = expected(options, cockpit)
         dest = tempfile.mkdtemp(prefix="opbackup-install-")
         try:
                 got = installtree.install(build_dir, dest)
@@ -116,6 +126,14 @@ def check_tree(label, build_dir, problems):
                                         problems.append(f"{label}: {f} has an unsubstituted @variable@")
                         if f.endswith(".desktop"):
                                 problems += desktop_file_problems(label, f, installtree.in_tree(dest, f), got)
+                # The Cockpit page is shown where the service's activation file is: the one installed.
+                manifest = os.path.join(dirs["datadir"], "cockpit", "opbackup", "manifest.json")
+                if manifest in got:
+                        with open(installtree.in_tree(dest, manifest)) as fh:
+                                condition = json.load(fh)["conditions"][0]["path-exists"]
+                        if condition not in got:
+                                problems.append(f"{label}: the Cockpit page's condition {condition} is not an "
+                                                "installed file")
                 print(f"# {label}: prefix {prefix}, {len(got)} files installed")
                 for f in got:
                         print(f"#   {f}")
@@ -157,9 +175,11 @@ def main():
         try:
                 subprocess.run(["meson", "setup", "--prefix=/usr", usr_build, source_dir], check=True,
                                stdout=subprocess.DEVNULL)
-                subprocess.run(["ninja", "-C", usr_build, "service/opbackupd", "service/opbackup-fetch",
-                                "client/opbackupctl", "client/notify/opbackup-notify"], check=True,
-                               stdout=subprocess.DEVNULL)
+                targets = ["service/opbackupd", "service/opbackup-fetch", "client/opbackupctl",
+                           "client/notify/opbackup-notify"]
+                if has_cockpit_page(usr_build):
+                        targets.append("client/cockpit/index.js")
+                subprocess.run(["ninja", "-C", usr_build] + targets, check=True, stdout=subprocess.DEVNULL)
                 dirs = check_tree("--prefix=/usr", usr_build, problems)
                 check_debian_dirs(dirs, problems)
         finally:
