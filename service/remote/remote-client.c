@@ -90,6 +90,10 @@ static json_object *request_json(const RemoteRequest *req) {
                                                                           (int) req->credentials->secret_size));
         }
 #undef ADD_STR
+        if (rc->part_size > 0)
+                json_object_object_add(o, "part_size", json_object_new_uint64(rc->part_size));
+        if (rc->multipart_threshold > 0)
+                json_object_object_add(o, "multipart_threshold", json_object_new_uint64(rc->multipart_threshold));
         if (req->max_size > 0)
                 json_object_object_add(o, "max_size", json_object_new_uint64(req->max_size));
         return o;

@@ -131,8 +131,8 @@ int remote_temp_name(const char *name, char **ret) {
         return asprintf(ret, ".%s.part-%s", name, hex) < 0 ? -ENOMEM : 0;
 }
 
-int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
-                     unsigned *ret_size) {
+int remote_digest_range(int fd, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
+                        unsigned *ret_size) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         _cleanup_free_ char *buf = malloc(1024 * 1024);
         int r = 0;
@@ -142,7 +142,7 @@ int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t l
                 return -ENOMEM;
         }
         while (length > 0) {
-                ssize_t n = pread_full(j->fd, buf, length < 1024 * 1024 ? length : 1024 * 1024, offset);
+                ssize_t n = pread_full(fd, buf, length < 1024 * 1024 ? length : 1024 * 1024, offset);
 
                 if (n <= 0) {
                         r = n < 0 ? (int) n : -EIO;
@@ -155,6 +155,13 @@ int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t l
         if (r >= 0 && EVP_DigestFinal_ex(ctx, ret, ret_size) != 1)
                 r = -EIO;
         EVP_MD_CTX_free(ctx);
+        return r;
+}
+
+int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
+                     unsigned *ret_size) {
+        int r = remote_digest_range(j->fd, md, offset, length, ret, ret_size);
+
         if (r < 0)
                 return remote_fail(j, r, "local", "Cannot read the backup: %s", strerror(-r));
         return 0;
@@ -569,6 +576,10 @@ static int job_parse(RemoteJob *j, const char *text) {
 
                 if (json_object_object_get_ex(q, "max_size", &v) && json_object_is_type(v, json_type_int))
                         j->max_size = json_object_get_uint64(v);
+                if (json_object_object_get_ex(q, "part_size", &v) && json_object_is_type(v, json_type_int))
+                        j->part_size = json_object_get_uint64(v);
+                if (json_object_object_get_ex(q, "multipart_threshold", &v) && json_object_is_type(v, json_type_int))
+                        j->multipart_threshold = json_object_get_uint64(v);
         }
         /* The tokener's copy of the request text is the caller's to wipe. */
         json_object_put(q);
@@ -577,6 +588,10 @@ static int job_parse(RemoteJob *j, const char *text) {
         j->op = remote_op_from_string(op);
         j->type = type ? remote_type_from_string(type) : REMOTE_TYPE_INVALID;
         j->verify_full = streq_ptr(verify, "full");
+        if (j->part_size < REMOTE_S3_PART_MIN || j->part_size > REMOTE_S3_PUT_MAX)
+                j->part_size = REMOTE_S3_PART_SIZE_DEFAULT;
+        if (j->multipart_threshold < REMOTE_S3_PART_MIN || j->multipart_threshold > REMOTE_S3_PUT_MAX)
+                j->multipart_threshold = REMOTE_S3_THRESHOLD_DEFAULT;
         if (j->op == _REMOTE_OP_MAX || j->type == REMOTE_TYPE_INVALID || !j->url || !j->instance || !j->remote ||
             !instance_name_is_valid(j->instance) || (j->op != REMOTE_OP_LIST && (!j->name || !backup_name_is_valid(j->name))))
                 return remote_fail(j, -EINVAL, "local", "The transfer request is incomplete or invalid");
