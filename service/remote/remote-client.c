@@ -16,6 +16,7 @@
 /* The helper sends progress at least once a second while it transfers; a listing or a server that takes its
  * time between two requests of one operation gets this long (the helper's own limits are shorter). */
 #define REMOTE_FRAME_TIMEOUT_MS (10 * 60 * 1000)
+#define CANCEL_GRACE_MS (25 * 1000)     /* longer than the helper's CLEANUP_TIMEOUT_S */
 
 static const char *const op_names[_REMOTE_OP_MAX] = {
         [REMOTE_OP_PUT] = "put",
@@ -238,9 +239,21 @@ int remote_transfer(int helper_fd, const RemoteRequest *req, RemoteResult *ret) 
                 (void) shutdown(helper_fd, SHUT_RDWR);
         if (pid > 0) {
                 close(TAKE_FD(own_fd));
-                if (r < 0)
+                /* Canceled: the helper, seeing its client gone, removes the temporary upload (or aborts the
+                 * multipart upload, whose parts would stay stored and billed) within its own time limit. */
+                if (streq_ptr(ret->kind, "canceled"))
+                        for (int i = 0; i < CANCEL_GRACE_MS / 50; i++) {
+                                pid_t k = waitpid(pid, NULL, WNOHANG);
+
+                                if (k == pid || (k < 0 && errno != EINTR)) {
+                                        pid = -1;
+                                        break;
+                                }
+                                (void) usleep(50 * 1000);
+                        }
+                if (pid > 0 && r < 0)
                         (void) kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
         }
         return r;

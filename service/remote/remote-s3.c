@@ -126,6 +126,7 @@ static int abort_multipart(RemoteJob *j, const char *upload_id) {
         _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind);
         RemoteCall c = { .method = "DELETE", .out_fd = -1, .collect = true };
 
+        j->cleaning = true;
         if (esc && asprintf(&q, "uploadId=%s", esc) >= 0 && object_url(j, q, &url) >= 0) {
                 c.url = url;
                 c.headers = s3_headers(NULL);

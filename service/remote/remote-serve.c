@@ -19,6 +19,7 @@
 #define RESP_MAX (4U * 1024U * 1024U)          /* XML answers: a page of a listing is far smaller */
 #define ENTRIES_PER_FRAME 500
 #define PROGRESS_INTERVAL_MS 200
+#define CLEANUP_TIMEOUT_S 20            /* for a request that removes what a failed upload left */
 
 static int64_t now_ms(void) {
         struct timespec ts;
@@ -287,7 +288,8 @@ static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
                 j->client_gone = true;
         if (!j->client_gone && st->c->progress)
                 (void) remote_send_progress(j, j->progress_base + (uint64_t) (st->c->upload ? ulnow : dlnow), false);
-        return j->client_gone ? 1 : 0;
+        /* A canceled upload still removes its temporary file or aborts its multipart upload. */
+        return j->client_gone && !j->cleaning ? 1 : 0;
 }
 
 static int call_setup(RemoteJob *j, RemoteCall *c, CallState *st) {
@@ -312,6 +314,8 @@ static int call_setup(RemoteJob *j, RemoteCall *c, CallState *st) {
         SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
         SET(CURLOPT_LOW_SPEED_TIME, 60L);
         SET(CURLOPT_TCP_KEEPALIVE, 1L);
+        if (j->cleaning)
+                SET(CURLOPT_TIMEOUT, (long) CLEANUP_TIMEOUT_S);
         if (j->ca) {
                 struct curl_blob blob = { .data = j->ca, .len = strlen(j->ca), .flags = CURL_BLOB_COPY };
                 SET(CURLOPT_CAINFO_BLOB, &blob);

@@ -36,6 +36,8 @@ typedef struct RemoteJob {
         uint64_t progress_total;
         int64_t last_progress_ms;
         bool client_gone;
+        bool cleaning;                  /* removing what a failed upload left: done even for a gone client,
+                                         * within CLEANUP_TIMEOUT */
         json_object *pending;           /* LIST: entries not sent yet */
         char *result_url;
         uint64_t result_size;

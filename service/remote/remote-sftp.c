@@ -167,6 +167,7 @@ static int sftp_put(RemoteJob *j) {
         if (r < 0) {
                 _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind), *rmt = NULL;
 
+                j->cleaning = true;
                 if (asprintf(&rmt, "*rm %s", temp_path) >= 0)
                         (void) quote(j, curl_slist_append(NULL, rmt), "Removing the partial upload");
                 free(j->error);
