@@ -91,6 +91,8 @@ static json_object *request_json(const RemoteRequest *req) {
                                                                           (int) req->credentials->secret_size));
         }
 #undef ADD_STR
+        if (rc->timeout_s > 0)
+                json_object_object_add(o, "timeout", json_object_new_uint64(rc->timeout_s));
         if (rc->part_size > 0)
                 json_object_object_add(o, "part_size", json_object_new_uint64(rc->part_size));
         if (rc->multipart_threshold > 0)

@@ -146,6 +146,22 @@ static int parse_key(RemoteConfig *rc, const char *key, const char *value, const
                         return -EINVAL;
                 return 0;
         }
+        if (streq(key, "Timeout")) {
+                char *end;
+                unsigned long v;
+
+                *ret_expected = "a number of seconds from 1 to 3600";
+                if (!*value) {
+                        rc->timeout_s = 0;
+                        return 0;
+                }
+                errno = 0;
+                v = strtoul(value, &end, 10);
+                if (errno != 0 || *end || value[0] < '0' || value[0] > '9' || v < 1 || v > REMOTE_TIMEOUT_MAX_S)
+                        return -EINVAL;
+                rc->timeout_s = (unsigned) v;
+                return 0;
+        }
         if (streq(key, "Verify")) {
                 *ret_expected = "size or full";
                 if (!*value || strcasecmp(value, "size") == 0)

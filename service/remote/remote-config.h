@@ -30,6 +30,8 @@ typedef enum RemoteVerify {
 #define REMOTE_S3_PUT_MAX (5ULL << 30)
 #define REMOTE_S3_PART_SIZE_DEFAULT (64ULL << 20)
 #define REMOTE_S3_THRESHOLD_DEFAULT (2ULL << 30)
+#define REMOTE_TIMEOUT_DEFAULT_S 60U
+#define REMOTE_TIMEOUT_MAX_S 3600U
 
 typedef struct RemoteConfig {
         char *name;
@@ -44,6 +46,7 @@ typedef struct RemoteConfig {
         RemoteVerify verify;
         uint64_t part_size;             /* s3: of a multipart upload's parts; 0 = the default */
         uint64_t multipart_threshold;   /* s3: larger archives go in parts; 0 = the default */
+        unsigned timeout_s;             /* a transfer without progress for this long fails; 0 = the default */
         char *error;                    /* set when the remote cannot be used: why, for a person */
 } RemoteConfig;
 

@@ -13,7 +13,6 @@
 #include "remote/remote-xml.h"
 
 #define S3_PARTS_MAX 10000ULL
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* RFC 3986 unreserved characters stay, everything else is %XX: what SigV4's canonical query expects. */
 static char *s3_escape(const char *s) {

@@ -310,9 +310,9 @@ static int call_setup(RemoteJob *j, RemoteCall *c, CallState *st) {
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
         SET(CURLOPT_CONNECTTIMEOUT, 20L);
         /* No limit on the whole transfer (an archive may be large, a line slow), but one that stalls — a
-         * server gone, a cable pulled — ends after a minute. */
+         * server gone, a cable pulled — ends after Timeout= (a minute). */
         SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-        SET(CURLOPT_LOW_SPEED_TIME, 60L);
+        SET(CURLOPT_LOW_SPEED_TIME, (long) j->timeout_s);
         SET(CURLOPT_TCP_KEEPALIVE, 1L);
         if (j->cleaning)
                 SET(CURLOPT_TIMEOUT, (long) CLEANUP_TIMEOUT_S);
@@ -407,8 +407,9 @@ static int fail_curl(RemoteJob *j, CURLcode code, const char *what) {
                                    "running, the port in URL= of remote %s right, the network up?", what, host,
                                    detail, j->remote);
         case CURLE_OPERATION_TIMEDOUT:
-                return remote_fail(j, -ETIMEDOUT, "timeout", "%s failed: %s stopped answering (timeout: %s)", what,
-                                   host, detail);
+                return remote_fail(j, -ETIMEDOUT, "timeout", "%s failed: %s stopped answering (nothing moved for %u "
+                                   "seconds, Timeout= of remote %s): is the server overloaded or hung, the network "
+                                   "down?", what, host, j->timeout_s, j->remote);
         case CURLE_PEER_FAILED_VERIFICATION:
                 if (j->type == REMOTE_TYPE_SFTP)
                         return remote_fail(j, -EACCES, "hostkey", "%s failed: the host key of %s does not match "
@@ -580,6 +581,8 @@ static int job_parse(RemoteJob *j, const char *text) {
 
                 if (json_object_object_get_ex(q, "max_size", &v) && json_object_is_type(v, json_type_int))
                         j->max_size = json_object_get_uint64(v);
+                if (json_object_object_get_ex(q, "timeout", &v) && json_object_is_type(v, json_type_int))
+                        j->timeout_s = (unsigned) MIN(json_object_get_uint64(v), (uint64_t) REMOTE_TIMEOUT_MAX_S);
                 if (json_object_object_get_ex(q, "part_size", &v) && json_object_is_type(v, json_type_int))
                         j->part_size = json_object_get_uint64(v);
                 if (json_object_object_get_ex(q, "multipart_threshold", &v) && json_object_is_type(v, json_type_int))
@@ -592,6 +595,8 @@ static int job_parse(RemoteJob *j, const char *text) {
         j->op = remote_op_from_string(op);
         j->type = type ? remote_type_from_string(type) : REMOTE_TYPE_INVALID;
         j->verify_full = streq_ptr(verify, "full");
+        if (j->timeout_s == 0)
+                j->timeout_s = REMOTE_TIMEOUT_DEFAULT_S;
         if (j->part_size < REMOTE_S3_PART_MIN || j->part_size > REMOTE_S3_PUT_MAX)
                 j->part_size = REMOTE_S3_PART_SIZE_DEFAULT;
         if (j->multipart_threshold < REMOTE_S3_PART_MIN || j->multipart_threshold > REMOTE_S3_PUT_MAX)

@@ -15,6 +15,10 @@
  * (HTTP for S3 and WebDAV, SFTP through libssh2), libcrypto for the checksums. One RemoteJob per request;
  * remote-s3.c, remote-webdav.c and remote-sftp.c do the protocols' parts with remote_call(). */
 
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
 typedef struct RemoteJob {
         int conn;                       /* the client: progress, listings and the end go there */
         RemoteOp op;
@@ -27,6 +31,7 @@ typedef struct RemoteJob {
         uint64_t size;                  /* PUT: of the archive */
         uint64_t max_size;              /* GET: of the download; 0 no limit */
         uint64_t part_size;             /* s3 PUT: of multipart parts */
+        unsigned timeout_s;             /* without progress for this long, a transfer fails */
         uint64_t multipart_threshold;   /* s3 PUT: larger archives go in parts */
         CURL *curl;                     /* one handle for the whole job: the connection is reused */
         char errbuf[CURL_ERROR_SIZE];

@@ -123,10 +123,11 @@ class Servers:
 
     # ---- WebDAV ----
 
-    def apache(self, user="u", password="p"):
-        base = os.path.join(self.dir, "apache")
-        data, lock = os.path.join(base, "data"), os.path.join(base, "lock")
-        os.makedirs(data)
+    def apache(self, user="u", password="p", data=None, name="apache"):
+        """data: the folder it serves (made when missing), e.g. a small file system to fill."""
+        base = os.path.join(self.dir, name)
+        data, lock = data or os.path.join(base, "data"), os.path.join(base, "lock")
+        os.makedirs(data, exist_ok=True)
         os.makedirs(lock)
         shutil.chown(data, "www-data")
         shutil.chown(lock, "www-data")
@@ -141,18 +142,27 @@ class Servers:
                     f"ErrorLog {base}/error.log\nLimitRequestBody 0\nDAVLockDB {lock}/davlock\nDocumentRoot {data}\n"
                     f"<Directory {data}>\n  Dav On\n  AuthType Basic\n  AuthName dav\n"
                     f"  AuthUserFile {base}/htpasswd\n  Require valid-user\n</Directory>\n")
-        p = self.spawn(["apache2", "-f", os.path.join(base, "httpd.conf"), "-DFOREGROUND"], "apache")
+        p = self.spawn(["apache2", "-f", os.path.join(base, "httpd.conf"), "-DFOREGROUND"], name)
         wait_port(port, p, "apache2")
         return f"http://127.0.0.1:{port}", data, p
 
-    def rclone(self, user="u", password="p"):
-        data = os.path.join(self.dir, "rclone")
+    def rclone(self, user="u", password="p", tls=False, name="rclone"):
+        """tls: https with a self-signed certificate for 127.0.0.1, its PEM in self.cert[name]."""
+        data = os.path.join(self.dir, name)
         os.makedirs(data)
         port = free_port()
+        extra = []
+        if tls:
+            cert, key = os.path.join(self.dir, name + "-cert.pem"), os.path.join(self.dir, name + "-key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            self.cert = dict(getattr(self, "cert", {}), **{name: cert})
+            extra = ["--cert", cert, "--key", key]
         p = self.spawn(["rclone", "serve", "webdav", data, "--addr", f"127.0.0.1:{port}", "--user", user,
-                        "--pass", password], "rclone")
+                        "--pass", password] + extra, name)
         wait_port(port, p, "rclone")
-        return f"http://127.0.0.1:{port}", data, p
+        return f"{'https' if tls else 'http'}://127.0.0.1:{port}", data, p
 
     # ---- S3 ----
 
