@@ -103,7 +103,7 @@ static json_object *request_json(const RemoteRequest *req) {
 }
 
 static int send_request(int helper_fd, const RemoteRequest *req) {
-        json_object *o = request_json(req);
+        json_object *o = request_json(req), *secret;
         const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         size_t n = strlen(s);
         int r;
@@ -112,8 +112,11 @@ static int send_request(int helper_fd, const RemoteRequest *req) {
                 r = fetch_frame_write_fd(helper_fd, 'R', s, n, req->fd);
         else
                 r = fetch_frame_write(helper_fd, 'R', s, n);
-        /* The text holds the secret: gone from this process's memory as soon as it is sent. */
+        /* The text holds the secret: gone from this process's memory as soon as it is sent; so does json-c's
+         * copy of it in the object. */
         explicit_bzero((char *) s, n);
+        if (json_object_object_get_ex(o, "secret", &secret))
+                explicit_bzero((char *) json_object_get_string(secret), (size_t) json_object_get_string_len(secret));
         json_object_put(o);
         return r;
 }

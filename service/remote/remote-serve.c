@@ -548,8 +548,17 @@ static int key_to_memfd(RemoteJob *j) {
 
 static int job_parse(RemoteJob *j, const char *text) {
         _cleanup_free_ char *op = NULL, *type = NULL, *verify = NULL;
-        json_object *q = json_tokener_parse(text);
+        json_tokener *tok = json_tokener_new();
+        json_object *q = tok ? json_tokener_parse_ex(tok, text, -1) : NULL;
         int r = 0;
+
+        /* The tokener keeps the last strings it read (the secret among them) in its buffer: wiped before it
+         * is freed. json-c has no call for it; the field is public in its header. */
+        if (tok) {
+                if (tok->pb && tok->pb->buf)
+                        explicit_bzero(tok->pb->buf, (size_t) tok->pb->size);
+                json_tokener_free(tok);
+        }
 
         if (!q || !json_object_is_type(q, json_type_object)) {
                 json_object_put(q);
