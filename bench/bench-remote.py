@@ -24,6 +24,10 @@ s3rver (node), OpenSSH's sshd, all on 127.0.0.1, so the numbers compare the clie
 turns, --runs times each; medians, the ratio of curl's time to opbackup's (opbackup's share of curl's throughput)
 and the peak RSS (VmHWM) of the daemon and of every process it starts (the remote worker, opbackup-fetch), sampled
 from /proc every 20 ms. Not a test: timings depend on the machine and on what else runs on it.
+
+opbackup's workers and the helper they start run at idle priority (SCHED_IDLE, nice 19, idle I/O class), so that a
+backup never slows the printer's host down: on a machine where other work runs, they get only the CPU left over.
+curl runs at the same priority (chrt --idle 0 nice -n 19 ionice -c 3), unless --curl-priority normal.
 """
 
 import argparse
@@ -135,6 +139,8 @@ def main():
         ap.add_argument("--only", default="dav,s3,sftp", help="protocols: dav, s3, sftp")
         ap.add_argument("--workdir", default="/var/tmp", help="where the instance, the file and the servers' data go")
         ap.add_argument("--json", help="also write the results to this file")
+        ap.add_argument("--curl-priority", choices=("idle", "normal"), default="idle",
+                        help="curl's priority: idle as opbackup's helper (default), or normal")
         ap.add_argument("--big", action="store_true", help="6 GiB, one run, no curl: the peak RSS at that size")
         args = ap.parse_args()
         if args.big:
@@ -230,6 +236,9 @@ def main():
                                                                            proto, timeout=3600)
                                                 else:
                                                         argv = [big if a == "{file}" else a for a in curl[proto](run)]
+                                                        if args.curl_priority == "idle":
+                                                                argv = ["chrt", "--idle", "0", "nice", "-n", "19",
+                                                                        "ionice", "-c", "3"] + argv
                                                         r = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
                                                 dt = time.monotonic() - t
                                                 if r.returncode != 0:

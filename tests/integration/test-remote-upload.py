@@ -118,6 +118,18 @@ def test_backup_copies_to_every_remote():
                         expect("Last uploads:" in text and "FAILED" in text and f"{NAME} uploaded" in text,
                                f"status shows the last uploads: {text}")
 
+                        # They outlive the daemon (which exits when idle): kept in root's state folder, 0600.
+                        state = os.path.join(fx.dir, "state", "remote-status.json")
+                        st_file = os.stat(state)
+                        expect(st_file.st_uid == 0 and (st_file.st_mode & 0o777) == 0o600,
+                               f"the last uploads are in {state}, root's, mode 0600: {oct(st_file.st_mode)}")
+                        expect(DAV_SECRET not in open(state).read() and S3_SECRET not in open(state).read(),
+                               "no secret in the state file")
+                        before = sorted(fx.get_property(USER_ALLOWED, path, IFACE_INSTANCE, "RemoteStatus"))
+                        fx.restart_daemon()
+                        after = sorted(fx.get_property(USER_ALLOWED, path, IFACE_INSTANCE, "RemoteStatus"))
+                        expect_eq(after, before, "RemoteStatus after the daemon restarted")
+
                         # Listing: a member of group opbackup may, an outsider may not.
                         listed = fx.call(USER_ALLOWED, MANAGER_PATH, IFACE_MANAGER, "ListRemotes", "")[0]
                         expect_eq(sorted(x[0] for x in listed), ["bad", "dav", "nas", "s3"], "ListRemotes")
