@@ -200,6 +200,7 @@ class Servers:
         ssh = os.path.join(home, ".ssh")
         os.makedirs(ssh, exist_ok=True)
         shutil.copy(os.path.join(base, "key.pub"), os.path.join(ssh, "authorized_keys"))
+        shutil.copy(os.path.join(base, "key.pub"), os.path.join(base, "authorized_keys"))
         for p in (ssh, os.path.join(ssh, "authorized_keys")):
             shutil.chown(p, SFTP_USER, SFTP_USER)
         os.chmod(ssh, 0o700)
@@ -210,8 +211,11 @@ class Servers:
         os.makedirs("/run/sshd", exist_ok=True)
         port = free_port()
         with open(os.path.join(base, "sshd_config"), "w") as f:
+            # The key this server accepts is its own (root's file): another test or benchmark that starts an sshd for
+            # the same account meanwhile does not lock this one out. StrictModes: it lies under /tmp.
             f.write(f"ListenAddress 127.0.0.1\nHostKey {base}/hostkey\nPidFile none\nPasswordAuthentication no\n"
-                    "KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+                    f"KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+                    f"AuthorizedKeysFile {base}/authorized_keys\nStrictModes no\n")
         self._sshd_argv = ["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(base, "sshd_config"), "-p", str(port)]
         p = self.spawn(self._sshd_argv, "sshd")
         wait_port(port, p, "sshd")
