@@ -229,6 +229,11 @@ def main():
                                                 with open(big, "rb") as f:      # warm: both start from the page cache
                                                         while f.read(1 << 22):
                                                                 pass
+                                                if tool == "opbackup":
+                                                        # curl writes a new name each run: opbackup too, not a
+                                                        # replacement the server must first delete the old copy of.
+                                                        fx.ctl(fixture.USER_ALLOWED, "delete", "--remote", proto, NAME,
+                                                               timeout=600)
                                                 t = time.monotonic()
                                                 if tool == "opbackup":
                                                         with mem:

@@ -132,9 +132,9 @@ void remote_status_save(Daemon *d) {
         else {
                 (void) unlink(temp);
                 fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                /* No fsync(): it would wait for the journal to commit whatever else is being written (an upload's
+                 * copy on a local server, a backup), and a file lost in a crash only forgets the last results. */
                 r = fd < 0 ? -errno : write_all(fd, s, strlen(s));
-                if (r >= 0 && fsync(fd) < 0)
-                        r = -errno;
                 if (r >= 0 && rename(temp, path) < 0)
                         r = -errno;
                 if (r < 0 && fd >= 0)
