@@ -15,6 +15,7 @@
 #include "instance/config.h"
 #include "instance/instance.h"
 #include "log.h"
+#include "remote/remote-status.h"
 #include "restore/restore-job.h"
 #include "util.h"
 
@@ -76,6 +77,7 @@ static int daemon_load_instances(Daemon *d) {
                          i->octoprint_version ?: "(unknown)", i->unusable_reason ? ", unusable: " : "",
                          strempty(i->unusable_reason));
         }
+        remote_status_load(d);
         if (d->n_instances == 0)
                 log_notice("No OctoPrint instance configured in %s/instances.d or found under /home.",
                            d->config_dir);

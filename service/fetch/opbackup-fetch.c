@@ -47,6 +47,10 @@ int main(int argc, char *argv[]) {
         };
         int c, fd, r;
 
+        /* First of all: requests for remotes carry credentials, and without systemd's socket the helper runs
+         * as the instance's user, who must not read them out of its memory (ptrace, /proc/PID/mem) nor attach
+         * before they arrive. */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
@@ -68,9 +72,6 @@ int main(int argc, char *argv[]) {
                                 "input (run by opbackup-fetch.socket): %m");
                 return EXIT_FAILURE;
         }
-        /* Requests for remotes carry credentials: without systemd's socket the helper runs as the instance's
-         * user, who must not read them out of its memory (ptrace, /proc/PID/mem). */
-        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* A client that goes away is an error to return, not a signal to die of. */
         signal(SIGPIPE, SIG_IGN);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -10,7 +10,8 @@
 #include "instance/config.h"
 #include "instance/octoconfig.h"
 
-/* The last upload of a backup of the instance to one remote (Instance.RemoteStatus): kept in memory only. */
+/* The last upload of a backup of the instance to one remote (Instance.RemoteStatus); saved and loaded by
+ * remote/remote-status.h. */
 typedef struct InstanceRemoteStatus {
         char *remote;
         char *name;                     /* the backup */

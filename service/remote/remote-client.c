@@ -16,6 +16,7 @@
 /* The helper sends progress at least once a second while it transfers; a listing or a server that takes its
  * time between two requests of one operation gets this long (the helper's own limits are shorter). */
 #define REMOTE_FRAME_TIMEOUT_MS (10 * 60 * 1000)
+#define CANCEL_GRACE_MS (25 * 1000)     /* longer than the helper's CLEANUP_TIMEOUT_S */
 
 static const char *const op_names[_REMOTE_OP_MAX] = {
         [REMOTE_OP_PUT] = "put",
@@ -90,13 +91,19 @@ static json_object *request_json(const RemoteRequest *req) {
                                                                           (int) req->credentials->secret_size));
         }
 #undef ADD_STR
+        if (rc->timeout_s > 0)
+                json_object_object_add(o, "timeout", json_object_new_uint64(rc->timeout_s));
+        if (rc->part_size > 0)
+                json_object_object_add(o, "part_size", json_object_new_uint64(rc->part_size));
+        if (rc->multipart_threshold > 0)
+                json_object_object_add(o, "multipart_threshold", json_object_new_uint64(rc->multipart_threshold));
         if (req->max_size > 0)
                 json_object_object_add(o, "max_size", json_object_new_uint64(req->max_size));
         return o;
 }
 
 static int send_request(int helper_fd, const RemoteRequest *req) {
-        json_object *o = request_json(req);
+        json_object *o = request_json(req), *secret;
         const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         size_t n = strlen(s);
         int r;
@@ -105,8 +112,11 @@ static int send_request(int helper_fd, const RemoteRequest *req) {
                 r = fetch_frame_write_fd(helper_fd, 'R', s, n, req->fd);
         else
                 r = fetch_frame_write(helper_fd, 'R', s, n);
-        /* The text holds the secret: gone from this process's memory as soon as it is sent. */
+        /* The text holds the secret: gone from this process's memory as soon as it is sent; so does json-c's
+         * copy of it in the object. */
         explicit_bzero((char *) s, n);
+        if (json_object_object_get_ex(o, "secret", &secret))
+                explicit_bzero((char *) json_object_get_string(secret), (size_t) json_object_get_string_len(secret));
         json_object_put(o);
         return r;
 }
@@ -234,9 +244,21 @@ int remote_transfer(int helper_fd, const RemoteRequest *req, RemoteResult *ret) 
                 (void) shutdown(helper_fd, SHUT_RDWR);
         if (pid > 0) {
                 close(TAKE_FD(own_fd));
-                if (r < 0)
+                /* Canceled: the helper, seeing its client gone, removes the temporary upload (or aborts the
+                 * multipart upload, whose parts would stay stored and billed) within its own time limit. */
+                if (streq_ptr(ret->kind, "canceled"))
+                        for (int i = 0; i < CANCEL_GRACE_MS / 50; i++) {
+                                pid_t k = waitpid(pid, NULL, WNOHANG);
+
+                                if (k == pid || (k < 0 && errno != EINTR)) {
+                                        pid = -1;
+                                        break;
+                                }
+                                (void) usleep(50 * 1000);
+                        }
+                if (pid > 0 && r < 0)
                         (void) kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
         }
         return r;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* remotes.d/<name>.conf (remote-config.h) and the credentials files they name. */
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -40,6 +41,31 @@ static bool has_space_or_control(const char *s) {
                 if ((unsigned char) *s <= 0x20 || *s == 0x7f)
                         return true;
         return false;
+}
+
+/* "64M", "1G", "5242880": K, M and G are 1024-based. */
+static int parse_size(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+        unsigned shift = 0;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -EINVAL;
+        if (*end) {
+                const char *u = strchr("KMG", toupper((unsigned char) *end));
+
+                if (!u || end[1])
+                        return -EINVAL;
+                shift = 10 * (unsigned) (u - "KMG" + 1);
+        }
+        if (v > (UINT64_MAX >> shift))
+                return -EINVAL;
+        *ret = (uint64_t) v << shift;
+        return 0;
 }
 
 typedef struct ParseState {
@@ -106,6 +132,34 @@ static int parse_key(RemoteConfig *rc, const char *key, const char *value, const
                 if (errno != 0 || *end || value[0] < '0' || value[0] > '9' || v > 100000)
                         return -EINVAL;
                 rc->keep = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "PartSize") || streq(key, "MultipartThreshold")) {
+                uint64_t *v = streq(key, "PartSize") ? &rc->part_size : &rc->multipart_threshold;
+
+                *ret_expected = "a size from 5M to 5G (K, M, G: 1024-based)";
+                if (!*value) {
+                        *v = 0;
+                        return 0;
+                }
+                if (parse_size(value, v) < 0 || *v < REMOTE_S3_PART_MIN || *v > REMOTE_S3_PUT_MAX)
+                        return -EINVAL;
+                return 0;
+        }
+        if (streq(key, "Timeout")) {
+                char *end;
+                unsigned long v;
+
+                *ret_expected = "a number of seconds from 1 to 3600";
+                if (!*value) {
+                        rc->timeout_s = 0;
+                        return 0;
+                }
+                errno = 0;
+                v = strtoul(value, &end, 10);
+                if (errno != 0 || *end || value[0] < '0' || value[0] > '9' || v < 1 || v > REMOTE_TIMEOUT_MAX_S)
+                        return -EINVAL;
+                rc->timeout_s = (unsigned) v;
                 return 0;
         }
         if (streq(key, "Verify")) {
@@ -199,6 +253,8 @@ static int remote_config_check(RemoteConfig *rc) {
                                  "the server)", rc->source);
         if (rc->type != REMOTE_TYPE_SFTP && rc->host_key_sha256)
                 log_warning("%s: HostKeySHA256= is for sftp remotes only, ignoring.", rc->source);
+        if (rc->type != REMOTE_TYPE_S3 && (rc->part_size || rc->multipart_threshold))
+                log_warning("%s: PartSize= and MultipartThreshold= are for s3 remotes only, ignoring.", rc->source);
         /* Object names are URL + "/" + instance + "/" + backup: one slash, whatever the file says. */
         for (size_t n = strlen(rc->url); n > 0 && rc->url[n - 1] == '/'; n--)
                 rc->url[n - 1] = 0;

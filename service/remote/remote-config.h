@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Remotes (opbackupd.conf(5), REMOTES): other machines' storage every backup of an instance can be copied to.
@@ -17,13 +18,20 @@ typedef enum RemoteType {
 } RemoteType;
 
 typedef enum RemoteVerify {
-        REMOTE_VERIFY_SIZE,             /* the size after the upload (and S3's Content-MD5 of each part) */
+        REMOTE_VERIFY_SIZE,             /* the size after the upload (and S3's checksums) */
         REMOTE_VERIFY_FULL,             /* also read the upload back and compare its SHA-256 */
 } RemoteVerify;
 
 #define REMOTES_MAX 256U
 #define REMOTES_PER_BACKUP_MAX 8U        /* CopyTo=, UploadBackup */
 #define REMOTE_CREDENTIALS_MAX (16U * 1024U)
+/* S3's limits: parts of 5 MiB to 5 GiB, one PUT of at most 5 GiB. */
+#define REMOTE_S3_PART_MIN (5ULL << 20)
+#define REMOTE_S3_PUT_MAX (5ULL << 30)
+#define REMOTE_S3_PART_SIZE_DEFAULT (64ULL << 20)
+#define REMOTE_S3_THRESHOLD_DEFAULT (2ULL << 30)
+#define REMOTE_TIMEOUT_DEFAULT_S 60U
+#define REMOTE_TIMEOUT_MAX_S 3600U
 
 typedef struct RemoteConfig {
         char *name;
@@ -36,6 +44,9 @@ typedef struct RemoteConfig {
         char *ca_file;
         unsigned keep;                  /* 0 = keep all */
         RemoteVerify verify;
+        uint64_t part_size;             /* s3: of a multipart upload's parts; 0 = the default */
+        uint64_t multipart_threshold;   /* s3: larger archives go in parts; 0 = the default */
+        unsigned timeout_s;             /* a transfer without progress for this long fails; 0 = the default */
         char *error;                    /* set when the remote cannot be used: why, for a person */
 } RemoteConfig;
 

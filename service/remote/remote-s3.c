@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* S3 (path-style: <endpoint>/<bucket>/<prefix>), signed with SigV4 by libcurl. A PUT with Content-MD5 for an
- * archive up to one part, a multipart upload of 64 MiB parts (each with its Content-MD5; aborted on failure)
- * above: either way the object appears whole or not at all. ListObjectsV2 with continuation, GET, DELETE. */
+/* S3 (path-style: <endpoint>/<bucket>/<prefix>), signed with SigV4 by libcurl. One PUT with its
+ * x-amz-checksum-sha256 for an archive up to MultipartThreshold= (2 GiB), a multipart upload of PartSize=
+ * (64 MiB) parts above, each part with its Content-MD5, hashed while the part before it is sent; aborted on
+ * failure. Either way the server checks what it got against the checksum before the object exists, and the
+ * object appears whole or not at all. ListObjectsV2 with continuation, GET, DELETE. */
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "names.h"
 #include "remote/remote-serve.h"
 #include "remote/remote-xml.h"
 
-#define S3_PART_SIZE (64ULL * 1024ULL * 1024ULL)
 #define S3_PARTS_MAX 10000ULL
 
 /* RFC 3986 unreserved characters stay, everything else is %XX: what SigV4's canonical query expects. */
@@ -44,17 +46,10 @@ static struct curl_slist *s3_headers(const char *extra) {
         return h;
 }
 
-static int md5_header(RemoteJob *j, uint64_t offset, uint64_t length, char **ret) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        _cleanup_free_ char *b64 = NULL;
-        unsigned n;
-        int r;
+static int checksum_header(const char *name, const unsigned char *md, unsigned n, char **ret) {
+        _cleanup_free_ char *b64 = remote_base64(md, n);
 
-        r = remote_digest_fd(j, EVP_md5(), offset, length, md, &n);
-        if (r < 0)
-                return r;
-        b64 = remote_base64(md, n);
-        if (!b64 || asprintf(ret, "Content-MD5: %s", b64) < 0)
+        if (!b64 || asprintf(ret, "%s: %s", name, b64) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -67,18 +62,62 @@ static int s3_call(RemoteJob *j, RemoteCall *c, const char *what, long ok1, long
         return r;
 }
 
+/* x-amz-checksum-sha256, which S3 verifies before it stores the object (and SHA-256 is faster than MD5 where
+ * the CPU has SHA instructions: x86 SHA-NI, ARMv8 crypto). */
 static int put_single(RemoteJob *j, const char *url) {
-        _cleanup_free_ char *md5 = NULL;
+        _cleanup_free_ char *sum = NULL;
         RemoteCall c = { .url = url, .out_fd = -1, .collect = true, .upload = true, .length = j->size, .progress = true };
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n;
         int r;
 
-        r = md5_header(j, 0, j->size, &md5);
+        r = remote_digest_fd(j, EVP_sha256(), 0, j->size, md, &n);
         if (r < 0)
                 return r;
-        c.headers = s3_headers(md5);
+        r = checksum_header("x-amz-checksum-sha256", md, n, &sum);
+        if (r < 0)
+                return r;
+        c.headers = s3_headers(sum);
         r = s3_call(j, &c, "Uploading", 200, 200);
         remote_call_done(&c);
         return r;
+}
+
+/* The MD5 of one part, computed in a thread of its own while the part before it is being sent. */
+typedef struct PartHash {
+        int fd;
+        uint64_t offset, length;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n;
+        int r;
+        pthread_t thread;
+        bool running;
+} PartHash;
+
+static void *part_hash_thread(void *userdata) {
+        PartHash *h = userdata;
+
+        h->r = remote_digest_range(h->fd, EVP_md5(), h->offset, h->length, h->md, &h->n);
+        return NULL;
+}
+
+static int part_hash_start(PartHash *h, int fd, uint64_t offset, uint64_t length) {
+        *h = (PartHash) { .fd = fd, .offset = offset, .length = length };
+        if (pthread_create(&h->thread, NULL, part_hash_thread, h) != 0) {
+                /* No thread: hash here. */
+                part_hash_thread(h);
+                return 0;
+        }
+        h->running = true;
+        return 0;
+}
+
+static int part_hash_wait(PartHash *h) {
+        if (h->running) {
+                pthread_join(h->thread, NULL);
+                h->running = false;
+        }
+        return h->r;
 }
 
 static int abort_multipart(RemoteJob *j, const char *upload_id) {
@@ -86,6 +125,7 @@ static int abort_multipart(RemoteJob *j, const char *upload_id) {
         _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind);
         RemoteCall c = { .method = "DELETE", .out_fd = -1, .collect = true };
 
+        j->cleaning = true;
         if (esc && asprintf(&q, "uploadId=%s", esc) >= 0 && object_url(j, q, &url) >= 0) {
                 c.url = url;
                 c.headers = s3_headers(NULL);
@@ -102,14 +142,16 @@ static int abort_multipart(RemoteJob *j, const char *upload_id) {
 static int put_multipart(RemoteJob *j) {
         _cleanup_free_ char *url = NULL, *upload_id = NULL, *esc = NULL, *complete = NULL;
         RemoteCall c = { .method = "POST", .body = "", .body_size = 0, .out_fd = -1, .collect = true };
-        uint64_t parts = (j->size + S3_PART_SIZE - 1) / S3_PART_SIZE;
+        uint64_t part_size = j->part_size, parts = (j->size + part_size - 1) / part_size;
+        PartHash hash[2] = {};
         size_t complete_size = 0;
         FILE *f;
         int r;
 
         if (parts > S3_PARTS_MAX)
-                return remote_fail(j, -EFBIG, "quota", "The backup is too large for S3 (more than %llu parts)",
-                                   S3_PARTS_MAX);
+                return remote_fail(j, -EFBIG, "quota", "The backup is too large for S3 in parts of %llu MiB (more "
+                                   "than %llu parts): raise PartSize= of remote %s",
+                                   (unsigned long long) (part_size >> 20), S3_PARTS_MAX, j->remote);
         r = object_url(j, "uploads=", &url);
         if (r < 0)
                 return r;
@@ -124,18 +166,33 @@ static int put_multipart(RemoteJob *j) {
                 return r;
         esc = s3_escape(upload_id);
         f = open_memstream(&complete, &complete_size);
-        if (!esc || !f)
+        if (!esc || !f) {
+                if (f)
+                        fclose(f);
+                abort_multipart(j, upload_id);
                 return -ENOMEM;
+        }
         fputs("<CompleteMultipartUpload>", f);
+        /* Part i's checksum is in hash[i % 2]; part i + 1's is computed while part i is sent. */
+        part_hash_start(&hash[0], j->fd, 0, MIN(part_size, j->size));
         for (uint64_t i = 0; r >= 0 && i < parts; i++) {
                 _cleanup_free_ char *part_url = NULL, *md5 = NULL, *q = NULL;
                 RemoteCall p = { .out_fd = -1, .collect = true, .upload = true, .progress = true,
-                                 .offset = i * S3_PART_SIZE };
+                                 .offset = i * part_size };
+                PartHash *h = &hash[i % 2];
 
-                p.length = j->size - p.offset < S3_PART_SIZE ? j->size - p.offset : S3_PART_SIZE;
-                r = md5_header(j, p.offset, p.length, &md5);
+                p.length = MIN(part_size, j->size - p.offset);
+                r = part_hash_wait(h);
+                if (r < 0) {
+                        r = remote_fail(j, r, "local", "Cannot read the backup: %s", strerror(-r));
+                        break;
+                }
+                r = checksum_header("Content-MD5", h->md, h->n, &md5);
                 if (r < 0)
                         break;
+                if (i + 1 < parts)
+                        part_hash_start(&hash[(i + 1) % 2], j->fd, p.offset + p.length,
+                                        MIN(part_size, j->size - p.offset - p.length));
                 /* The query in SigV4's canonical order: partNumber before uploadId. */
                 if (asprintf(&q, "partNumber=%llu&uploadId=%s", (unsigned long long) i + 1, esc) < 0 ||
                     object_url(j, q, &part_url) < 0) {
@@ -153,6 +210,9 @@ static int put_multipart(RemoteJob *j) {
                                 (unsigned long long) i + 1, p.etag);
                 remote_call_done(&p);
         }
+        /* A thread still hashing when a part failed. */
+        (void) part_hash_wait(&hash[0]);
+        (void) part_hash_wait(&hash[1]);
         fputs("</CompleteMultipartUpload>", f);
         if (fclose(f) != 0 && r >= 0)
                 r = -ENOMEM;
@@ -162,15 +222,17 @@ static int put_multipart(RemoteJob *j) {
                                  .collect = true };
 
                 if (asprintf(&q, "uploadId=%s", esc) < 0 || object_url(j, q, &done_url) < 0)
-                        return -ENOMEM;
-                d.url = done_url;
-                d.headers = s3_headers("Content-Type: application/xml");
-                r = s3_call(j, &d, "Completing the multipart upload", 200, 200);
-                /* S3 may answer 200 and put the error in the body. */
-                if (r >= 0 && d.resp && strstr(d.resp, "<Error>"))
-                        r = remote_fail(j, -EIO, "protocol", "Completing the multipart upload failed: %s",
-                                        d.resp);
-                remote_call_done(&d);
+                        r = -ENOMEM;
+                else {
+                        d.url = done_url;
+                        d.headers = s3_headers("Content-Type: application/xml");
+                        r = s3_call(j, &d, "Completing the multipart upload", 200, 200);
+                        /* S3 may answer 200 and put the error in the body. */
+                        if (r >= 0 && d.resp && strstr(d.resp, "<Error>"))
+                                r = remote_fail(j, -EIO, "protocol", "Completing the multipart upload failed: %s",
+                                                d.resp);
+                        remote_call_done(&d);
+                }
         }
         if (r < 0)
                 abort_multipart(j, upload_id);
@@ -185,7 +247,7 @@ static int s3_put(RemoteJob *j) {
         r = object_url(j, NULL, &url);
         if (r < 0)
                 return r;
-        r = j->size <= S3_PART_SIZE ? put_single(j, url) : put_multipart(j);
+        r = j->size <= j->multipart_threshold ? put_single(j, url) : put_multipart(j);
         if (r < 0)
                 return r;
         j->progress_base = 0;

@@ -19,6 +19,7 @@
 #define RESP_MAX (4U * 1024U * 1024U)          /* XML answers: a page of a listing is far smaller */
 #define ENTRIES_PER_FRAME 500
 #define PROGRESS_INTERVAL_MS 200
+#define CLEANUP_TIMEOUT_S 20            /* for a request that removes what a failed upload left */
 
 static int64_t now_ms(void) {
         struct timespec ts;
@@ -131,8 +132,8 @@ int remote_temp_name(const char *name, char **ret) {
         return asprintf(ret, ".%s.part-%s", name, hex) < 0 ? -ENOMEM : 0;
 }
 
-int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
-                     unsigned *ret_size) {
+int remote_digest_range(int fd, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
+                        unsigned *ret_size) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         _cleanup_free_ char *buf = malloc(1024 * 1024);
         int r = 0;
@@ -142,7 +143,7 @@ int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t l
                 return -ENOMEM;
         }
         while (length > 0) {
-                ssize_t n = pread_full(j->fd, buf, length < 1024 * 1024 ? length : 1024 * 1024, offset);
+                ssize_t n = pread_full(fd, buf, length < 1024 * 1024 ? length : 1024 * 1024, offset);
 
                 if (n <= 0) {
                         r = n < 0 ? (int) n : -EIO;
@@ -155,6 +156,13 @@ int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t l
         if (r >= 0 && EVP_DigestFinal_ex(ctx, ret, ret_size) != 1)
                 r = -EIO;
         EVP_MD_CTX_free(ctx);
+        return r;
+}
+
+int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
+                     unsigned *ret_size) {
+        int r = remote_digest_range(j->fd, md, offset, length, ret, ret_size);
+
         if (r < 0)
                 return remote_fail(j, r, "local", "Cannot read the backup: %s", strerror(-r));
         return 0;
@@ -280,7 +288,8 @@ static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
                 j->client_gone = true;
         if (!j->client_gone && st->c->progress)
                 (void) remote_send_progress(j, j->progress_base + (uint64_t) (st->c->upload ? ulnow : dlnow), false);
-        return j->client_gone ? 1 : 0;
+        /* A canceled upload still removes its temporary file or aborts its multipart upload. */
+        return j->client_gone && !j->cleaning ? 1 : 0;
 }
 
 static int call_setup(RemoteJob *j, RemoteCall *c, CallState *st) {
@@ -301,10 +310,12 @@ static int call_setup(RemoteJob *j, RemoteCall *c, CallState *st) {
         SET(CURLOPT_SSL_VERIFYHOST, 2L);
         SET(CURLOPT_CONNECTTIMEOUT, 20L);
         /* No limit on the whole transfer (an archive may be large, a line slow), but one that stalls — a
-         * server gone, a cable pulled — ends after a minute. */
+         * server gone, a cable pulled — ends after Timeout= (a minute). */
         SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-        SET(CURLOPT_LOW_SPEED_TIME, 60L);
+        SET(CURLOPT_LOW_SPEED_TIME, (long) j->timeout_s);
         SET(CURLOPT_TCP_KEEPALIVE, 1L);
+        if (j->cleaning)
+                SET(CURLOPT_TIMEOUT, (long) CLEANUP_TIMEOUT_S);
         if (j->ca) {
                 struct curl_blob blob = { .data = j->ca, .len = strlen(j->ca), .flags = CURL_BLOB_COPY };
                 SET(CURLOPT_CAINFO_BLOB, &blob);
@@ -396,8 +407,9 @@ static int fail_curl(RemoteJob *j, CURLcode code, const char *what) {
                                    "running, the port in URL= of remote %s right, the network up?", what, host,
                                    detail, j->remote);
         case CURLE_OPERATION_TIMEDOUT:
-                return remote_fail(j, -ETIMEDOUT, "timeout", "%s failed: %s stopped answering (timeout: %s)", what,
-                                   host, detail);
+                return remote_fail(j, -ETIMEDOUT, "timeout", "%s failed: %s stopped answering (nothing moved for %u "
+                                   "seconds, Timeout= of remote %s): is the server overloaded or hung, the network "
+                                   "down?", what, host, j->timeout_s, j->remote);
         case CURLE_PEER_FAILED_VERIFICATION:
                 if (j->type == REMOTE_TYPE_SFTP)
                         return remote_fail(j, -EACCES, "hostkey", "%s failed: the host key of %s does not match "
@@ -536,8 +548,17 @@ static int key_to_memfd(RemoteJob *j) {
 
 static int job_parse(RemoteJob *j, const char *text) {
         _cleanup_free_ char *op = NULL, *type = NULL, *verify = NULL;
-        json_object *q = json_tokener_parse(text);
+        json_tokener *tok = json_tokener_new();
+        json_object *q = tok ? json_tokener_parse_ex(tok, text, -1) : NULL;
         int r = 0;
+
+        /* The tokener keeps the last strings it read (the secret among them) in its buffer: wiped before it
+         * is freed. json-c has no call for it; the field is public in its header. */
+        if (tok) {
+                if (tok->pb && tok->pb->buf)
+                        explicit_bzero(tok->pb->buf, (size_t) tok->pb->size);
+                json_tokener_free(tok);
+        }
 
         if (!q || !json_object_is_type(q, json_type_object)) {
                 json_object_put(q);
@@ -569,6 +590,12 @@ static int job_parse(RemoteJob *j, const char *text) {
 
                 if (json_object_object_get_ex(q, "max_size", &v) && json_object_is_type(v, json_type_int))
                         j->max_size = json_object_get_uint64(v);
+                if (json_object_object_get_ex(q, "timeout", &v) && json_object_is_type(v, json_type_int))
+                        j->timeout_s = (unsigned) MIN(json_object_get_uint64(v), (uint64_t) REMOTE_TIMEOUT_MAX_S);
+                if (json_object_object_get_ex(q, "part_size", &v) && json_object_is_type(v, json_type_int))
+                        j->part_size = json_object_get_uint64(v);
+                if (json_object_object_get_ex(q, "multipart_threshold", &v) && json_object_is_type(v, json_type_int))
+                        j->multipart_threshold = json_object_get_uint64(v);
         }
         /* The tokener's copy of the request text is the caller's to wipe. */
         json_object_put(q);
@@ -577,6 +604,12 @@ static int job_parse(RemoteJob *j, const char *text) {
         j->op = remote_op_from_string(op);
         j->type = type ? remote_type_from_string(type) : REMOTE_TYPE_INVALID;
         j->verify_full = streq_ptr(verify, "full");
+        if (j->timeout_s == 0)
+                j->timeout_s = REMOTE_TIMEOUT_DEFAULT_S;
+        if (j->part_size < REMOTE_S3_PART_MIN || j->part_size > REMOTE_S3_PUT_MAX)
+                j->part_size = REMOTE_S3_PART_SIZE_DEFAULT;
+        if (j->multipart_threshold < REMOTE_S3_PART_MIN || j->multipart_threshold > REMOTE_S3_PUT_MAX)
+                j->multipart_threshold = REMOTE_S3_THRESHOLD_DEFAULT;
         if (j->op == _REMOTE_OP_MAX || j->type == REMOTE_TYPE_INVALID || !j->url || !j->instance || !j->remote ||
             !instance_name_is_valid(j->instance) || (j->op != REMOTE_OP_LIST && (!j->name || !backup_name_is_valid(j->name))))
                 return remote_fail(j, -EINVAL, "local", "The transfer request is incomplete or invalid");

@@ -15,6 +15,10 @@
  * (HTTP for S3 and WebDAV, SFTP through libssh2), libcrypto for the checksums. One RemoteJob per request;
  * remote-s3.c, remote-webdav.c and remote-sftp.c do the protocols' parts with remote_call(). */
 
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
 typedef struct RemoteJob {
         int conn;                       /* the client: progress, listings and the end go there */
         RemoteOp op;
@@ -26,6 +30,9 @@ typedef struct RemoteJob {
         int fd;                         /* PUT: read from; GET: written to */
         uint64_t size;                  /* PUT: of the archive */
         uint64_t max_size;              /* GET: of the download; 0 no limit */
+        uint64_t part_size;             /* s3 PUT: of multipart parts */
+        unsigned timeout_s;             /* without progress for this long, a transfer fails */
+        uint64_t multipart_threshold;   /* s3 PUT: larger archives go in parts */
         CURL *curl;                     /* one handle for the whole job: the connection is reused */
         char errbuf[CURL_ERROR_SIZE];
         char key_path[64];              /* sftp: /proc/self/fd/N, a memfd holding the private key */
@@ -34,6 +41,8 @@ typedef struct RemoteJob {
         uint64_t progress_total;
         int64_t last_progress_ms;
         bool client_gone;
+        bool cleaning;                  /* removing what a failed upload left: done even for a gone client,
+                                         * within CLEANUP_TIMEOUT */
         json_object *pending;           /* LIST: entries not sent yet */
         char *result_url;
         uint64_t result_size;
@@ -87,7 +96,10 @@ int remote_send_progress(RemoteJob *j, uint64_t done, bool force);
  * http: an answer other than 200 is a failure too. */
 int remote_read_back(RemoteJob *j, const char *url, bool http);
 
-/* The digest of [offset, offset + length) of the archive. */
+/* The digest of [offset, offset + length) of fd (any thread; a negative errno on failure). */
+int remote_digest_range(int fd, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
+                        unsigned *ret_size);
+/* The same of the archive, failing the job with a message. */
 int remote_digest_fd(RemoteJob *j, const EVP_MD *md, uint64_t offset, uint64_t length, unsigned char *ret,
                      unsigned *ret_size);
 /* Base64 (for Content-MD5) and lowercase hex. */

@@ -2,7 +2,8 @@
 /* SFTP through libcurl and libssh2: the host key pinned by its SHA-256 (no trust on first use), login with
  * an ed25519 key (libssh2 1.10 cannot sign with RSA keys the way OpenSSH 9 wants). Upload to a hidden
  * temporary name in the instance's folder (created when missing), its size checked in a listing (and its
- * content read back with Verify=full), then renamed. */
+ * content read back with Verify=full), then renamed; an older copy under the name is renamed aside first and
+ * removed after (put back if the new one cannot take the name). */
 
 #include <openssl/evp.h>
 
@@ -99,6 +100,8 @@ static int list_dir(RemoteJob *j, entry_fn on_entry, void *userdata) {
 typedef struct Find {
         const char *name;
         int64_t size;
+        const char *also;               /* and whether this one is there */
+        bool also_found;
 } Find;
 
 static int find_entry(RemoteJob *j, const char *name, uint64_t size, void *userdata) {
@@ -106,6 +109,8 @@ static int find_entry(RemoteJob *j, const char *name, uint64_t size, void *userd
 
         if (streq(name, f->name))
                 f->size = (int64_t) size;
+        if (f->also && streq(name, f->also))
+                f->also_found = true;
         return 0;
 }
 
@@ -130,7 +135,7 @@ static int list_entry(RemoteJob *j, const char *name, uint64_t size, void *userd
 
 static int sftp_put(RemoteJob *j) {
         _cleanup_free_ char *temp = NULL, *temp_url = NULL, *final_url = NULL, *temp_path = NULL, *final_path = NULL,
-                *rm = NULL, *mv = NULL;
+                *old = NULL, *old_path = NULL, *aside = NULL, *mv = NULL, *back = NULL, *rm = NULL;
         RemoteCall c = { .out_fd = -1, .upload = true, .length = j->size, .progress = true, .create_dirs = true };
         Find f = { .size = -1 };
         int r;
@@ -150,6 +155,7 @@ static int sftp_put(RemoteJob *j) {
         r = remote_call(j, &c, "Uploading");
         remote_call_done(&c);
         f.name = temp;
+        f.also = j->name;
         if (r >= 0)
                 r = list_dir(j, find_entry, &f);
         if (r >= 0 && f.size != (int64_t) j->size)
@@ -157,16 +163,37 @@ static int sftp_put(RemoteJob *j) {
                                 (long long) f.size, (unsigned long long) j->size);
         if (r >= 0 && j->verify_full)
                 r = remote_read_back(j, temp_url, false);
-        if (r >= 0) {
-                /* SFTP's rename does not replace: an older copy under the name goes first ('*': it may not be
-                 * there). */
-                if (asprintf(&rm, "*rm %s", final_path) < 0 || asprintf(&mv, "rename %s %s", temp_path, final_path) < 0)
+        if (r >= 0 && asprintf(&mv, "rename %s %s", temp_path, final_path) < 0)
+                return -ENOMEM;
+        if (r >= 0 && !f.also_found)
+                r = quote(j, curl_slist_append(NULL, mv), "Renaming the upload");
+        else if (r >= 0) {
+                /* SFTP's rename does not replace, and the name must never be without a backup: the older copy is
+                 * renamed aside (hidden, never listed), the new one takes the name, then the old one goes. If the
+                 * second rename fails, the old copy is put back. */
+                if (asprintf(&old, ".%s.old-%s", j->name, strrchr(temp, '-') + 1) < 0 ||
+                    server_path(j, old, &old_path) < 0 ||
+                    asprintf(&aside, "rename %s %s", final_path, old_path) < 0 ||
+                    asprintf(&back, "*rename %s %s", old_path, final_path) < 0 ||
+                    asprintf(&rm, "*rm %s", old_path) < 0)
                         return -ENOMEM;
-                r = quote(j, curl_slist_append(curl_slist_append(NULL, rm), mv), "Renaming the upload");
+                r = quote(j, curl_slist_append(curl_slist_append(NULL, aside), mv), "Renaming the upload");
+                if (r >= 0)
+                        (void) quote(j, curl_slist_append(NULL, rm), "Removing the older copy");
+                else {
+                        _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind);
+
+                        (void) quote(j, curl_slist_append(NULL, back), "Putting the older copy back");
+                        free(j->error);
+                        free(j->kind);
+                        j->error = TAKE_PTR(keep_error);
+                        j->kind = TAKE_PTR(keep_kind);
+                }
         }
         if (r < 0) {
                 _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind), *rmt = NULL;
 
+                j->cleaning = true;
                 if (asprintf(&rmt, "*rm %s", temp_path) >= 0)
                         (void) quote(j, curl_slist_append(NULL, rmt), "Removing the partial upload");
                 free(j->error);

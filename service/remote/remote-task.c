@@ -14,6 +14,7 @@
 #include "instance/instance.h"
 #include "log.h"
 #include "names.h"
+#include "remote/remote-status.h"
 #include "remote/remote-task.h"
 #include "util.h"
 #include "worker/worker-pipe.h"
@@ -284,6 +285,7 @@ static void on_exit_cb(int si_code, int status, void *userdata) {
                         if (instance_set_remote_status(t->instance, t->outcomes[k].remote, t->name, now,
                                                        t->outcomes[k].result, t->outcomes[k].error) < 0)
                                 log_oom();
+                remote_status_save(t->instance->daemon);
         }
         t->done(t, t->userdata);
 }

@@ -124,6 +124,7 @@ static int webdav_put(RemoteJob *j) {
                 RemoteCall d = { .method = "DELETE", .url = temp_url, .out_fd = -1 };
                 _cleanup_free_ char *keep_error = TAKE_PTR(j->error), *keep_kind = TAKE_PTR(j->kind);
 
+                j->cleaning = true;
                 (void) remote_call(j, &d, "Removing the partial upload");
                 remote_call_done(&d);
                 free(j->error);

@@ -597,6 +597,8 @@ class Fixture:
                 # The opbackup-fetch the workers start when there is no helper socket (the built one, not
                 # the installed one); the workers inherit the daemon's environment.
                 env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
+                # Root's state (the last uploads to remotes), as systemd's StateDirectory= would give it.
+                env["STATE_DIRECTORY"] = os.path.join(self.dir, "state")
                 env.update(SANITIZER_ENV)
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):

@@ -118,6 +118,18 @@ def test_backup_copies_to_every_remote():
                         expect("Last uploads:" in text and "FAILED" in text and f"{NAME} uploaded" in text,
                                f"status shows the last uploads: {text}")
 
+                        # They outlive the daemon (which exits when idle): kept in root's state folder, 0600.
+                        state = os.path.join(fx.dir, "state", "remote-status.json")
+                        st_file = os.stat(state)
+                        expect(st_file.st_uid == 0 and (st_file.st_mode & 0o777) == 0o600,
+                               f"the last uploads are in {state}, root's, mode 0600: {oct(st_file.st_mode)}")
+                        expect(DAV_SECRET not in open(state).read() and S3_SECRET not in open(state).read(),
+                               "no secret in the state file")
+                        before = sorted(fx.get_property(USER_ALLOWED, path, IFACE_INSTANCE, "RemoteStatus"))
+                        fx.restart_daemon()
+                        after = sorted(fx.get_property(USER_ALLOWED, path, IFACE_INSTANCE, "RemoteStatus"))
+                        expect_eq(after, before, "RemoteStatus after the daemon restarted")
+
                         # Listing: a member of group opbackup may, an outsider may not.
                         listed = fx.call(USER_ALLOWED, MANAGER_PATH, IFACE_MANAGER, "ListRemotes", "")[0]
                         expect_eq(sorted(x[0] for x in listed), ["bad", "dav", "nas", "s3"], "ListRemotes")
@@ -188,6 +200,88 @@ def test_backup_copies_to_every_remote():
 
                         log = fx.daemon_log()
                         for secret in (DAV_SECRET, S3_SECRET, remotes["nas"][1].splitlines()[1]):
+                                expect(secret not in log, "a secret appears in the daemon's log")
+        finally:
+                s.close()
+
+
+def big_backup(fx, name, size):
+        """A real backup of inst1 under name, with a stored entry of size random bytes added (a large archive)."""
+        import shutil
+        import zipfile
+        fx.ctl_ok(USER_ALLOWED, "backup", "--name", "small.zip", timeout=600)
+        folder = os.path.join(fx.basedir("inst1"), "data", "backup")
+        big = os.path.join(folder, name)
+        shutil.copy(os.path.join(folder, "small.zip"), big)
+        with zipfile.ZipFile(big, "a", compression=zipfile.ZIP_STORED) as z:
+                with z.open("timelapse/big.bin", "w", force_zip64=True) as f:
+                        block = os.urandom(1 << 20)
+                        for _ in range(size >> 20):
+                                f.write(block)
+        st = os.stat(os.path.join(folder, "small.zip"))
+        os.chown(big, st.st_uid, st.st_gid)
+        return big
+
+
+def test_cancel_removes_what_was_uploaded():
+        """Job.Cancel while an upload runs: the job ends canceled, nothing is under the backup's name, the
+        multipart upload is aborted (no parts stay stored) and WebDAV's temporary file is removed."""
+        s = Servers()
+        try:
+                dav_url, dav_data, _ = s.apache("opb", DAV_SECRET)
+                s3_url, s3_data, _ = s.s3rver(S3_KEY, S3_SECRET)
+                remotes = {
+                        # Parts of 5 MiB: the upload is multipart and takes long enough to be caught mid-way.
+                        "s3": (f"Type=s3\nURL={s3_url}/backups/host1\nMultipartThreshold=5M\nPartSize=5M\n",
+                               f"AccessKeyId={S3_KEY}\nSecretAccessKey={S3_SECRET}\n", None),
+                        "dav": (f"Type=webdav\nURL={dav_url}/octoprint\n", f"User=opb\nPassword={DAV_SECRET}\n", None),
+                }
+                with remotes_fixture(s, remotes, "") as fx:
+                        path = fx.instance_path("inst1")
+                        big_backup(fx, NAME, 800 << 20)
+
+                        def s3_files():
+                                return [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s3_data, "backups"))
+                                        for f in fs]
+
+                        def dav_files():
+                                return [os.path.join(r, f) for r, _, fs in os.walk(dav_data) for f in fs]
+
+                        def s3_parts():
+                                return [f for f in s3_files() if os.path.basename(f).isdigit()]
+
+                        for remote, under_way, files in (("s3", lambda: len(s3_parts()) >= 2, s3_files),
+                                                         # apache2 receives into a temporary file of its own
+                                                         # (.davfs.tmp*) and gives it the name at the end.
+                                                         ("dav", lambda: any(os.path.getsize(f) > (20 << 20)
+                                                                             for f in dav_files()), dav_files)):
+                                listener = Listener(fx)
+                                try:
+                                        job = fx.call(USER_ALLOWED, path, IFACE_INSTANCE, "UploadBackup", "sas", NAME,
+                                                      [remote])
+                                        end = time.time() + 120
+                                        while not under_way() and time.time() < end:
+                                                time.sleep(0.02)
+                                        expect(under_way(), f"{remote}: the upload is under way on the server")
+                                        fx.call(USER_ALLOWED, job[1], fixture.IFACE_JOB, "Cancel", "")
+                                        done = listener.wait_for(lambda e: e["signal"] == "JobRemoved" and
+                                                                 e["args"][0] == job[0], "the canceled job's end")
+                                finally:
+                                        listener.stop()
+                                expect_eq(done["args"][2], "canceled", f"{remote}: the job's result ({done['args'][3]})")
+                                left = files()
+                                expect(not any(os.path.basename(f).startswith(NAME) or f.endswith("/" + NAME)
+                                               for f in left), f"{remote}: nothing under the backup's name: {left}")
+                                if remote == "s3":
+                                        # s3rver keeps a multipart upload's parts in a folder until it completes or
+                                        # is aborted (it has no ListMultipartUploads to ask).
+                                        expect_eq(s3_parts(), [], "s3: the multipart upload is aborted, no part "
+                                                  "stays stored")
+                                else:
+                                        expect_eq([f for f in left if ".part-" in f or ".davfs.tmp" in f], [],
+                                                  "dav: no temporary upload is left")
+                        log = fx.daemon_log()
+                        for secret in (DAV_SECRET, S3_SECRET):
                                 expect(secret not in log, "a secret appears in the daemon's log")
         finally:
                 s.close()

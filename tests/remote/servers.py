@@ -123,10 +123,11 @@ class Servers:
 
     # ---- WebDAV ----
 
-    def apache(self, user="u", password="p"):
-        base = os.path.join(self.dir, "apache")
-        data, lock = os.path.join(base, "data"), os.path.join(base, "lock")
-        os.makedirs(data)
+    def apache(self, user="u", password="p", data=None, name="apache"):
+        """data: the folder it serves (made when missing), e.g. a small file system to fill."""
+        base = os.path.join(self.dir, name)
+        data, lock = data or os.path.join(base, "data"), os.path.join(base, "lock")
+        os.makedirs(data, exist_ok=True)
         os.makedirs(lock)
         shutil.chown(data, "www-data")
         shutil.chown(lock, "www-data")
@@ -141,18 +142,27 @@ class Servers:
                     f"ErrorLog {base}/error.log\nLimitRequestBody 0\nDAVLockDB {lock}/davlock\nDocumentRoot {data}\n"
                     f"<Directory {data}>\n  Dav On\n  AuthType Basic\n  AuthName dav\n"
                     f"  AuthUserFile {base}/htpasswd\n  Require valid-user\n</Directory>\n")
-        p = self.spawn(["apache2", "-f", os.path.join(base, "httpd.conf"), "-DFOREGROUND"], "apache")
+        p = self.spawn(["apache2", "-f", os.path.join(base, "httpd.conf"), "-DFOREGROUND"], name)
         wait_port(port, p, "apache2")
         return f"http://127.0.0.1:{port}", data, p
 
-    def rclone(self, user="u", password="p"):
-        data = os.path.join(self.dir, "rclone")
+    def rclone(self, user="u", password="p", tls=False, name="rclone"):
+        """tls: https with a self-signed certificate for 127.0.0.1, its PEM in self.cert[name]."""
+        data = os.path.join(self.dir, name)
         os.makedirs(data)
         port = free_port()
+        extra = []
+        if tls:
+            cert, key = os.path.join(self.dir, name + "-cert.pem"), os.path.join(self.dir, name + "-key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            self.cert = dict(getattr(self, "cert", {}), **{name: cert})
+            extra = ["--cert", cert, "--key", key]
         p = self.spawn(["rclone", "serve", "webdav", data, "--addr", f"127.0.0.1:{port}", "--user", user,
-                        "--pass", password], "rclone")
+                        "--pass", password] + extra, name)
         wait_port(port, p, "rclone")
-        return f"http://127.0.0.1:{port}", data, p
+        return f"{'https' if tls else 'http'}://127.0.0.1:{port}", data, p
 
     # ---- S3 ----
 
@@ -190,6 +200,7 @@ class Servers:
         ssh = os.path.join(home, ".ssh")
         os.makedirs(ssh, exist_ok=True)
         shutil.copy(os.path.join(base, "key.pub"), os.path.join(ssh, "authorized_keys"))
+        shutil.copy(os.path.join(base, "key.pub"), os.path.join(base, "authorized_keys"))
         for p in (ssh, os.path.join(ssh, "authorized_keys")):
             shutil.chown(p, SFTP_USER, SFTP_USER)
         os.chmod(ssh, 0o700)
@@ -200,8 +211,11 @@ class Servers:
         os.makedirs("/run/sshd", exist_ok=True)
         port = free_port()
         with open(os.path.join(base, "sshd_config"), "w") as f:
+            # The key this server accepts is its own (root's file): another test or benchmark that starts an sshd for
+            # the same account meanwhile does not lock this one out. StrictModes: it lies under /tmp.
             f.write(f"ListenAddress 127.0.0.1\nHostKey {base}/hostkey\nPidFile none\nPasswordAuthentication no\n"
-                    "KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+                    f"KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+                    f"AuthorizedKeysFile {base}/authorized_keys\nStrictModes no\n")
         self._sshd_argv = ["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(base, "sshd_config"), "-p", str(port)]
         p = self.spawn(self._sshd_argv, "sshd")
         wait_port(port, p, "sshd")

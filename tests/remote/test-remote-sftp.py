@@ -6,7 +6,7 @@ import os
 import shutil
 
 from remotecheck import NAME, credentials_mode, killed_mid_upload, refused_credentials, roundtrip, secret_not_shown
-from servers import SFTP_USER, Check, Servers, random_file
+from servers import SFTP_USER, Check, Servers, random_file, sha256
 
 
 def main():
@@ -28,6 +28,18 @@ def main():
         st = os.stat(os.path.join(data, "farm", "pi"))
         check(st.st_uid != 0 and (st.st_mode & 0o077) == 0, "sftp: the instance's folder is the user's, mode 0700",
               oct(st.st_mode))
+
+        # Uploading a backup the remote has already replaces it (the older copy set aside, then removed), and
+        # leaves no hidden file behind.
+        src = os.path.join(s.dir, "src.zip")
+        for size in (200_000, 300_000):
+            random_file(src, size)
+            r = s.tool("nas", "put", "pi", NAME, src)
+        got = stored("pi", NAME)
+        check(r["rc"] == 0 and got and sha256(got) == sha256(src), "sftp: an upload again replaces the copy", r)
+        left = os.listdir(os.path.join(data, "farm", "pi"))
+        check(left == [NAME], "sftp: ... leaving nothing else", left)
+        s.tool("nas", "delete", "pi", NAME)
 
         # An absolute path, Verify=full.
         text_abs = f"Type=sftp\nURL=sftp://{SFTP_USER}@127.0.0.1:{port}{home}/backups/abs\n" \

@@ -34,7 +34,10 @@ static void test_good(void) {
                    "[Remote]\n"
                    "Type=S3\n"
                    "URL=https://s3.example.org/bucket/prefix\n"
-                   "CredentialsFile=/etc/opbackup/keys/s3\n");
+                   "CredentialsFile=/etc/opbackup/keys/s3\n"
+                   "PartSize=16m\n"
+                   "Timeout=15\n"
+                   "MultipartThreshold=5368709120\n");
         write_file(dir, "remotes.d/cloud.conf",
                    "[Remote]\n"
                    "Type=webdav\n"
@@ -60,6 +63,9 @@ static void test_good(void) {
         ASSERT_EQ(rc->type, REMOTE_TYPE_S3);
         ASSERT_STREQ(rc->region, "us-east-1");          /* the default */
         ASSERT_EQ(rc->verify, REMOTE_VERIFY_SIZE);
+        ASSERT_EQ(rc->part_size, 16ULL << 20);
+        ASSERT_EQ(rc->timeout_s, 15);
+        ASSERT_EQ(rc->multipart_threshold, 5ULL << 30);
 
         rc = get(&c, "cloud");
         ASSERT_NULL(rc->error);
@@ -101,6 +107,13 @@ static void test_bad(void) {
                      "fingerprint");
         expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nKeep=-1\n", "a number");
         expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nVerify=md5\n", "size or full");
+        expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nPartSize=4M\n", "from 5M to 5G");
+        expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nPartSize=6G\n", "from 5M to 5G");
+        expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nMultipartThreshold=1T\n",
+                     "from 5M to 5G");
+        expect_error("[Remote]\nType=s3\nURL=https://h/b\nCredentialsFile=/k\nPartSize=-5M\n", "from 5M to 5G");
+        expect_error("[Remote]\nType=webdav\nURL=https://h/b\nTimeout=0\n", "seconds from 1 to 3600");
+        expect_error("[Remote]\nType=webdav\nURL=https://h/b\nTimeout=1h\n", "seconds from 1 to 3600");
 }
 
 /* CopyTo= names: valid, each once; an unknown remote leaves the instance usable (the upload says why). */

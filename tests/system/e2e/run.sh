@@ -476,6 +476,46 @@ else
         fail "fetch socket: backup rc=$rc ($(echo "$b" | tail -1)), API log '$fl', journal '$fetch'"
 fi
 
+# ---------------------------------------------------------------------------------- a remote (WebDAV)
+# A WebDAV server (rclone serve webdav, password in an htpasswd file) on the container's 127.0.0.1: opbackupd has
+# no network (PrivateNetwork=yes), so the copy of CopyTo= goes through opbackup-fetch, which gets the
+# credentials over its socket. The backup must appear there byte-identical, and restore --remote must bring the
+# instance back from it after the local copy is gone.
+begin
+DAVSECRET=e2e-dav-Secret-5b1c
+cx sh -c "rm -rf /srv/opbackup-e2e-dav && mkdir -p /srv/opbackup-e2e-dav/data && htpasswd -bc /srv/opbackup-e2e-dav/htpasswd e2e $DAVSECRET && chown -R nobody: /srv/opbackup-e2e-dav" >"$OUT/dav.log" 2>&1
+cx systemd-run -q --unit=opbackup-e2e-dav -p User=nobody rclone serve webdav /srv/opbackup-e2e-dav/data \
+        --addr 127.0.0.1:8766 --htpasswd /srv/opbackup-e2e-dav/htpasswd >>"$OUT/dav.log" 2>&1
+cx sh -c "mkdir -p /etc/opbackup/remotes.d && printf 'User=e2e\nPassword=$DAVSECRET\n' >/etc/opbackup/keys/dav && chmod 600 /etc/opbackup/keys/dav
+printf '[Remote]\nType=webdav\nURL=http://127.0.0.1:8766/backups\nCredentialsFile=/etc/opbackup/keys/dav\n' >/etc/opbackup/remotes.d/dav.conf
+printf '\n[Backup]\nCopyTo=dav\n' >>/etc/opbackup/instances.d/pi.conf
+systemctl restart opbackupd.service"
+for _ in $(seq 1 50); do cx bash -c 'exec 3<>/dev/tcp/127.0.0.1/8766' 2>/dev/null && break; sleep 0.1; done
+b=$(ctl -i pi backup --name e2e-remote.zip 2>&1); rc=$?
+local_sum=$(cx sha256sum /home/pi/octo/basedir/data/backup/e2e-remote.zip 2>&1 | cut -d' ' -f1)
+remote_sum=$(cx sha256sum /srv/opbackup-e2e-dav/data/backups/pi/e2e-remote.zip 2>&1 | cut -d' ' -f1)
+rl=$(uctl alice -i pi list --remote dav 2>&1)
+if [ $rc = 0 ] && [ -n "$local_sum" ] && [ "$local_sum" = "$remote_sum" ] && [[ "$rl" == *e2e-remote.zip* ]]; then
+        pass "remote: backup with CopyTo=dav copied it to a WebDAV server on the container's 127.0.0.1 through opbackup-fetch (opbackupd has PrivateNetwork=yes), byte-identical (sha256 ${local_sum:0:12}), list --remote dav shows it to alice"
+else
+        fail "remote: backup rc=$rc ($(echo "$b" | tail -2 | oneline)), sha256 local '$local_sum' remote '$remote_sum', list --remote: $(echo "$rl" | oneline)"
+fi
+begin
+cx sh -c 'echo "# changed after the remote backup" >>/home/pi/octo/basedir/config.yaml'
+d=$(ctl -i pi delete e2e-remote.zip 2>&1)
+r=$(ctl -i pi restore --yes --remote dav latest 2>&1); rc=$?
+echo "$r" >"$OUT/restore-remote.log"
+back=$(ctl -i pi list 2>&1 | grep -c e2e-remote.zip)
+if [ $rc = 0 ] && ! cx grep -q "changed after the remote backup" /home/pi/octo/basedir/config.yaml && [ "$back" = 1 ]; then
+        pass "remote: restore --remote dav latest fetched e2e-remote.zip back into the backup folder and restored it (the edit undone)"
+else
+        fail "remote: restore --remote rc=$rc, fetched back: $back: $(echo "$r" | tail -3 | oneline)"
+fi
+begin
+leaks=$(cx journalctl -b -o cat --no-pager | grep -c "$DAVSECRET")
+[ "$leaks" = 0 ] && pass "remote: the WebDAV password appears nowhere in the journal" \
+        || fail "remote: the WebDAV password is in the journal $leaks times"
+
 # ---------------------------------------------------------------------------------- the timer
 begin
 inv0=$(cx systemctl show -p InvocationID --value opbackup-backup.service)
@@ -530,6 +570,13 @@ t2=$(date +%s%N)
 [ $rc = 0 ] && [ "$(cx systemctl is-active opbackupd.service)" = active ] \
         && pass "re-activation after idle exit: alice's list answered in $(( (t2 - t1) / 1000000 )) ms" \
         || fail "re-activation: rc=$rc $(echo "$li" | oneline)"
+
+begin
+rs=$(ctl -i pi --json status | json '",".join(x["remote"] + ":" + x["result"] for i in d["instances"] if i["name"] == "pi" for x in i["remote_status"])' 2>&1)
+perm=$(cx stat -c '%U %a' /var/lib/opbackup /var/lib/opbackup/remote-status.json 2>&1 | oneline)
+[[ "$rs" == *dav:done* ]] && [ "$perm" = "root 700 root 600" ] \
+        && pass "remote: the last upload to dav is still known after the idle exit (RemoteStatus: $rs; /var/lib/opbackup and remote-status.json: $perm)" \
+        || fail "remote: RemoteStatus after the idle exit: '$rs', state files: $perm"
 
 # ---------------------------------------------------------------------------------- the journal
 begin
