@@ -8,7 +8,6 @@
 #include "names.h"
 #include "util.h"
 
-#define METADATA_SIZE_MAX (64U * 1024U)
 #define METADATA_EXCLUDES_MAX 64U
 
 int backup_folder_open(const char *path, int *ret_fd) {
@@ -51,7 +50,7 @@ void backup_info_done(BackupInfo *b) {
         *b = (BackupInfo) {};
 }
 
-static int parse_metadata(const char *text, BackupInfo *b, char **ret_error) {
+int backup_metadata_parse(const char *text, BackupInfo *b, char **ret_error) {
         json_object *o, *v;
         int r = -EBADMSG;
 
@@ -275,7 +274,7 @@ int backup_info_read_sized(int fd, uint64_t size, BackupInfo *ret, char **ret_er
                 goto finish;
         }
         zip_fclose(f);
-        r = parse_metadata(text, &b, ret_error);
+        r = backup_metadata_parse(text, &b, ret_error);
         if (r < 0)
                 goto finish;
 
