@@ -329,6 +329,7 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
                 return -ENOMEM;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        privs_groups_prepare(uid, gid);
         r = fork_worker(name, &w->pid);
         if (r < 0) {
                 close(sv[0]);
