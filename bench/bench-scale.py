@@ -29,6 +29,13 @@ and for the backups series:
   list (cold)     the first ListBackups ever: nothing saved, every zip read
   list (restart)  the first ListBackups after a restart, the daemon's saved listing on disk
   list (warm)     ListBackups again (median of 5)
+During the cold listing another connection pings the daemon every 20 ms (org.freedesktop.DBus.Peer.Ping):
+the slowest answer says how long other callers had to wait meanwhile.
+
+--only spawn measures the cost of a short worker: ListBackups of a folder with one backup, known to the
+daemon, --calls times on one connection (the worker forks, becomes the instance user, lists the folder and
+answers "unchanged"): median, p10 and p90 latency and the service's CPU time per call. Compare builds with
+--build.
 
 For each: wall time, CPU time of the service (the daemon and every worker it reaped: /proc/PID/stat),
 peak RSS (the highest VmHWM of the daemon and of each of its descendants, sampled every 10 ms: a worker
@@ -141,6 +148,37 @@ class PeakRss:
                         for p in [self.pid] + descendants(self.pid):
                                 self.peak = max(self.peak, vm_hwm(p))
                         self._stop.wait(0.01)
+
+        def __enter__(self):
+                self._thread.start()
+                return self
+
+        def __exit__(self, *exc):
+                self._stop.set()
+                self._thread.join()
+
+
+class Pinger:
+        """org.freedesktop.DBus.Peer.Ping to the daemon every 20 ms from another connection: the slowest
+        answer says how long the daemon's event loop kept other callers waiting."""
+
+        def __init__(self, address, name):
+                self.address, self.name = address, name
+                self.worst, self.count = 0.0, 0
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, daemon=True)
+
+        def _run(self):
+                import dbus
+                bus = dbus.bus.BusConnection(self.address)
+                peer = dbus.Interface(bus.get_object(self.name, "/"), "org.freedesktop.DBus.Peer")
+                while not self._stop.is_set():
+                        t = time.monotonic()
+                        peer.Ping(timeout=600)
+                        self.worst = max(self.worst, time.monotonic() - t)
+                        self.count += 1
+                        self._stop.wait(0.02)
+                bus.close()
 
         def __enter__(self):
                 self._thread.start()
@@ -273,7 +311,9 @@ class Scale:
                         if os.path.exists(cache):
                                 os.unlink(cache)
                         self.fx.start_daemon()
-                        row["list (cold)"] = self.measure(call)
+                        with Pinger(self.fx.address, self.fixture.BUS_NAME) as ping:
+                                row["list (cold)"] = self.measure(call)
+                        row["ping_during_cold_list_ms"] = {"max": ping.worst * 1000, "count": ping.count}
                         self.fx.stop_daemon()
                         t = time.monotonic()
                         self.fx.start_daemon()
@@ -287,7 +327,35 @@ class Scale:
                         row["cache_file_bytes"] = os.path.getsize(cache) if os.path.exists(cache) else 0
                         self.results.setdefault("backups", []).append(row)
                         print(f"  backups {count}: " + ", ".join(f"{k} {v['seconds'] * 1000:.0f} ms" for k, v in row.items()
-                                                                  if isinstance(v, dict)), flush=True)
+                                                                  if isinstance(v, dict) and "seconds" in v), flush=True)
+
+        def spawn(self, calls):
+                """The cost of a short worker: ListBackups with one backup, known to the cache (a worker that
+                forks, becomes the instance user, lists the folder and answers "unchanged"), calls times on one
+                connection. The time is the caller's; the CPU is the service's, per call."""
+                import dbus
+                self.clear_backups()
+                self.ctl(self.fixture.USER_ALLOWED, "backup", "--name", "one.zip")
+                bus = dbus.bus.BusConnection(self.fx.address)
+                inst = dbus.Interface(bus.get_object(self.fixture.BUS_NAME, self.fx.instance_path("scale")),
+                                      self.fixture.IFACE_INSTANCE)
+                inst.ListBackups()
+                pid = self.fx.daemon_proc.pid
+                times = []
+                cpu = proc_cpu(pid)
+                for _ in range(calls):
+                        t = time.monotonic()
+                        inst.ListBackups()
+                        times.append(time.monotonic() - t)
+                cpu = proc_cpu(pid) - cpu
+                bus.close()
+                times.sort()
+                self.results["spawn"] = {"calls": calls, "median_ms": statistics.median(times) * 1000,
+                                         "p10_ms": times[len(times) // 10] * 1000, "p90_ms": times[len(times) * 9 // 10] * 1000,
+                                         "service_cpu_ms_per_call": cpu / calls * 1000}
+                print("  short worker (ListBackups, 1 backup, warm): median {median_ms:.2f} ms, p10 {p10_ms:.2f} ms, "
+                      "p90 {p90_ms:.2f} ms, service CPU {service_cpu_ms_per_call:.2f} ms a call".format(**self.results["spawn"]),
+                      flush=True)
 
         def fx_chown(self, top):
                 import pwd
@@ -347,6 +415,14 @@ def report(results):
                                 t = f"{m['seconds']:.2f} s" if m["seconds"] >= 1 else f"{m['seconds'] * 1000:.0f} ms"
                                 out.append(f"| {row['step']} | {op} | {t} | {m['cpu']:.2f} s | {m['rss_mb']:.1f} MB | "
                                            f"{human(m['read_bytes'])} | {g} |")
+        for row in results.get("backups", []):
+                if "ping_during_cold_list_ms" in row:
+                        p = row["ping_during_cold_list_ms"]
+                        out.append(f"{row['step']}: during the cold listing, the slowest of {p['count']} pings took "
+                                   f"{p['max']:.1f} ms")
+        if "spawn" in results:
+                out.append("short worker (ListBackups, 1 backup, warm): median {median_ms:.2f} ms, p10 {p10_ms:.2f} ms, "
+                           "p90 {p90_ms:.2f} ms, service CPU {service_cpu_ms_per_call:.2f} ms a call".format(**results["spawn"]))
         out.append(f"\nhighest peak RSS of any process of the service: {worst_rss:.1f} MB "
                    f"({'under' if worst_rss < RSS_LIMIT_MB else 'OVER'} {RSS_LIMIT_MB} MB)")
         print("\n".join(out))
@@ -415,7 +491,9 @@ def main():
         ap.add_argument("--gcode", default="0.5G,1G,2G,5G", help="steps of the G-code series")
         ap.add_argument("--gcode-max", help="leave out G-code steps above this size (e.g. 2G)")
         ap.add_argument("--backups", default="100,1000,10000", help="steps of the backups series")
-        ap.add_argument("--only", default="files,gcode,backups", help="series to run")
+        ap.add_argument("--only", default="files,gcode,backups",
+                        help="series to run: files, gcode, backups, and spawn (the cost of a short worker)")
+        ap.add_argument("--calls", type=int, default=500, help="ListBackups calls of the spawn measurement")
         ap.add_argument("--workdir", default="/var/tmp", help="where the instance and its backups go")
         ap.add_argument("--json", help="also write the results to this file")
         ap.add_argument("--svg", default=os.path.join(HERE, "scaling.svg"), help="the plot ('' for none)")
@@ -466,6 +544,8 @@ def main():
                                 s.files([int(x) for x in args.files.split(",") if x])
                         if "gcode" in parts and gsteps:
                                 s.gcode(gsteps)
+                        if "spawn" in parts:
+                                s.spawn(args.calls)
                         if "backups" in parts:
                                 s.backups([int(x) for x in args.backups.split(",") if x])
                         results = s.results

@@ -340,6 +340,14 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
                 worker_child(sv[1], uid, gid, task, task_userdata, keep_fd);
         close(sv[1]);
         w->sock = sv[0];
+        /* Non-blocking on the daemon's side only: a read must never wait for a worker that has sent part
+         * of its answer (a frame of a listing, then the rest a while later). */
+        if (fcntl(w->sock, F_SETFL, O_NONBLOCK) < 0) {
+                r = -errno;
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                return r;
+        }
         /* Owned: a worker freed before it ended is killed (and reaped) with its event source. */
         r = sd_event_add_child(e, &w->child, w->pid, WEXITED, on_worker_exit, w);
         if (r < 0) {
