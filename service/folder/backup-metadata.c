@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <json-c/json.h>
 #include <libdeflate.h>
 
 #include "folder/backup-metadata.h"
@@ -11,6 +12,43 @@
 #define METHOD_DEFLATED 8U
 #define FLAG_ENCRYPTED 0x0001U
 #define METADATA_NAME "metadata.json"
+#define METADATA_EXCLUDES_MAX 64U
+
+int backup_metadata_parse(const char *text, BackupInfo *b, char **ret_error) {
+        json_object *o, *v;
+        int r = -EBADMSG;
+
+        o = json_tokener_parse(text);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                *ret_error = strdup("metadata.json is not a JSON object: not an OctoPrint backup");
+                goto finish;
+        }
+        if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_string)) {
+                *ret_error = strdup("metadata.json has no version: not an OctoPrint backup");
+                goto finish;
+        }
+        b->version = strdup(json_object_get_string(v));
+        b->excludes = calloc(1, sizeof(char *));
+        if (!b->version || !b->excludes) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        if (json_object_object_get_ex(o, "excludes", &v) && json_object_is_type(v, json_type_array)) {
+                size_t n = json_object_array_length(v);
+                for (size_t k = 0; k < n && k < METADATA_EXCLUDES_MAX; k++) {
+                        json_object *e = json_object_array_get_idx(v, k);
+                        if (json_object_is_type(e, json_type_string) &&
+                            strv_extend(&b->excludes, json_object_get_string(e)) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                }
+        }
+        r = 0;
+finish:
+        json_object_put(o);
+        return r;
+}
 
 typedef struct Scan {
         uint64_t uncompressed;
