@@ -42,12 +42,6 @@ int backup_open_at_stat(int dir_fd, const char *name, int *ret_fd, struct stat *
         return 0;
 }
 
-void backup_info_done(BackupInfo *b) {
-        free(b->version);
-        strv_free(b->excludes);
-        *b = (BackupInfo) {};
-}
-
 /* libzip reads the archive through this source rather than zip_fdopen(): stdio on a dup()ed fd costs a
  * dozen syscalls per archive (dup, fcntl, fstat twice, lseek after lseek), which is most of the time of a
  * ListBackups that reads a thousand small backups. Here a read is one pread() or none: the last block read

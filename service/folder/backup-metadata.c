@@ -14,6 +14,12 @@
 #define METADATA_NAME "metadata.json"
 #define METADATA_EXCLUDES_MAX 64U
 
+void backup_info_done(BackupInfo *b) {
+        free(b->version);
+        strv_free(b->excludes);
+        *b = (BackupInfo) {};
+}
+
 int backup_metadata_parse(const char *text, BackupInfo *b, char **ret_error) {
         json_object *o, *v;
         int r = -EBADMSG;
