@@ -34,8 +34,8 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
 /* Tasks whose answer may be large send it in frames, each a JSON value of at most 4 MiB, as they go; the
  * daemon hands each to frame() as it arrives (with userdata of worker_start()), so neither side holds the
  * whole. frame() must not free the worker; a negative return stops the worker (done() gets it). Each
- * frame gives the worker its time limit anew. The task's own answer still comes last, to done(); a task
- * that sent frames passes no fd. Set right after worker_start(), before the event loop runs again. */
+ * frame gives the worker its time limit anew. The task's own answer still comes last, to done(), and is
+ * held to the same 4 MiB when frames are expected; a task that sent frames passes no fd. Set right after worker_start(), before the event loop runs again. */
 typedef int (*worker_frame_fn)(json_object *frame, void *userdata);
 void worker_set_frame_handler(Worker *w, worker_frame_fn frame);
 /* In the child: sends one frame. */
