@@ -17,6 +17,7 @@
 
 #define EOCD_SIZE 22U
 #define EOCD_SEARCH (EOCD_SIZE + 65535U)        /* the record and the longest comment it can have */
+#define EOCD_TAIL_FIRST (EOCD_SIZE + 4096U)
 #define ZIP64_LOCATOR_SIZE 20U
 #define ZIP64_EOCD_SIZE 56U
 #define CDH_SIZE_MIN 46U                        /* a central directory header with empty name and fields */
@@ -121,12 +122,41 @@ static int check_end(int fd, uint64_t eocd, const uint8_t *rec, ZipDirectory *d,
         return 0;
 }
 
+/* Looks for the end record in the last n bytes, from the end backwards: 0, -EBADMSG with *why (the first
+ * reason found, or NULL), or another error with *ret_error set. */
+static int scan_tail(int fd, uint64_t size, size_t n, ZipDirectory *ret, char **why, char **ret_error) {
+        _cleanup_free_ uint8_t *tail = malloc(n);
+        int r;
+
+        if (!tail)
+                return -ENOMEM;
+        r = read_at(fd, tail, n, size - n);
+        if (r < 0)
+                return asprintf(ret_error, "cannot read it: %s", r == -EIO ? "it changed while being read" :
+                                strerror(-r)) < 0 ? -ENOMEM : r;
+        /* The last record wins, as for libzip and zipfile: a comment may hold the signature too. */
+        r = -EBADMSG;
+        for (size_t i = n - EOCD_SIZE + 1; i-- > 0 && r < 0;) {
+                _cleanup_free_ char *w = NULL;
+
+                if (le32(tail + i) != SIG_EOCD)
+                        continue;
+                r = check_end(fd, size - n + i, tail + i, ret, &w);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 && r != -EBADMSG)
+                        return asprintf(ret_error, "cannot read it: %s", r == -EIO ?
+                                        "it changed while being read" : strerror(-r)) < 0 ? -ENOMEM : r;
+                if (r < 0 && !*why)
+                        *why = TAKE_PTR(w);
+        }
+        return r;
+}
+
 static int find(int fd, ZipDirectory *ret, char **ret_error) {
         _cleanup_free_ char *why = NULL;
-        _cleanup_free_ uint8_t *tail = NULL;
         struct stat st;
         uint64_t size;
-        size_t n;
         int r;
 
         *ret_error = NULL;
@@ -138,32 +168,20 @@ static int find(int fd, ZipDirectory *ret, char **ret_error) {
         if (size < EOCD_SIZE)
                 r = no_zip(&why, "it is too short");
         else {
-                n = size < EOCD_SEARCH ? (size_t) size : EOCD_SEARCH;
-                tail = malloc(n);
-                if (!tail)
-                        return -ENOMEM;
-                r = read_at(fd, tail, n, size - n);
-                if (r < 0)
-                        return asprintf(ret_error, "cannot read it: %s", r == -EIO ? "it changed while being read" :
-                                        strerror(-r)) < 0 ? -ENOMEM : r;
-                /* The last record wins, as for libzip and zipfile: a comment may hold the signature too. */
-                r = -EBADMSG;
-                for (size_t i = n - EOCD_SIZE + 1; i-- > 0 && r < 0;) {
-                        _cleanup_free_ char *w = NULL;
+                /* Most zips have no comment: their end record is in the last few bytes, and the search
+                 * reads the last 4 KiB first (a listing reads thousands of zips), then, if it is not
+                 * there, the last 64 KiB: the same positions in the same order, so the same result. */
+                size_t small = size < EOCD_TAIL_FIRST ? (size_t) size : EOCD_TAIL_FIRST;
 
-                        if (le32(tail + i) != SIG_EOCD)
-                                continue;
-                        r = check_end(fd, size - n + i, tail + i, ret, &w);
-                        if (r == -ENOMEM)
-                                return r;
-                        if (r < 0 && r != -EBADMSG)
-                                return asprintf(ret_error, "cannot read it: %s", r == -EIO ?
-                                                "it changed while being read" : strerror(-r)) < 0 ? -ENOMEM : r;
-                        if (r < 0 && !why)
-                                why = TAKE_PTR(w);
+                r = scan_tail(fd, size, small, ret, &why, ret_error);
+                if (r == -EBADMSG && size > small) {
+                        free(why);
+                        why = NULL;
+                        r = scan_tail(fd, size, size < EOCD_SEARCH ? (size_t) size : EOCD_SEARCH, ret, &why,
+                                      ret_error);
                 }
-                if (r >= 0)
-                        return 0;
+                if (r >= 0 || r != -EBADMSG || *ret_error)
+                        return r;
                 if (!why)
                         r = no_zip(&why, "no end of central directory record in its last 64 KiB");
         }
@@ -185,9 +203,10 @@ int zip_directory_find(int fd, ZipDirectory *ret, char **ret_error) {
         return r;
 }
 
-/* The sizes a ZIP64 extra field replaces: those the header sets to 0xffffffff, in the field's order. */
+/* The values a ZIP64 extra field replaces: those the header sets to 0xffffffff, in the field's order
+ * (size, compressed size, local header offset). */
 static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry *e, bool need_size,
-                             bool need_csize) {
+                             bool need_csize, bool need_offset) {
         while (len >= 4) {
                 uint16_t id = le16(extra), n = le16(extra + 2);
                 const uint8_t *p = extra + 4;
@@ -195,7 +214,7 @@ static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry
                 if ((size_t) n > len - 4)
                         return -EBADMSG;
                 if (id == 0x0001) {
-                        size_t need = 8U * (need_size + need_csize);
+                        size_t need = 8U * (need_size + need_csize + need_offset);
 
                         if (n < need)
                                 return -EBADMSG;
@@ -203,14 +222,18 @@ static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry
                                 e->size = le64(p);
                                 p += 8;
                         }
-                        if (need_csize)
+                        if (need_csize) {
                                 e->compressed_size = le64(p);
+                                p += 8;
+                        }
+                        if (need_offset)
+                                e->local_offset = le64(p);
                         return 0;
                 }
                 extra += 4 + n;
                 len -= 4 + (size_t) n;
         }
-        return need_size || need_csize ? -EBADMSG : 0;
+        return need_size || need_csize || need_offset ? -EBADMSG : 0;
 }
 
 int zip_directory_foreach(int fd, const ZipDirectory *d, zip_directory_entry_fn fn, void *userdata) {
@@ -260,11 +283,13 @@ int zip_directory_foreach(int fd, const ZipDirectory *d, zip_directory_entry_fn 
                         .name_len = le16(h + 28),
                         .flags = le16(h + 8),
                         .method = le16(h + 10),
+                        .crc32 = le32(h + 16),
                         .compressed_size = le32(h + 20),
                         .size = le32(h + 24),
+                        .local_offset = le32(h + 42),
                 };
                 r = apply_zip64_extra(h + CDH_SIZE_MIN + e.name_len, le16(h + 30), &e, e.size == 0xffffffff,
-                                      e.compressed_size == 0xffffffff);
+                                      e.compressed_size == 0xffffffff, e.local_offset == 0xffffffff);
                 if (r < 0)
                         return r;
                 r = fn(&e, userdata);

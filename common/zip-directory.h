@@ -35,7 +35,9 @@ typedef struct ZipDirectoryEntry {
         const char *name;               /* the bytes as stored, NOT NUL-terminated (may contain NULs) */
         size_t name_len;
         uint16_t flags, method;
+        uint32_t crc32;
         uint64_t compressed_size, size; /* from the ZIP64 extra field where the header says 0xffffffff */
+        uint64_t local_offset;          /* of the entry's local header (the same) */
 } ZipDirectoryEntry;
 
 /* Calls fn for every entry of the central directory, in order; fn's negative return stops the walk and

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <sys/stat.h>
 #include <zip.h>
 
@@ -8,8 +7,6 @@
 #include "names.h"
 #include "util.h"
 
-#define METADATA_SIZE_MAX (64U * 1024U)
-#define METADATA_EXCLUDES_MAX 64U
 
 int backup_folder_open(const char *path, int *ret_fd) {
         int fd;
@@ -43,48 +40,6 @@ int backup_open_at_stat(int dir_fd, const char *name, int *ret_fd, struct stat *
         *ret_fd = fd;
         *ret_st = st;
         return 0;
-}
-
-void backup_info_done(BackupInfo *b) {
-        free(b->version);
-        strv_free(b->excludes);
-        *b = (BackupInfo) {};
-}
-
-static int parse_metadata(const char *text, BackupInfo *b, char **ret_error) {
-        json_object *o, *v;
-        int r = -EBADMSG;
-
-        o = json_tokener_parse(text);
-        if (!o || !json_object_is_type(o, json_type_object)) {
-                *ret_error = strdup("metadata.json is not a JSON object: not an OctoPrint backup");
-                goto finish;
-        }
-        if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_string)) {
-                *ret_error = strdup("metadata.json has no version: not an OctoPrint backup");
-                goto finish;
-        }
-        b->version = strdup(json_object_get_string(v));
-        b->excludes = calloc(1, sizeof(char *));
-        if (!b->version || !b->excludes) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        if (json_object_object_get_ex(o, "excludes", &v) && json_object_is_type(v, json_type_array)) {
-                size_t n = json_object_array_length(v);
-                for (size_t k = 0; k < n && k < METADATA_EXCLUDES_MAX; k++) {
-                        json_object *e = json_object_array_get_idx(v, k);
-                        if (json_object_is_type(e, json_type_string) &&
-                            strv_extend(&b->excludes, json_object_get_string(e)) < 0) {
-                                r = -ENOMEM;
-                                goto finish;
-                        }
-                }
-        }
-        r = 0;
-finish:
-        json_object_put(o);
-        return r;
 }
 
 /* libzip reads the archive through this source rather than zip_fdopen(): stdio on a dup()ed fd costs a
@@ -275,7 +230,7 @@ int backup_info_read_sized(int fd, uint64_t size, BackupInfo *ret, char **ret_er
                 goto finish;
         }
         zip_fclose(f);
-        r = parse_metadata(text, &b, ret_error);
+        r = backup_metadata_parse(text, &b, ret_error);
         if (r < 0)
                 goto finish;
 

@@ -31,6 +31,9 @@ int backup_info_read(int fd, BackupInfo *ret, char **ret_error);
 /* The same when the caller has fstat()ed fd already: size is its st_size. */
 int backup_info_read_sized(int fd, uint64_t size, BackupInfo *ret, char **ret_error);
 void backup_info_done(BackupInfo *b);
+/* metadata.json's text (NUL-terminated) into b: a JSON object with a string "version". */
+int backup_metadata_parse(const char *text, BackupInfo *b, char **ret_error);
+#define METADATA_SIZE_MAX (64U * 1024U)
 
 /* Hidden temp files of backups in progress: ".<valid name>" and libzip's ".<valid name>.XXXXXX". */
 bool backup_is_temp_name(const char *name);

@@ -2,15 +2,19 @@
 
 /* ListBackups: the valid backups in an instance's backup folder.
  *
- * A worker, as the instance user, lists the folder and opens only the backups the daemon's cache does not
- * know by name, size and mtime. It answers one line of text per backup, "NAME SIZE MTIME READ", where
- * READ is "-" for a backup the cache knows, or the index of what it read in the array "read" (null: not
- * an OctoPrint backup; else [uncompressed size, version, [excludes]]). A JSON object per backup would
- * cost more to build, send and parse than the listing itself when nearly everything is cached. When the
- * worker finds exactly the backups of the cache, unchanged, it answers just {"unchanged": true}.
+ * A worker, as the instance user, lists the folder, lstat()s the names the daemon's cache knows and reads
+ * only the backups it does not know by name, size, mtime, ctime, inode and device (backup-metadata.h: the
+ * central directory and metadata.json, without libzip). It sends what it finds in frames of at most
+ * FRAME_ROWS rows (worker.h), so neither it nor the daemon holds the whole answer as text, whatever the
+ * number of backups, and the daemon answers other callers between frames. A frame is
+ * {"rows": TEXT, "read": [...]}: one line per backup, "NAME SIZE MTIME CTIME INODE DEVICE READ", where READ
+ * is "-" for a backup the cache knows, or the index of what was read in the frame's "read" (null: not an
+ * OctoPrint backup; else [uncompressed size, version, [excludes]]). The answer at the end is {"rows": N},
+ * or {"unchanged": true} when the worker found exactly the backups of the cache, unchanged, and sent
+ * nothing. The cache starts from the file of backup-list-cache.h and goes back to it when it changed.
  *
  * What the worker says of the user's files is only what the user could have put in them anyway; the
- * daemon still checks every row it parses (names, numbers, indices), and bounds their number. */
+ * daemon still checks every row it parses (names, numbers, indices), and bounds their number and size. */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,18 +23,23 @@
 
 #include "errors.h"
 #include "folder/backup-folder.h"
+#include "folder/backup-list-cache.h"
 #include "folder/backup-list.h"
+#include "folder/backup-metadata.h"
 #include "instance/instance.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
 #include "worker/worker.h"
-#include "worker/zip-dlopen.h"
 
-#define BACKUPS_MAX 100000U
-#define LIST_TIMEOUT_SEC 120U
+#define BACKUPS_MAX 100000U             /* files of the folder considered (opbackupd(8)) */
+#define LIST_TIMEOUT_SEC 120U           /* without a frame: each one gives the worker this again */
+#define FRAME_ROWS 1000U
+#define VERSION_LISTED_MAX 64U          /* longer: not an OctoPrint backup */
+#define EXCLUDES_LISTED_MAX 256U        /* bytes of all excludes together, the same */
+#define REPLY_MAX (24U * 1024U * 1024U) /* the bus carries 32 MiB at most */
 
-static void backup_entry_done(BackupEntry *e) {
+void backup_entry_done(BackupEntry *e) {
         free(e->name);
         free(e->version);
         strv_free(e->excludes);
@@ -65,10 +74,31 @@ static BackupEntry *cache_find_name(const BackupCache *c, const char *name) {
         return NULL;
 }
 
-static BackupEntry *cache_find(const BackupCache *c, const char *name, uint64_t size, int64_t mtime) {
+typedef struct Key {
+        uint64_t size;
+        int64_t mtime_nsec, ctime_nsec;
+        uint64_t ino, dev;
+} Key;
+
+static Key key_of_stat(const struct stat *st) {
+        return (Key) {
+                .size = (uint64_t) st->st_size,
+                .mtime_nsec = (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+                .ctime_nsec = (int64_t) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+                .ino = (uint64_t) st->st_ino,
+                .dev = (uint64_t) st->st_dev,
+        };
+}
+
+static bool entry_has_key(const BackupEntry *e, const Key *k) {
+        return e->size == k->size && e->mtime_nsec == k->mtime_nsec && e->ctime_nsec == k->ctime_nsec &&
+               e->ino == k->ino && e->dev == k->dev;
+}
+
+static BackupEntry *cache_find(const BackupCache *c, const char *name, const Key *k) {
         BackupEntry *e = cache_find_name(c, name);
 
-        return e && e->size == size && e->mtime_usec == mtime ? e : NULL;
+        return e && entry_has_key(e, k) ? e : NULL;
 }
 
 void backup_cache_forget(BackupCache *c, const char *name) {
@@ -83,7 +113,17 @@ static int compare_by_name(const void *a, const void *b) {
         return strcmp((*(BackupEntry *const *) a)->name, (*(BackupEntry *const *) b)->name);
 }
 
+static int compare_newest_first(const void *a, const void *b) {
+        const BackupEntry *x = a, *y = b;
+
+        if (x->mtime_nsec != y->mtime_nsec)
+                return x->mtime_nsec < y->mtime_nsec ? 1 : -1;
+        return strcmp(y->name, x->name);
+}
+
+/* Sorts the entries newest first and indexes them by name; two entries of one name are a damaged cache. */
 static int cache_index(BackupCache *c) {
+        qsort(c->entries, c->n, sizeof(BackupEntry), compare_newest_first);
         free(c->by_name);
         c->by_name = malloc((c->n ?: 1) * sizeof(BackupEntry *));
         if (!c->by_name)
@@ -91,6 +131,9 @@ static int cache_index(BackupCache *c) {
         for (size_t k = 0; k < c->n; k++)
                 c->by_name[k] = &c->entries[k];
         qsort(c->by_name, c->n, sizeof(BackupEntry *), compare_by_name);
+        for (size_t k = 1; k < c->n; k++)
+                if (streq(c->by_name[k - 1]->name, c->by_name[k]->name))
+                        return -EBADMSG;
         return 0;
 }
 
@@ -100,37 +143,80 @@ typedef struct ListTask {
         Instance *instance;
         const BackupCache *cache;
         int dir_fd;
-        FILE *rows;
         unsigned n_rows;
         bool *seen;                     /* cache entries found unchanged */
         unsigned n_seen;
+        bool sent;                      /* frames went out */
+        /* the frame being made */
+        char *text;
+        size_t text_size;
+        FILE *rows;
+        unsigned frame_rows;
         json_object *read;              /* what was read from backups the cache does not know */
-        bool zip_loaded;
 } ListTask;
 
-static int64_t mtime_usec(const struct stat *st) {
-        return (int64_t) st->st_mtim.tv_sec * 1000000 + st->st_mtim.tv_nsec / 1000;
+static int frame_open(ListTask *t) {
+        t->rows = open_memstream(&t->text, &t->text_size);
+        t->read = json_object_new_array();
+        t->frame_rows = 0;
+        return t->rows && t->read ? 0 : -ENOMEM;
 }
 
-static int load_zip(ListTask *t, json_object **ret_error) {
-        _cleanup_free_ char *why = NULL;
+static void frame_close(ListTask *t) {
+        if (t->rows)
+                fclose(t->rows);
+        t->rows = NULL;
+        free(t->text);
+        t->text = NULL;
+        json_object_put(t->read);
+        t->read = NULL;
+}
+
+static int frame_send(ListTask *t) {
+        json_object *o;
         int r;
 
-        if (t->zip_loaded)
-                return 0;
-        r = zip_dlopen(&why);
-        if (r < 0) {    /* or every backup would look invalid */
-                *ret_error = worker_error("Cannot read the backups in %s: %s", t->instance->backup_folder,
-                                          why ?: strerror(-r));
-                return r;
+        if (fclose(t->rows) != 0) {
+                t->rows = NULL;
+                return -ENOMEM;
         }
-        t->zip_loaded = true;
-        return 0;
+        t->rows = NULL;
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "rows", json_object_new_string_len(strempty(t->text), t->text_size));
+        json_object_object_add(o, "read", TAKE_PTR(t->read));
+        r = worker_send_frame(o);
+        json_object_put(o);
+        frame_close(t);
+        if (r < 0)
+                return r;
+        t->sent = true;
+        return frame_open(t);
 }
 
-static json_object *info_json(const BackupInfo *info) {
-        json_object *o = json_object_new_array_ext(3), *ex;
+static int row_add(ListTask *t, const char *name, const Key *k, long read) {
+        fprintf(t->rows, "%s %" PRIu64 " %" PRId64 " %" PRId64 " %" PRIu64 " %" PRIu64, name, k->size,
+                k->mtime_nsec, k->ctime_nsec, k->ino, k->dev);
+        if (read < 0)
+                fputs(" -\n", t->rows);
+        else
+                fprintf(t->rows, " %ld\n", read);
+        return ++t->frame_rows >= FRAME_ROWS ? frame_send(t) : 0;
+}
 
+/* What the listing shows of info, or NULL when it is more than any OctoPrint backup has. */
+static json_object *info_json(const BackupInfo *info) {
+        json_object *o, *ex;
+        size_t total = 0;
+
+        if (strlen(info->version) > VERSION_LISTED_MAX)
+                return NULL;
+        STRV_FOREACH(e, info->excludes)
+                total += strlen(*e) + 1;
+        if (total > EXCLUDES_LISTED_MAX)
+                return NULL;
+        o = json_object_new_array_ext(3);
         ex = json_object_new_array_ext(strv_length(info->excludes));
         STRV_FOREACH(e, info->excludes)
                 json_object_array_add(ex, json_object_new_string(*e));
@@ -142,36 +228,36 @@ static json_object *info_json(const BackupInfo *info) {
 
 /* A backup the cache does not know: opened (not following symlinks) and read. One that cannot be opened
  * is listed as no backup if it is a regular file, and skipped if it is not one. */
-static int list_read(ListTask *t, const char *name, json_object **ret_error) {
+static int list_read(ListTask *t, const char *name) {
         _cleanup_(backup_info_done) BackupInfo info = {};
         _cleanup_free_ char *why = NULL;
         _cleanup_close_ int fd = -1;
+        json_object *o = NULL;
         struct stat st;
-        bool valid;
+        Key k;
         int r;
 
         r = backup_open_at_stat(t->dir_fd, name, &fd, &st);
-        if (r < 0) {
-                if (fstatat(t->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                        return 0;
-                valid = false;
-        } else {
-                r = load_zip(t, ret_error);
-                if (r < 0)
+        if (r < 0 && (fstatat(t->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)))
+                return 0;
+        if (r >= 0) {
+                r = backup_metadata_read(fd, st.st_size, &info, &why);
+                if (r == -ENOMEM)
                         return r;
-                valid = backup_info_read_sized(fd, st.st_size, &info, &why) >= 0;
+                if (r >= 0)
+                        o = info_json(&info);
         }
-        json_object_array_add(t->read, valid ? info_json(&info) : NULL);
-        fprintf(t->rows, "%s %" PRIu64 " %" PRId64 " %zu\n", name, (uint64_t) st.st_size, mtime_usec(&st),
-                json_object_array_length(t->read) - 1);
+        k = key_of_stat(&st);
+        json_object_array_add(t->read, o);
         t->n_rows++;
-        return 0;
+        return row_add(t, name, &k, (long) json_object_array_length(t->read) - 1);
 }
 
 static int list_entry(ListTask *t, const char *name) {
         const BackupEntry *c;
         struct stat st;
-        size_t k;
+        Key k;
+        size_t i;
 
         /* A name the cache does not know is read at once, without a stat of its own. */
         c = cache_find_name(t->cache, name);
@@ -179,18 +265,19 @@ static int list_entry(ListTask *t, const char *name) {
                 return 1;
         if (fstatat(t->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                 return 0;
-        if (c->size != (uint64_t) st.st_size || c->mtime_usec != mtime_usec(&st))
+        k = key_of_stat(&st);
+        if (!entry_has_key(c, &k))
                 return 1;
-        k = c - t->cache->entries;
-        if (t->seen[k])         /* readdir() may return a name twice while the folder changes */
+        i = c - t->cache->entries;
+        if (t->seen[i])         /* readdir() may return a name twice while the folder changes */
                 return 0;
-        t->seen[k] = true;     /* its row is written at the end, if one is needed at all */
+        t->seen[i] = true;     /* its row is sent at the end, if one is needed at all */
         t->n_seen++;
         t->n_rows++;
         return 0;
 }
 
-static int list_folder(ListTask *t, DIR *dir, json_object **ret_error) {
+static int list_folder(ListTask *t, DIR *dir) {
         struct dirent *de;
         int r;
 
@@ -201,7 +288,7 @@ static int list_folder(ListTask *t, DIR *dir, json_object **ret_error) {
                         continue;
                 r = list_entry(t, de->d_name);
                 if (r > 0)
-                        r = list_read(t, de->d_name, ret_error);
+                        r = list_read(t, de->d_name);
                 if (r < 0)
                         return r;
         }
@@ -209,15 +296,11 @@ static int list_folder(ListTask *t, DIR *dir, json_object **ret_error) {
 }
 
 static void list_task_done(ListTask *t) {
-        if (t->rows)
-                fclose(t->rows);
+        frame_close(t);
         free(t->seen);
-        json_object_put(t->read);
 }
 
 static int list_task(void *userdata, json_object **ret_json, int *ret_fd) {
-        _cleanup_free_ char *text = NULL;      /* before t: closing t.rows sets it */
-        size_t size = 0;
         _cleanup_(list_task_done) ListTask t = { .instance = userdata };
         _cleanup_close_ int dir_fd = -1;
         json_object *o;
@@ -226,9 +309,7 @@ static int list_task(void *userdata, json_object **ret_json, int *ret_fd) {
 
         t.cache = &t.instance->backup_cache;
         t.seen = calloc(t.cache->n ?: 1, sizeof(bool));
-        t.rows = open_memstream(&text, &size);
-        t.read = json_object_new_array();
-        if (!t.seen || !t.rows || !t.read)
+        if (!t.seen || frame_open(&t) < 0)
                 return -ENOMEM;
 
         r = backup_folder_open(t.instance->backup_folder, &dir_fd);
@@ -242,45 +323,65 @@ static int list_task(void *userdata, json_object **ret_json, int *ret_fd) {
                 r = opendir_fd(dir_fd, &dir);
                 if (r < 0)
                         return r;
-                r = list_folder(&t, dir, ret_json);
+                r = list_folder(&t, dir);
                 closedir(dir);
                 if (r < 0)
-                        return *ret_json ? 0 : r;
+                        return r;
         }
         o = json_object_new_object();
-        if (t.n_rows == t.n_seen && t.n_seen == t.cache->n) {
+        if (!o)
+                return -ENOMEM;
+        if (!t.sent && t.frame_rows == 0 && t.n_seen == t.cache->n) {
                 /* What a listing mostly finds: the backups of the cache, unchanged. */
                 json_object_object_add(o, "unchanged", json_object_new_boolean(true));
                 *ret_json = o;
                 return 0;
         }
-        for (size_t k = 0; k < t.cache->n; k++)
+        for (size_t k = 0; k < t.cache->n && r >= 0; k++)
                 if (t.seen[k]) {
                         const BackupEntry *e = &t.cache->entries[k];
-                        fprintf(t.rows, "%s %" PRIu64 " %" PRId64 " -\n", e->name, e->size, e->mtime_usec);
+                        Key key = { e->size, e->mtime_nsec, e->ctime_nsec, e->ino, e->dev };
+
+                        r = row_add(&t, e->name, &key, -1);
                 }
-        if (fclose(TAKE_PTR(t.rows)) != 0) {
+        if (r >= 0 && t.frame_rows > 0)
+                r = frame_send(&t);
+        if (r < 0) {
                 json_object_put(o);
-                return -ENOMEM;
+                return r;
         }
-        json_object_object_add(o, "rows", json_object_new_string_len(strempty(text), size));
-        json_object_object_add(o, "read", TAKE_PTR(t.read));
+        json_object_object_add(o, "rows", json_object_new_uint64(t.n_rows));
         *ret_json = o;
         return 0;
 }
 
-/* ---- In the daemon: the worker's answer becomes the new cache. ---- */
+/* ---- In the daemon: the worker's frames make the new cache. ---- */
 
 typedef struct Row {
         char name[BACKUP_NAME_MAX + 1];
-        uint64_t size;
-        int64_t mtime_usec;
+        Key key;
         long read;                      /* index in the "read" array, or -1: the cache knows it */
 } Row;
 
-/* Parses the row "NAME SIZE MTIME READ\n" at *p and moves *p past it. */
+static int parse_number(const char **p, bool is_signed, uint64_t *ret) {
+        const char *s = *p;
+        char *end;
+
+        errno = 0;
+        if (is_signed)
+                *ret = (uint64_t) strtoll(s, &end, 10);
+        else
+                *ret = strtoull(s, &end, 10);
+        if (errno != 0 || *end != ' ' || end == s || (!is_signed && !(*s >= '0' && *s <= '9')))
+                return -EBADMSG;
+        *p = end + 1;
+        return 0;
+}
+
+/* Parses the row "NAME SIZE MTIME CTIME INODE DEVICE READ\n" at *p and moves *p past it. */
 static int row_parse(const char **p, Row *ret) {
         const char *s = *p, *space = strchr(s, ' ');
+        uint64_t mtime, ctime;
         char *end;
 
         if (!space || (size_t) (space - s) > BACKUP_NAME_MAX)
@@ -290,19 +391,17 @@ static int row_parse(const char **p, Row *ret) {
         if (!backup_name_is_valid(ret->name))
                 return -EBADMSG;
         s = space + 1;
-        errno = 0;
-        ret->size = strtoull(s, &end, 10);
-        if (errno != 0 || *end != ' ' || !(*s >= '0' && *s <= '9'))
+        if (parse_number(&s, false, &ret->key.size) < 0 || parse_number(&s, true, &mtime) < 0 ||
+            parse_number(&s, true, &ctime) < 0 || parse_number(&s, false, &ret->key.ino) < 0 ||
+            parse_number(&s, false, &ret->key.dev) < 0)
                 return -EBADMSG;
-        s = end + 1;
-        ret->mtime_usec = strtoll(s, &end, 10);
-        if (errno != 0 || *end != ' ' || end == s)
-                return -EBADMSG;
-        s = end + 1;
+        ret->key.mtime_nsec = (int64_t) mtime;
+        ret->key.ctime_nsec = (int64_t) ctime;
         if (s[0] == '-' && s[1] == '\n') {
                 ret->read = -1;
                 end = (char *) s + 1;
         } else {
+                errno = 0;
                 ret->read = strtol(s, &end, 10);
                 if (errno != 0 || *end != '\n' || !(*s >= '0' && *s <= '9'))
                         return -EBADMSG;
@@ -311,28 +410,31 @@ static int row_parse(const char **p, Row *ret) {
         return 0;
 }
 
-/* A backup the cache knows takes its metadata from the old cache, which is dropped afterwards; the old
- * entry is marked so that a second row with the same name cannot take it again. */
-static int entry_from_row(const Row *row, json_object *read, BackupCache *old, BackupEntry *e) {
+/* A backup the cache knows takes a copy of its metadata from the cache (which stays as it is until the
+ * listing ends: callers may use it meanwhile). -ESTALE: the cache changed under the worker. */
+static int entry_from_row(const Row *row, json_object *read, const BackupCache *old, BackupEntry *e) {
         json_object *info, *ex;
-        BackupEntry *c;
+        const BackupEntry *c;
 
         e->name = strdup(row->name);
         if (!e->name)
                 return -ENOMEM;
-        e->size = row->size;
-        e->mtime_usec = row->mtime_usec;
+        e->size = row->key.size;
+        e->mtime_nsec = row->key.mtime_nsec;
+        e->ctime_nsec = row->key.ctime_nsec;
+        e->mtime_usec = backup_entry_usec(e->mtime_nsec);
+        e->ino = row->key.ino;
+        e->dev = row->key.dev;
 
         if (row->read < 0) {
-                c = cache_find(old, row->name, row->size, row->mtime_usec);
+                c = cache_find(old, row->name, &row->key);
                 if (!c || !c->excludes)
-                        return -EBADMSG;
+                        return -ESTALE;
                 e->valid = c->valid;
                 e->uncompressed = c->uncompressed;
-                e->version = TAKE_PTR(c->version);
-                e->excludes = TAKE_PTR(c->excludes);
-                c->size = UINT64_MAX;
-                return 0;
+                e->version = c->version ? strdup(c->version) : NULL;
+                e->excludes = strv_copy(c->excludes);
+                return (c->version && !e->version) || !e->excludes ? -ENOMEM : 0;
         }
 
         if ((size_t) row->read >= json_object_array_length(read))
@@ -347,88 +449,23 @@ static int entry_from_row(const Row *row, json_object *read, BackupCache *old, B
         if (!json_object_is_type(info, json_type_array) || json_object_array_length(info) != 3)
                 return -EBADMSG;
         ex = json_object_array_get_idx(info, 2);
-        if (!json_object_is_type(ex, json_type_array))
+        if (!json_object_is_type(ex, json_type_array) ||
+            !json_object_is_type(json_object_array_get_idx(info, 1), json_type_string) ||
+            json_object_get_string_len(json_object_array_get_idx(info, 1)) > (int) VERSION_LISTED_MAX)
                 return -EBADMSG;
         e->uncompressed = json_object_get_uint64(json_object_array_get_idx(info, 0));
-        e->version = strdup(json_object_get_string(json_object_array_get_idx(info, 1)) ?: "");
+        e->version = strdup(json_object_get_string(json_object_array_get_idx(info, 1)));
         if (!e->version)
                 return -ENOMEM;
-        for (size_t j = 0; j < json_object_array_length(ex); j++)
-                if (strv_extend(&e->excludes, json_object_get_string(json_object_array_get_idx(ex, j)) ?: "") < 0)
+        for (size_t j = 0, total = 0; j < json_object_array_length(ex); j++) {
+                const char *x = json_object_get_string(json_object_array_get_idx(ex, j)) ?: "";
+
+                total += strlen(x) + 1;
+                if (total > EXCLUDES_LISTED_MAX)
+                        return -EBADMSG;
+                if (strv_extend(&e->excludes, x) < 0)
                         return -ENOMEM;
-        return 0;
-}
-
-static int compare_newest_first(const void *a, const void *b) {
-        const BackupEntry *x = a, *y = b;
-
-        if (x->mtime_usec != y->mtime_usec)
-                return x->mtime_usec < y->mtime_usec ? 1 : -1;
-        return strcmp(y->name, x->name);
-}
-
-static int cache_from_rows(const char *rows, size_t n_rows, json_object *read, BackupCache *old,
-                           BackupCache *ret) {
-        BackupCache fresh = {};
-        Row row;
-        int r;
-
-        fresh.entries = calloc(n_rows ?: 1, sizeof(BackupEntry));
-        if (!fresh.entries)
-                return -ENOMEM;
-        while (fresh.n < n_rows) {
-                r = row_parse(&rows, &row);
-                if (r < 0)
-                        goto fail;
-                r = entry_from_row(&row, read, old, &fresh.entries[fresh.n++]);
-                if (r < 0)
-                        goto fail;
         }
-        qsort(fresh.entries, fresh.n, sizeof(BackupEntry), compare_newest_first);
-        r = cache_index(&fresh);
-        if (r < 0)
-                goto fail;
-        *ret = fresh;
-        return 0;
-fail:
-        backup_cache_done(&fresh);
-        return r;
-}
-
-/* The worker's answer becomes the new cache. *ret_error: a message for the caller, if there is one. */
-static int cache_apply(Instance *i, int r, const WorkerReply *reply, char **ret_error) {
-        BackupCache fresh;
-        json_object *v, *read;
-        const char *rows;
-        size_t n_rows = 0;
-        uint64_t generation = i->backup_cache.generation;
-
-        *ret_error = NULL;
-        if (r < 0)
-                return asprintf(ret_error, "Cannot list %s as user %s: %s", i->backup_folder, i->user,
-                                strerror(-r)) < 0 ? -ENOMEM : -EIO;
-        if (json_object_object_get_ex(reply->json, "error", &v))
-                return (*ret_error = strdup(json_object_get_string(v))) ? -EIO : -ENOMEM;
-        if (json_object_object_get_ex(reply->json, "unchanged", &v) && json_object_get_boolean(v))
-                return 0;
-        if (!json_object_object_get_ex(reply->json, "rows", &v) || !json_object_is_type(v, json_type_string) ||
-            !json_object_object_get_ex(reply->json, "read", &read) || !json_object_is_type(read, json_type_array))
-                return -EBADMSG;
-        rows = json_object_get_string(v);
-        if (strlen(rows) != (size_t) json_object_get_string_len(v) || (*rows && !endswith(rows, "\n")))
-                return -EBADMSG;
-        for (const char *p = rows; (p = strchr(p, '\n')); p++)
-                n_rows++;
-        if (n_rows > BACKUPS_MAX)
-                return -EBADMSG;
-
-        /* The old cache gives its metadata to the new one, so it is dropped whatever happens. */
-        r = cache_from_rows(rows, n_rows, read, &i->backup_cache, &fresh);
-        backup_cache_done(&i->backup_cache);
-        if (r < 0)
-                return r;
-        i->backup_cache = fresh;
-        i->backup_cache.generation = generation + 1;
         return 0;
 }
 
@@ -446,6 +483,11 @@ struct BackupRefresh {
         uint64_t generation;            /* of the cache when the worker started */
         RefreshWaiter *running;         /* waiting for the worker that runs */
         RefreshWaiter *queued;          /* waiting for the next one */
+        BackupCache fresh;              /* made from the worker's frames */
+        size_t allocated;               /* of fresh.entries */
+        int error;                      /* the first problem with its frames */
+        size_t n_read;                  /* backups the worker read (not known to the cache) */
+        bool loaded;                    /* the file of backup-list-cache.h was read */
 };
 
 static void waiters_free(RefreshWaiter *w) {
@@ -462,8 +504,89 @@ BackupRefresh *backup_refresh_free(BackupRefresh *f) {
         worker_free(f->worker);
         waiters_free(f->running);
         waiters_free(f->queued);
+        backup_cache_done(&f->fresh);
         free(f);
         return NULL;
+}
+
+static int on_list_frame(json_object *frame, void *userdata) {
+        Instance *i = userdata;
+        BackupRefresh *f = i->refresh;
+        json_object *v, *read;
+        const char *rows;
+        Row row;
+        int r;
+
+        if (f->error < 0)
+                return 0;       /* the rest is read and dropped; done() says what went wrong */
+        if (!json_object_object_get_ex(frame, "rows", &v) || !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(frame, "read", &read) || !json_object_is_type(read, json_type_array))
+                return -EBADMSG;
+        rows = json_object_get_string(v);
+        if (strlen(rows) != (size_t) json_object_get_string_len(v) || (*rows && !endswith(rows, "\n")))
+                return -EBADMSG;
+        while (*rows) {
+                if (f->fresh.n >= BACKUPS_MAX)
+                        return -EBADMSG;
+                if (f->fresh.n == f->allocated) {
+                        size_t n = f->allocated ? f->allocated * 2 : 256;
+                        BackupEntry *e = reallocarray(f->fresh.entries, n, sizeof(BackupEntry));
+
+                        if (!e)
+                                return -ENOMEM;
+                        f->fresh.entries = e;
+                        f->allocated = n;
+                }
+                r = row_parse(&rows, &row);
+                if (r < 0)
+                        return r;
+                f->fresh.entries[f->fresh.n] = (BackupEntry) {};
+                f->n_read += row.read >= 0;
+                r = entry_from_row(&row, read, &i->backup_cache, &f->fresh.entries[f->fresh.n++]);
+                if (r < 0) {
+                        /* Stale: a delete changed the cache; the generation says so at the end. */
+                        f->error = r;
+                        return r == -ESTALE ? 0 : r;
+                }
+        }
+        return 0;
+}
+
+/* The worker's answer, with the frames before it, becomes the new cache. *ret_error: a message for the
+ * caller, if there is one. */
+static int cache_apply(Instance *i, int r, const WorkerReply *reply, char **ret_error) {
+        BackupRefresh *f = i->refresh;
+        uint64_t generation = i->backup_cache.generation;
+        json_object *v;
+
+        *ret_error = NULL;
+        if (r < 0)
+                return asprintf(ret_error, "Cannot list %s as user %s: %s", i->backup_folder, i->user,
+                                strerror(-r)) < 0 ? -ENOMEM : -EIO;
+        if (json_object_object_get_ex(reply->json, "error", &v))
+                return (*ret_error = strdup(json_object_get_string(v))) ? -EIO : -ENOMEM;
+        if (json_object_object_get_ex(reply->json, "unchanged", &v) && json_object_get_boolean(v)) {
+                log_debug("Listed %s: %zu files, unchanged.", i->backup_folder, i->backup_cache.n);
+                return f->fresh.n == 0 ? 0 : -EBADMSG;
+        }
+        if (f->error < 0)
+                return f->error == -ESTALE ? -EBADMSG : f->error;
+        if (!json_object_object_get_ex(reply->json, "rows", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_uint64(v) != f->fresh.n)
+                return -EBADMSG;
+        r = cache_index(&f->fresh);
+        if (r < 0)
+                return r;
+        backup_cache_done(&i->backup_cache);
+        i->backup_cache = f->fresh;
+        i->backup_cache.generation = generation + 1;
+        f->fresh = (BackupCache) {};
+        f->allocated = 0;
+        log_debug("Listed %s: %zu files, %zu of them read.", i->backup_folder, i->backup_cache.n, f->n_read);
+        r = backup_list_cache_save(i->name, &i->backup_cache);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot keep what was read from the backups of %s: %m", i->name);
+        return 0;
 }
 
 static int refresh_launch(Instance *i);
@@ -490,6 +613,8 @@ static void on_list_done(int r, WorkerReply *reply, void *userdata) {
                 f->running = TAKE_PTR(f->queued);
         } else
                 r = cache_apply(i, r, reply, &err);
+        backup_cache_done(&f->fresh);
+        f->allocated = 0;
 
         /* A waiter may ask for another refresh: it is queued, and started below. */
         waiters = TAKE_PTR(f->running);
@@ -510,14 +635,42 @@ static void on_list_done(int r, WorkerReply *reply, void *userdata) {
         }
 }
 
+/* The first listing after the daemon started begins from what the last one read. */
+static void cache_load(Instance *i) {
+        BackupCache c = { .generation = i->backup_cache.generation + 1 };
+        int r;
+
+        i->refresh->loaded = true;
+        if (i->backup_cache.n > 0)
+                return;
+        r = backup_list_cache_load(i->name, BACKUPS_MAX, &c.entries, &c.n);
+        if (r >= 0)
+                r = cache_index(&c);
+        if (r < 0) {
+                if (r != -ENOENT)
+                        (void) log_full_errno(LOG_DEBUG, r, "Not using the saved listing of %s: %m", i->name);
+                backup_cache_done(&c);
+                return;
+        }
+        backup_cache_done(&i->backup_cache);
+        i->backup_cache = c;
+}
+
 static int refresh_launch(Instance *i) {
         BackupRefresh *f = i->refresh;
         int r;
 
+        if (!f->loaded)
+                cache_load(i);
+        backup_cache_done(&f->fresh);
+        f->allocated = 0;
+        f->error = 0;
+        f->n_read = 0;
         r = worker_start(i->daemon->event, i->uid, i->gid, "opbackup-list", LIST_TIMEOUT_SEC, list_task, i, -1,
                          on_list_done, i, &f->worker);
         if (r < 0)
                 return log_warning_errno(r, "Cannot start a worker to list %s: %m", i->backup_folder);
+        worker_set_frame_handler(f->worker, on_list_frame);
         f->generation = i->backup_cache.generation;
         f->running = TAKE_PTR(f->queued);
         return 0;
@@ -559,11 +712,16 @@ static int reply_backups(sd_bus_message *m, const BackupCache *c) {
         r = sd_bus_message_open_container(reply, 'a', "(sttxsas)");
         if (r < 0)
                 return r;
-        for (size_t k = 0; k < c->n; k++) {
+        for (size_t k = 0, bytes = 0; k < c->n; k++) {
                 const BackupEntry *e = &c->entries[k];
 
                 if (!e->valid)
                         continue;
+                bytes += 64 + strlen(e->name) + strlen(strempty(e->version));
+                STRV_FOREACH(x, e->excludes)
+                        bytes += 8 + strlen(*x);
+                if (bytes > REPLY_MAX)
+                        return -E2BIG;
                 r = sd_bus_message_open_container(reply, 'r', "sttxsas");
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "sttxs", e->name, e->size, e->uncompressed,
@@ -588,8 +746,13 @@ static void on_listed(Instance *i, int r, const char *error, void *userdata) {
                 r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED, "%s", error);
         else if (r < 0)
                 r = sd_bus_reply_method_errno(m, r, NULL);
-        else
+        else {
                 r = reply_backups(m, &i->backup_cache);
+                if (r == -E2BIG)
+                        r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED, "The %zu backups in %s do not "
+                                                       "fit in one message: delete or prune some.",
+                                                       i->backup_cache.n, i->backup_folder);
+        }
         if (r < 0)
                 log_debug("Failed to reply to ListBackups(): %d", r);
         sd_bus_message_unref(m);

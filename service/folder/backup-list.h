@@ -7,12 +7,15 @@
 
 typedef struct Instance Instance;
 
-/* What ListBackups knows of one file in the backup folder, cached by name + size + mtime so that a
- * folder of thousands of backups is not re-read on every call. */
+/* What ListBackups knows of one file in the backup folder, cached by name and lstat() (size, mtime, ctime,
+ * inode, device) so that a folder of thousands of backups is not re-read on every call, nor, through the
+ * file of backup-list-cache.h, after the daemon restarts. */
 typedef struct BackupEntry {
         char *name;
         uint64_t size;
-        int64_t mtime_usec;
+        int64_t mtime_usec;             /* what the bus says: mtime_nsec rounded down */
+        int64_t mtime_nsec, ctime_nsec;
+        uint64_t ino, dev;
         bool valid;                     /* a zip with a readable metadata.json */
         char *version;
         char **excludes;
@@ -26,6 +29,10 @@ typedef struct BackupCache {
         uint64_t generation;            /* changes with every change to the above */
 } BackupCache;
 
+void backup_entry_done(BackupEntry *e);
+static inline int64_t backup_entry_usec(int64_t nsec) {
+        return nsec >= 0 ? nsec / 1000 : -((-nsec + 999) / 1000);
+}
 void backup_cache_done(BackupCache *c);
 
 /* Lists the backup folder through a worker (as the instance user) and refreshes the cache (entries newest

@@ -232,6 +232,7 @@ int probe_run(uid_t uid, gid_t gid, const char *basedir, const char *config_file
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
+        privs_groups_prepare(uid, gid);
         r = fork_worker("opbackup-probe", &pid);
         if (r < 0) {
                 close(fds[0]);

@@ -73,6 +73,7 @@ int command_start(sd_event *e, uid_t uid, gid_t gid, char *const argv[], unsigne
         if (!c)
                 return -ENOMEM;
         *c = (Command) { .done = done, .userdata = userdata };
+        privs_groups_prepare(uid, gid);
         r = fork_worker("opbackup-exec", &c->pid);
         if (r < 0) {
                 free(c);

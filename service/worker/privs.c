@@ -5,26 +5,98 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "log.h"
 #include "util.h"
 #include "worker/privs.h"
 
 #define GROUPS_MAX 256
+#define GROUPS_USERS_MAX 16
+#define GROUPS_TTL_USEC (60U * 1000000U)
+
+/* The supplementary groups of the users workers become, looked up by the daemon (privs_groups_prepare())
+ * and found by the child in its copy of the daemon's memory: a lookup after fork() would cost each short
+ * worker a pass through NSS (reading /etc/passwd and /etc/group, or asking another service) — 2-4 ms. A
+ * lookup is redone when /etc/passwd or /etc/group changed, or after a minute (for other NSS sources). */
+typedef struct UserGroups {
+        uid_t uid;
+        gid_t gid;
+        int n;
+        gid_t groups[GROUPS_MAX];
+        uint64_t when;                  /* CLOCK_MONOTONIC, µs */
+} UserGroups;
+
+static UserGroups user_groups[GROUPS_USERS_MAX];
+static size_t n_user_groups;
+static struct timespec files_mtime[2];
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+static void lookup_groups(uid_t uid, gid_t gid, gid_t *groups, int *n) {
+        struct passwd *pw = getpwuid(uid);
+
+        *n = GROUPS_MAX;
+        if (!pw || getgrouplist(pw->pw_name, gid, groups, n) < 0)
+                *n = 1, groups[0] = gid;
+}
+
+static UserGroups *find_groups(uid_t uid, gid_t gid) {
+        for (size_t k = 0; k < n_user_groups; k++)
+                if (user_groups[k].uid == uid && user_groups[k].gid == gid)
+                        return &user_groups[k];
+        return NULL;
+}
+
+void privs_groups_prepare(uid_t uid, gid_t gid) {
+        static const char *const files[2] = { "/etc/passwd", "/etc/group" };
+        uint64_t now = now_usec();
+        UserGroups *u;
+
+        for (size_t k = 0; k < 2; k++) {
+                struct stat st;
+                struct timespec m = {};
+
+                if (stat(files[k], &st) == 0)
+                        m = st.st_mtim;
+                if (m.tv_sec != files_mtime[k].tv_sec || m.tv_nsec != files_mtime[k].tv_nsec) {
+                        n_user_groups = 0;      /* a user or group changed: look them all up again */
+                        files_mtime[k] = m;
+                }
+        }
+        u = find_groups(uid, gid);
+        if (u && now - u->when < GROUPS_TTL_USEC)
+                return;
+        if (!u) {
+                if (n_user_groups == GROUPS_USERS_MAX)
+                        n_user_groups = 0;
+                u = &user_groups[n_user_groups++];
+        }
+        u->uid = uid;
+        u->gid = gid;
+        u->when = now;
+        lookup_groups(uid, gid, u->groups, &u->n);
+}
 
 int drop_privileges(uid_t uid, gid_t gid) {
         pid_t parent = getppid();
-        struct passwd *pw;
-        gid_t groups[GROUPS_MAX];
-        int n = GROUPS_MAX;
+        const UserGroups *u = find_groups(uid, gid);
+        gid_t lookup[GROUPS_MAX];
+        const gid_t *groups = lookup;
+        int n;
 
-        pw = getpwuid(uid);
-        if (pw) {
-                if (getgrouplist(pw->pw_name, gid, groups, &n) < 0)
-                        n = 1, groups[0] = gid;
+        if (u) {
+                groups = u->groups;
+                n = u->n;
         } else
-                n = 1, groups[0] = gid;
+                lookup_groups(uid, gid, lookup, &n);
 
         if (setgroups(n, groups) < 0)
                 return -errno;

@@ -8,6 +8,10 @@
  * verifies that root cannot be regained. Re-arms fork_worker()'s parent-death signal, which the uid
  * change clears. To be called in a freshly forked child only. */
 int drop_privileges(uid_t uid, gid_t gid);
+/* In the daemon, before forking a child that will call drop_privileges(uid, gid): looks up the user's
+ * supplementary groups (again only when /etc/passwd or /etc/group changed, or after a minute), so that
+ * the child does not. */
+void privs_groups_prepare(uid_t uid, gid_t gid);
 
 /* Lowest CPU and I/O priority, so a running print is not disturbed (opbackupd(8), DESCRIPTION). */
 void become_idle_priority(void);

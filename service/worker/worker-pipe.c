@@ -222,6 +222,7 @@ int worker_pipe_start(sd_event *e, uid_t uid, gid_t gid, const char *name, worke
                 r = -errno;
                 goto fail;
         }
+        privs_groups_prepare(uid, gid);
         r = fork_worker(name, &pid);
         if (r < 0) {
                 close(fds[0]);

@@ -12,6 +12,8 @@
 #include "worker/worker.h"
 
 #define WORKER_REPLY_MAX (64U * 1024U * 1024U)
+#define WORKER_FRAME_MAX (4U * 1024U * 1024U)
+#define WORKER_READ_BUDGET (1024U * 1024U)     /* bytes read per wake-up, so other callers get their turn */
 
 void worker_reply_done(WorkerReply *r) {
         json_object_put(r->json);
@@ -33,8 +35,13 @@ json_object *worker_error(const char *format, ...) {
         return o;
 }
 
-/* First message: one byte, with the fd attached if there is one. Then the JSON text until EOF. */
-static int send_reply(int sock, json_object *json, int fd) {
+/* In the child: the socket to the daemon, and whether the first byte went out (worker_send_frame()). */
+static int child_sock = -1;
+static bool child_header_sent;
+
+/* First message: one byte, with the fd attached if there is one. Then frames (JSON text ending in a
+ * newline, which JSON text never contains raw), then the answer's JSON text until EOF. */
+static int send_header(int sock, int fd) {
         char byte = fd >= 0 ? 'F' : 'N';
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
         union {
@@ -42,7 +49,6 @@ static int send_reply(int sock, json_object *json, int fd) {
                 char buf[CMSG_SPACE(sizeof(int))];
         } control = {};
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        const char *text;
 
         if (fd >= 0) {
                 struct cmsghdr *c;
@@ -56,8 +62,45 @@ static int send_reply(int sock, json_object *json, int fd) {
         }
         if (sendmsg(sock, &mh, MSG_NOSIGNAL) != 1)
                 return -errno;
+        return 0;
+}
+
+static int send_reply(int sock, json_object *json, int fd) {
+        const char *text;
+        int r;
+
+        if (child_header_sent && fd >= 0)
+                return -EINVAL;         /* a task that sent frames passes no fd */
+        if (!child_header_sent) {
+                r = send_header(sock, fd);
+                if (r < 0)
+                        return r;
+        }
         text = json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN);
         return write_all(sock, text, strlen(text));
+}
+
+int worker_send_frame(json_object *frame) {
+        const char *text;
+        size_t n;
+        int r;
+
+        if (child_sock < 0)
+                return -EBADF;
+        if (!child_header_sent) {
+                r = send_header(child_sock, -1);
+                if (r < 0)
+                        return r;
+                child_header_sent = true;
+        }
+        text = json_object_to_json_string_ext(frame, JSON_C_TO_STRING_PLAIN);
+        n = strlen(text);
+        if (n >= WORKER_FRAME_MAX || memchr(text, '\n', n))
+                return -EMSGSIZE;
+        r = write_all(child_sock, text, n);
+        if (r < 0)
+                return r;
+        return write_all(child_sock, "\n", 1);
 }
 
 static _Noreturn void worker_child(int sock, uid_t uid, gid_t gid, worker_task_fn task, void *userdata,
@@ -70,6 +113,7 @@ static _Noreturn void worker_child(int sock, uid_t uid, gid_t gid, worker_task_f
         if (drop_privileges(uid, gid) < 0)
                 _exit(EXIT_FAILURE);
         become_idle_priority();
+        child_sock = sock;
         r = task(userdata, &json, &fd);
         if (r < 0 && !json)
                 json = worker_error("%s", strerror(-r));
@@ -93,6 +137,8 @@ struct Worker {
         char *text;
         size_t size, allocated;
         worker_done_fn done;
+        worker_frame_fn frame;          /* or NULL: no frames expected */
+        unsigned timeout_sec;
         void *userdata;
 };
 
@@ -142,8 +188,34 @@ static void worker_finish(Worker *w) {
         worker_reply_done(&reply);
 }
 
-/* Reads what is there; sets w->eof at the end of the answer. */
+/* Hands over the complete frames at the start of the text, and keeps the rest. */
+static int worker_frames(Worker *w) {
+        char *p = w->text, *nl;
+        int r = 0;
+
+        while (r >= 0 && (nl = memchr(p, '\n', w->size - (p - w->text)))) {
+                json_object *frame;
+
+                *nl = 0;
+                frame = json_tokener_parse(p);
+                p = nl + 1;
+                if (!frame)
+                        return -EBADMSG;
+                r = w->frame(frame, w->userdata);
+                json_object_put(frame);
+                /* A worker that makes progress has the time limit again. */
+                (void) sd_event_source_set_time_relative(w->timer, (uint64_t) w->timeout_sec * 1000000ULL);
+        }
+        w->size -= p - w->text;
+        memmove(w->text, p, w->size);
+        w->text[w->size] = 0;
+        return r;
+}
+
+/* Reads what is there (up to a budget); sets w->eof at the end of the answer. */
 static void worker_read(Worker *w) {
+        size_t budget = WORKER_READ_BUDGET;
+
         while (!w->eof) {
                 ssize_t k;
 
@@ -179,7 +251,7 @@ static void worker_read(Worker *w) {
                         size_t n = w->allocated ? w->allocated * 2 : 262144;
                         char *t;
 
-                        if (n > WORKER_REPLY_MAX + 1)
+                        if (n > (w->frame ? WORKER_FRAME_MAX : WORKER_REPLY_MAX) + 1)
                                 return worker_fail(w, -EFBIG);
                         t = realloc(w->text, n);
                         if (!t)
@@ -200,6 +272,14 @@ static void worker_read(Worker *w) {
                 }
                 w->size += k;
                 w->text[w->size] = 0;
+                if (w->frame && k > 0) {
+                        int r = worker_frames(w);
+                        if (r < 0)
+                                return worker_fail(w, r);
+                }
+                if ((size_t) k >= budget)
+                        return;         /* the rest at the next turn of the event loop */
+                budget -= k;
         }
 }
 
@@ -243,11 +323,13 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
         w->sock = w->fd = -1;
         w->done = done;
         w->userdata = userdata;
+        w->timeout_sec = timeout_sec;
         w->name = strdup(name);
         if (!w->name)
                 return -ENOMEM;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        privs_groups_prepare(uid, gid);
         r = fork_worker(name, &w->pid);
         if (r < 0) {
                 close(sv[0]);
@@ -258,6 +340,14 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
                 worker_child(sv[1], uid, gid, task, task_userdata, keep_fd);
         close(sv[1]);
         w->sock = sv[0];
+        /* Non-blocking on the daemon's side only: a read must never wait for a worker that has sent part
+         * of its answer (a frame of a listing, then the rest a while later). */
+        if (fcntl(w->sock, F_SETFL, O_NONBLOCK) < 0) {
+                r = -errno;
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                return r;
+        }
         /* Owned: a worker freed before it ended is killed (and reaped) with its event source. */
         r = sd_event_add_child(e, &w->child, w->pid, WEXITED, on_worker_exit, w);
         if (r < 0) {
@@ -278,6 +368,10 @@ int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned t
                 return r;
         *ret = TAKE_PTR(w);
         return 0;
+}
+
+void worker_set_frame_handler(Worker *w, worker_frame_fn frame) {
+        w->frame = frame;
 }
 
 Worker *worker_free(Worker *w) {

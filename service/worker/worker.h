@@ -31,6 +31,16 @@ typedef void (*worker_done_fn)(int r, WorkerReply *reply, void *userdata);
  * rather than failing, so the message reaches the caller. The child is killed after timeout_sec. */
 int worker_start(sd_event *e, uid_t uid, gid_t gid, const char *name, unsigned timeout_sec, worker_task_fn task,
                  void *task_userdata, int keep_fd, worker_done_fn done, void *userdata, Worker **ret);
+/* Tasks whose answer may be large send it in frames, each a JSON value of at most 4 MiB, as they go; the
+ * daemon hands each to frame() as it arrives (with userdata of worker_start()), so neither side holds the
+ * whole. frame() must not free the worker; a negative return stops the worker (done() gets it). Each
+ * frame gives the worker its time limit anew. The task's own answer still comes last, to done(), and is
+ * held to the same 4 MiB when frames are expected; a task that sent frames passes no fd. Set right after worker_start(), before the event loop runs again. */
+typedef int (*worker_frame_fn)(json_object *frame, void *userdata);
+void worker_set_frame_handler(Worker *w, worker_frame_fn frame);
+/* In the child: sends one frame. */
+int worker_send_frame(json_object *frame);
+
 /* Kills a child still running; done is not called then. */
 Worker *worker_free(Worker *w);
 static inline void worker_freep(Worker **w) {

@@ -294,6 +294,9 @@ class Fixture:
                 self.logdir = os.path.join(self.dir, "logs")
                 os.mkdir(self.logdir)
                 self.config_dir = os.path.join(self.dir, "etc")
+                # The daemon's state directory (what systemd's StateDirectory= makes: root's, 0700).
+                self.state_dir = os.path.join(self.dir, "state")
+                os.mkdir(self.state_dir, 0o700)
                 self._make_instances()
                 self._write_config()
                 if self.prepare:
@@ -597,8 +600,8 @@ class Fixture:
                 # The opbackup-fetch the workers start when there is no helper socket (the built one, not
                 # the installed one); the workers inherit the daemon's environment.
                 env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
-                # Root's state (the last uploads to remotes), as systemd's StateDirectory= would give it.
-                env["STATE_DIRECTORY"] = os.path.join(self.dir, "state")
+                # Root's state (saved listings, the last uploads to remotes), as StateDirectory= gives it.
+                env["STATE_DIRECTORY"] = self.state_dir
                 env.update(SANITIZER_ENV)
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):

@@ -119,7 +119,7 @@ def test_backup_copies_to_every_remote():
                                f"status shows the last uploads: {text}")
 
                         # They outlive the daemon (which exits when idle): kept in root's state folder, 0600.
-                        state = os.path.join(fx.dir, "state", "remote-status.json")
+                        state = os.path.join(fx.state_dir, "remote-status.json")
                         st_file = os.stat(state)
                         expect(st_file.st_uid == 0 and (st_file.st_mode & 0o777) == 0o600,
                                f"the last uploads are in {state}, root's, mode 0600: {oct(st_file.st_mode)}")

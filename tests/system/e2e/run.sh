@@ -324,6 +324,11 @@ begin
 l=$(ctl -i pi list 2>&1); rc=$?
 [ $rc = 0 ] && [[ "$l" == *"$NAME"* ]] && pass "root: list shows it" || fail "root: list rc=$rc: $(echo "$l" | oneline)"
 begin
+# What the listing read is kept in the StateDirectory= systemd made: root's, 0600, in a 0700 folder.
+saved=$(cx stat -c '%U %a' /var/lib/opbackup /var/lib/opbackup/list-pi.cache 2>&1 | oneline)
+[ "$saved" = "root 700 root 600" ] && pass "root: the listing is saved in /var/lib/opbackup ($saved)" \
+        || fail "root: the saved listing: $saved"
+begin
 i=$(ctl -i pi inspect "$NAME" 2>&1); rc=$?
 [ $rc = 0 ] && [[ "$i" == *alid* ]] && pass "root: inspect $NAME ($(echo "$i" | grep -iE -m1 'valid' | sed 's/^ *//'))" \
         || fail "root: inspect rc=$rc: $(echo "$i" | oneline)"
