@@ -185,9 +185,9 @@ int zip_directory_find(int fd, ZipDirectory *ret, char **ret_error) {
         return r;
 }
 
-/* The sizes a ZIP64 extra field replaces: those the header sets to 0xffffffff, in the field's order. */
+/* The values a ZIP64 extra field replaces: those the header sets to all ones, in the field's order. */
 static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry *e, bool need_size,
-                             bool need_csize) {
+                             bool need_csize, bool need_offset) {
         while (len >= 4) {
                 uint16_t id = le16(extra), n = le16(extra + 2);
                 const uint8_t *p = extra + 4;
@@ -195,7 +195,7 @@ static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry
                 if ((size_t) n > len - 4)
                         return -EBADMSG;
                 if (id == 0x0001) {
-                        size_t need = 8U * (need_size + need_csize);
+                        size_t need = 8U * (need_size + need_csize + need_offset);
 
                         if (n < need)
                                 return -EBADMSG;
@@ -203,14 +203,18 @@ static int apply_zip64_extra(const uint8_t *extra, size_t len, ZipDirectoryEntry
                                 e->size = le64(p);
                                 p += 8;
                         }
-                        if (need_csize)
+                        if (need_csize) {
                                 e->compressed_size = le64(p);
+                                p += 8;
+                        }
+                        if (need_offset)
+                                e->local_offset = le64(p);
                         return 0;
                 }
                 extra += 4 + n;
                 len -= 4 + (size_t) n;
         }
-        return need_size || need_csize ? -EBADMSG : 0;
+        return need_size || need_csize || need_offset ? -EBADMSG : 0;
 }
 
 int zip_directory_foreach(int fd, const ZipDirectory *d, zip_directory_entry_fn fn, void *userdata) {
@@ -262,9 +266,11 @@ int zip_directory_foreach(int fd, const ZipDirectory *d, zip_directory_entry_fn 
                         .method = le16(h + 10),
                         .compressed_size = le32(h + 20),
                         .size = le32(h + 24),
+                        .crc = le32(h + 16),
+                        .local_offset = le32(h + 42),
                 };
                 r = apply_zip64_extra(h + CDH_SIZE_MIN + e.name_len, le16(h + 30), &e, e.size == 0xffffffff,
-                                      e.compressed_size == 0xffffffff);
+                                      e.compressed_size == 0xffffffff, e.local_offset == 0xffffffff);
                 if (r < 0)
                         return r;
                 r = fn(&e, userdata);

@@ -36,6 +36,8 @@ typedef struct ZipDirectoryEntry {
         size_t name_len;
         uint16_t flags, method;
         uint64_t compressed_size, size; /* from the ZIP64 extra field where the header says 0xffffffff */
+        uint32_t crc;
+        uint64_t local_offset;          /* of the entry's local header (ZIP64 extra field likewise) */
 } ZipDirectoryEntry;
 
 /* Calls fn for every entry of the central directory, in order; fn's negative return stops the walk and

@@ -123,6 +123,14 @@ int daemon_new(const char *config_dir, bool exit_on_idle, Daemon **ret) {
         d->config_dir = strdup(config_dir);
         if (!d->config_dir)
                 return log_oom();
+        {
+                /* systemd's StateDirectory=: a colon-separated list, ours first. */
+                const char *e = getenv("STATE_DIRECTORY");
+
+                d->state_dir = !isempty(e) && e[0] == '/' ? strndup(e, strcspn(e, ":")) : strdup(OPBACKUP_STATE_DIR);
+                if (!d->state_dir)
+                        return log_oom();
+        }
 
         r = sd_event_default(&d->event);
         if (r < 0)
@@ -180,6 +188,7 @@ Daemon *daemon_free(Daemon *d) {
         sd_bus_flush_close_unref(d->bus);
         sd_event_unref(d->event);
         free(d->config_dir);
+        free(d->state_dir);
         free(d);
         return NULL;
 }

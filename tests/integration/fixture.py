@@ -594,6 +594,9 @@ class Fixture:
                 # The opbackup-fetch the workers start when there is no helper socket (the built one, not
                 # the installed one); the workers inherit the daemon's environment.
                 env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
+                # Root's state (the files caches), as StateDirectory= gives it under systemd.
+                self.state_dir = os.path.join(self.dir, "state")
+                env["STATE_DIRECTORY"] = self.state_dir
                 env.update(SANITIZER_ENV)
                 env.update(self.daemon_env)
                 if not os.access(OPBACKUPD, os.X_OK):
