@@ -8,6 +8,7 @@ Usage (as root; it brings up a private bus, polkitd and opbackupd like the integ
                    [--big-file SIZE] [--workdir DIR] [--json FILE] [--peer-priority idle|normal]
 
     quick smoke test:   bench/bench.py --build build --size 20M --runs 1
+    repeat backups:     bench/bench.py --build build --only repeat   (root; drops the page cache, throttles reads)
     memory check only:  bench/bench.py --build build --size 20M --only "" --big-file 4G
 
 It generates the reference corpus with tests/gen-instance.py (--size bench: ~500 MB: ~290 MB of G-code,
@@ -21,6 +22,13 @@ It generates the reference corpus with tests/gen-instance.py (--size bench: ~500
            changed (what a nightly backup mostly is).
   restore  `opbackupctl restore NAME --yes --skip-plugins --no-restart` (validation, extraction, fsync,
            swap) against `zipfile.extractall`, `unzip` and `bsdtar -x` of the same archive.
+  repeat   a backup after a backup with nothing changed, with the files cache and without it (as before it
+           existed: every file read and CRC-checked against the previous backup): page cache warm, dropped
+           (echo 3 > /proc/sys/vm/drop_caches), and dropped with reads of the instance's disk throttled to
+           --throttle MB/s (30: an SD card) for the daemon and its workers by a cgroup (v1 blkio or v2 io).
+           Bytes read by the workers (/proc/PID/io of the daemon, which counts the workers it reaped:
+           rchar = what read() returned, read_bytes = what came from the disk) and bytes of the instance's
+           files read (inotify IN_ACCESS). --backups-dir puts the backup folder on another disk.
   list     ListBackups on a folder of 1,000 backups (first call and cached), and the idle daemon's RSS.
 
 Every timed run starts with the inputs in the page cache (read right before) and ends with sync(), since a
@@ -520,8 +528,11 @@ class Bench:
                         return os.path.join(folder, name)
 
                 backup()
-                throttle = Throttle(folder, int(self.args.throttle * MB))
-                self.results["repeat_throttle"] = throttle.describe()
+                # The disk the instance's files are on (where the backups are, too, unless --backups-dir).
+                throttle = Throttle(self.sources[0], int(self.args.throttle * MB))
+                same = os.stat(folder).st_dev == os.stat(self.sources[0]).st_dev
+                self.results["repeat_throttle"] = throttle.describe() + (", the instance's and the backups' disk" if same
+                                                                          else ", the instance's disk only (backups elsewhere)")
                 rows = {}
                 try:
                         for condition in ("warm", "cold", "throttled"):
@@ -790,6 +801,7 @@ def main():
         ap.add_argument("--throttle", type=float, default=30, help="MB/s of reads for the throttled repeat backups")
         ap.add_argument("--big-file", help="also back up (and restore) one file of this size, e.g. 4G")
         ap.add_argument("--workdir", default="/var/tmp", help="where the corpus and archives go")
+        ap.add_argument("--backups-dir", help="where the backup folder goes (default: --workdir)")
         ap.add_argument("--json", help="also write the results to this file")
         ap.add_argument("--peer-priority", choices=("idle", "normal"), default="idle",
                         help="CPU and I/O priority of the other tools (opbackup's workers always run at idle)")
@@ -824,7 +836,7 @@ def main():
         parts = set(args.only.split(",")) - {""}
         results = {}
         # The backups go outside basedir: a restore then has no backup folder to carry over, like the peers.
-        backups = os.path.join(args.workdir, f"opbackup-bench-backups-{os.getpid()}")
+        backups = os.path.join(args.backups_dir or args.workdir, f"opbackup-bench-backups-{os.getpid()}")
         instances = {"bench": {"size": args.size, "extra_conf": level_conf(args),
                                "gen_args": ["--backup-path", backups]},
                      "many": {"size": "tiny"}}

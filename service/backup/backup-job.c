@@ -461,7 +461,7 @@ static int new_cache_name(Instance *i, char **ret) {
         return asprintf(ret, ".%s.new", i->name) < 0 ? -ENOMEM : 0;
 }
 
-/* Opens <state>/files-cache (made, 0700, as needed) and in it the instance's cache and an empty file for
+/* Opens <state>/files-cache (made, like <state>, 0700 as needed) and in it the instance's cache and an empty file for
  * the next one; or, with FilesCache=no, removes the instance's cache. Without them the backup reads
  * every file: nothing here fails the job. */
 static void files_cache_open(Instance *i, BackupJobData *b) {
@@ -470,7 +470,7 @@ static void files_cache_open(Instance *i, BackupJobData *b) {
 
         state = open(i->daemon->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (state < 0 && errno == ENOENT && i->config->files_cache) {
-                if (mkdir(i->daemon->state_dir, 0755) < 0 && errno != EEXIST)
+                if (mkdir(i->daemon->state_dir, 0700) < 0 && errno != EEXIST)
                         log_debug("Cannot create %s: %m", i->daemon->state_dir);
                 state = open(i->daemon->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         }

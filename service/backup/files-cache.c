@@ -19,6 +19,7 @@
 #include <sys/param.h>
 
 #include "backup/files-cache.h"
+#include "names.h"
 #include "util.h"
 #include "zip-directory.h"
 
@@ -170,7 +171,7 @@ static int load(FilesCache *c, int fd, int dirfd, int level, char **ret_why) {
         c->backup_name = strndup((const char *) c->data + HEADER_FIXED, name_len);
         if (!c->backup_name)
                 return -ENOMEM;
-        if (strlen(c->backup_name) != name_len || strchr(c->backup_name, '/') || c->backup_name[0] == '.')
+        if (strlen(c->backup_name) != name_len || !backup_name_is_valid(c->backup_name))
                 return why(ret_why, "it names no backup");
 
         c->backup_fd = openat(dirfd, c->backup_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
