@@ -296,6 +296,39 @@ class Throttle:
                         pass
 
 
+def deflate_floor(archive, sources_by_name, level):
+        """CPU seconds libdeflate alone takes (one thread, this process) to deflate the entries ARCHIVE holds
+        deflated, from their source files, in the pool's 1 MiB chunks at LEVEL: what a fresh backup cannot
+        do with less CPU. Returns (seconds, bytes deflated)."""
+        import ctypes
+        lib = ctypes.CDLL("libdeflate.so.0")
+        lib.libdeflate_alloc_compressor.restype = ctypes.c_void_p
+        lib.libdeflate_deflate_compress.restype = ctypes.c_size_t
+        lib.libdeflate_deflate_compress.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                                    ctypes.c_void_p, ctypes.c_size_t]
+        lib.libdeflate_free_compressor.argtypes = [ctypes.c_void_p]
+        comp = lib.libdeflate_alloc_compressor(level)
+        out = ctypes.create_string_buffer(2 << 20)
+        with zipfile.ZipFile(archive) as z:
+                names = [i.filename for i in z.infolist() if i.compress_type == zipfile.ZIP_DEFLATED]
+        cpu, total = 0.0, 0
+        for name in names:
+                src = sources_by_name.get(name)
+                if not src:
+                        continue
+                with open(src, "rb") as f:
+                        while True:
+                                chunk = f.read(1 << 20)
+                                if not chunk:
+                                        break
+                                t = time.thread_time()
+                                lib.libdeflate_deflate_compress(comp, chunk, len(chunk), out, len(out))
+                                cpu += time.thread_time() - t
+                                total += len(chunk)
+        lib.libdeflate_free_compressor(comp)
+        return cpu, total
+
+
 # ------------------------------------------------------------------------------------------------------
 # The corpus as the peers see it
 
@@ -445,6 +478,13 @@ class Bench:
                                 again_cpu.append(cpu)
                                 print(f"  backup run {run + 1}: opbackup again, nothing changed: {dt:.2f} s", flush=True)
                 shutil.rmtree(stage, ignore_errors=True)
+                # The codec floor: libdeflate alone on what opbackup deflated, spread over the pool's threads.
+                level = self.args.level if self.args.level is not None else 5
+                cpu, nbytes = deflate_floor(os.path.join(self.exp["backup_folder"], self.backup_name),
+                                            dict(self.entries), level)
+                threads = min(len(os.sched_getaffinity(0)), 4)
+                self.results["deflate_floor"] = {"cpu_seconds": cpu, "bytes": nbytes, "threads": threads,
+                                                 "level": level}
                 self.results["backup_again"] = {"seconds": statistics.median(again), "best": min(again), "runs": again,
                                                 "cpu_seconds": statistics.median(again_cpu)}
                 self.results["backup"] = {t: {"seconds": statistics.median(times[t]), "best": min(times[t]),
@@ -738,6 +778,13 @@ def report(res, args):
                         ratio = f"; OctoPrint's way is {octo['seconds'] / a['seconds']:.1f}x slower" if octo else ""
                         out.append(f"  opbackup again, nothing changed since its last backup (compressed data reused): "
                                    f"{a['seconds']:.2f}s median, best {a['best']:.2f}s, CPU {a['cpu_seconds']:.1f}s{ratio}")
+                if "deflate_floor" in res:
+                        fl, op = res["deflate_floor"], res["backup"]["opbackup"]
+                        floor = fl["cpu_seconds"] / fl["threads"]
+                        out.append(f"  codec floor: libdeflate level {fl['level']} alone takes {fl['cpu_seconds']:.2f} s of CPU for the "
+                                   f"{fl['bytes'] / MB:.0f} MB opbackup deflates, {floor:.2f} s on {fl['threads']} threads; opbackup's "
+                                   f"fresh backup: {op['seconds']:.2f} s wall = {op['seconds'] / floor:.2f}x that (best "
+                                   f"{op['best'] / floor:.2f}x), CPU {op['cpu_seconds']:.2f} s = {op['cpu_seconds'] / fl['cpu_seconds']:.2f}x")
                 mem = res["backup_memory_kb"]
                 out.append(f"  peak RSS during backups: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
                            f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
