@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/param.h>
@@ -326,7 +327,7 @@ static zip_int64_t in_read(FileSource *s, uint8_t *data, zip_uint64_t len) {
                 c = s->chunk;
                 n = (size_t) MIN((zip_uint64_t) (c->size - s->chunk_pos), len - done);
                 memcpy(data + done, c->data + s->chunk_pos, n);
-                s->raw_crc = (uint32_t) crc32_z(s->raw_crc, data + done, n);
+                s->raw_crc = (uint32_t) libdeflate_crc32(s->raw_crc, data + done, n);
                 s->chunk_pos += n;
                 done += n;
                 if (s->chunk_pos < c->size)
