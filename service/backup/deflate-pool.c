@@ -423,8 +423,6 @@ static int copy_cached(DeflatePool *p, size_t index) {
         data = cached_data_offset(p, f, s->in);
         if (data == 0)
                 return 0;
-        if (e->comp_size >= FADVISE_MIN_SIZE)
-                (void) posix_fadvise(p->cache_fd, (off_t) data, (off_t) e->comp_size, POSIX_FADV_WILLNEED);
         for (;;) {
                 size_t want = (size_t) MIN(e->comp_size - copied, (uint64_t) DEFLATE_POOL_CHUNK);
                 ssize_t got = pread_full(p->cache_fd, s->in, want, data + copied);
@@ -466,6 +464,7 @@ static int copy_cached(DeflatePool *p, size_t index) {
                 if (!s)
                         return -1;
         }
+        /* Backups run beside a print: leave the page cache to OctoPrint. */
         if (e->comp_size >= FADVISE_MIN_SIZE)
                 (void) posix_fadvise(p->cache_fd, (off_t) data, (off_t) e->comp_size, POSIX_FADV_DONTNEED);
         return 1;
@@ -731,6 +730,9 @@ void deflate_pool_reuse_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_b
 
 void deflate_pool_set_files_cache(DeflatePool *p, int backup_fd) {
         p->cache_fd = backup_fd;
+        /* Entries are copied in the order they lie in it: a long readahead. */
+        if (backup_fd >= 0)
+                (void) posix_fadvise(backup_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 }
 
 void deflate_pool_cache_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_bytes) {
