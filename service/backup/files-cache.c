@@ -168,9 +168,12 @@ static int load(FilesCache *c, int fd, int dirfd, int level, char **ret_why) {
         pos = HEADER_FIXED + name_len;
         if (name_len == 0 || pos > c->size - 4)
                 return why(ret_why, "it is truncated");
-        c->backup_name = strndup((const char *) c->data + HEADER_FIXED, name_len);
+        /* Not NUL-terminated in the file: copied, not strndup()ed (which may look for the NUL). */
+        c->backup_name = malloc(name_len + 1);
         if (!c->backup_name)
                 return -ENOMEM;
+        memcpy(c->backup_name, c->data + HEADER_FIXED, name_len);
+        c->backup_name[name_len] = 0;
         if (strlen(c->backup_name) != name_len || !backup_name_is_valid(c->backup_name))
                 return why(ret_why, "it names no backup");
 
