@@ -210,7 +210,7 @@ static void setup(Env *e) {
         write_random(e->base, "uploads/clip.mp4", 300 * 1024);
         write_file(e->base, "uploads/note.txt", "a small file\n");
         /* The cache leaves out files changed in the last 2 s (their stamp may not show the next change). */
-        sleep(3);
+        usleep(2200 * 1000);
 }
 
 static void teardown(Env *e) {
@@ -345,14 +345,14 @@ static void test_previous_backup_gone_or_replaced(void) {
         p1 = path_in(e.folder, b1);
         /* Another zip under b1's name: an older backup of other files at other offsets. */
         write_gcode(e.base, "uploads/b.gcode", GCODE_SIZE + 3000, 5);
-        sleep(3);
+        usleep(2200 * 1000);
         free(b0);
         b0 = backup(&e, false);
         free(p0);
         p0 = path_in(e.folder, b0);
         ASSERT_EQ(rename(p0, p1), 0);
         write_gcode(e.base, "uploads/b.gcode", GCODE_SIZE + 1000, 1);      /* as it was */
-        sleep(3);
+        usleep(2200 * 1000);
         b2 = backup(&e, true);
         check_archive(&e, b2);
         ASSERT_TRUE(logged(&e, "changed or was replaced"));
