@@ -8,6 +8,7 @@ Usage (as root; it brings up a private bus, polkitd and opbackupd like the integ
                    [--big-file SIZE] [--workdir DIR] [--json FILE] [--peer-priority idle|normal]
 
     quick smoke test:   bench/bench.py --build build --size 20M --runs 1
+    repeat backups:     bench/bench.py --build build --only repeat   (root; drops the page cache, throttles reads)
     memory check only:  bench/bench.py --build build --size 20M --only "" --big-file 4G
 
 It generates the reference corpus with tests/gen-instance.py (--size bench: ~500 MB: ~290 MB of G-code,
@@ -21,6 +22,13 @@ It generates the reference corpus with tests/gen-instance.py (--size bench: ~500
            changed (what a nightly backup mostly is).
   restore  `opbackupctl restore NAME --yes --skip-plugins --no-restart` (validation, extraction, fsync,
            swap) against `zipfile.extractall`, `unzip` and `bsdtar -x` of the same archive.
+  repeat   a backup after a backup with nothing changed, with the files cache and without it (as before it
+           existed: every file read and CRC-checked against the previous backup): page cache warm, dropped
+           (echo 3 > /proc/sys/vm/drop_caches), and dropped with reads of the instance's disk throttled to
+           --throttle MB/s (30: an SD card) for the daemon and its workers by a cgroup (v1 blkio or v2 io).
+           Bytes read by the workers (/proc/PID/io of the daemon, which counts the workers it reaped:
+           rchar = what read() returned, read_bytes = what came from the disk) and bytes of the instance's
+           files read (inotify IN_ACCESS). --backups-dir puts the backup folder on another disk.
   list     ListBackups on a folder of 1,000 backups (first call and cached), and the idle daemon's RSS.
 
 Every timed run starts with the inputs in the page cache (read right before) and ends with sync(), since a
@@ -188,6 +196,139 @@ def timed(argv, cwd=None):
         return dt, cpu
 
 
+def proc_io(pid):
+        """/proc/PID/io as a dict. A process's figures include those of the children it has reaped: the
+        daemon's include every worker's."""
+        out = {}
+        with open(f"/proc/{pid}/io") as f:
+                for line in f:
+                        k, v = line.split(":")
+                        out[k] = int(v)
+        return out
+
+
+def drop_caches():
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+
+
+class ReadWatch:
+        """Which of PATHS any process read while it is on (inotify IN_ACCESS on their folders)."""
+
+        def __init__(self, paths):
+                import ctypes
+                import struct
+                self.struct = struct
+                libc = ctypes.CDLL(None, use_errno=True)
+                self.fd = libc.inotify_init1(0o4000 | 0o2000000)         # IN_NONBLOCK | IN_CLOEXEC
+                self.paths = paths
+                self.dirs = {}
+                for d in sorted({os.path.dirname(p) for p in paths}):
+                        wd = libc.inotify_add_watch(self.fd, d.encode(), 1)    # IN_ACCESS
+                        if wd >= 0:
+                                self.dirs[wd] = d
+                self.read = set()
+
+        def stop(self):
+                """Bytes of the files read (a file read at all counts whole)."""
+                while True:
+                        try:
+                                buf = os.read(self.fd, 1 << 16)
+                        except BlockingIOError:
+                                break
+                        i = 0
+                        while i < len(buf):
+                                wd, _, _, n = self.struct.unpack_from("iIII", buf, i)
+                                name = buf[i + 16:i + 16 + n].rstrip(b"\0").decode(errors="replace")
+                                if name and wd in self.dirs:
+                                        self.read.add(os.path.join(self.dirs[wd], name))
+                                i += 16 + n
+                os.close(self.fd)
+                return sum(os.path.getsize(p) for p in self.paths if p in self.read)
+
+
+class Throttle:
+        """Reads of the processes moved in limited to BPS bytes/s on the disk holding PATH: a blkio (cgroup v1)
+        or io (cgroup v2) throttle; the daemon's workers inherit it. Writes are not limited (cgroup v1 cannot
+        throttle buffered writes, which the flusher threads do)."""
+
+        def __init__(self, path, bps):
+                st = os.stat(path)
+                dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+                sys_dev = f"/sys/dev/block/{dev}"
+                if os.path.exists(os.path.join(sys_dev, "partition")):
+                        with open(os.path.join(os.path.realpath(sys_dev), "..", "dev")) as f:
+                                dev = f.read().strip()
+                self.dev, self.bps = dev, bps
+                if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                        self.v2 = True
+                        self.dir = f"/sys/fs/cgroup/opbackup-bench-{os.getpid()}"
+                        with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                                f.write("+io")
+                        os.makedirs(self.dir, exist_ok=True)
+                        with open(os.path.join(self.dir, "io.max"), "w") as f:
+                                f.write(f"{dev} rbps={bps}")
+                else:
+                        self.v2 = False
+                        self.dir = f"/sys/fs/cgroup/blkio/opbackup-bench-{os.getpid()}"
+                        os.makedirs(self.dir, exist_ok=True)
+                        with open(os.path.join(self.dir, "blkio.throttle.read_bps_device"), "w") as f:
+                                f.write(f"{dev} {bps}")
+                self.root = os.path.dirname(self.dir)
+
+        def describe(self):
+                kind = "cgroup v2 io.max rbps" if self.v2 else "cgroup v1 blkio.throttle.read_bps_device"
+                return f"{kind} {self.bps / MB:.0f} MB/s on {self.dev}"
+
+        def add(self, pid):
+                with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+                        f.write(str(pid))
+
+        def remove(self, pid):
+                with open(os.path.join(self.root, "cgroup.procs"), "w") as f:
+                        f.write(str(pid))
+
+        def close(self):
+                try:
+                        os.rmdir(self.dir)
+                except OSError:
+                        pass
+
+
+def deflate_floor(archive, sources_by_name, level):
+        """CPU seconds libdeflate alone takes (one thread, this process) to deflate the entries ARCHIVE holds
+        deflated, from their source files, in the pool's 1 MiB chunks at LEVEL: what a fresh backup cannot
+        do with less CPU. Returns (seconds, bytes deflated)."""
+        import ctypes
+        lib = ctypes.CDLL("libdeflate.so.0")
+        lib.libdeflate_alloc_compressor.restype = ctypes.c_void_p
+        lib.libdeflate_deflate_compress.restype = ctypes.c_size_t
+        lib.libdeflate_deflate_compress.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                                    ctypes.c_void_p, ctypes.c_size_t]
+        lib.libdeflate_free_compressor.argtypes = [ctypes.c_void_p]
+        comp = lib.libdeflate_alloc_compressor(level)
+        out = ctypes.create_string_buffer(2 << 20)
+        with zipfile.ZipFile(archive) as z:
+                names = [i.filename for i in z.infolist() if i.compress_type == zipfile.ZIP_DEFLATED]
+        cpu, total = 0.0, 0
+        for name in names:
+                src = sources_by_name.get(name)
+                if not src:
+                        continue
+                with open(src, "rb") as f:
+                        while True:
+                                chunk = f.read(1 << 20)
+                                if not chunk:
+                                        break
+                                t = time.thread_time()
+                                lib.libdeflate_deflate_compress(comp, chunk, len(chunk), out, len(out))
+                                cpu += time.thread_time() - t
+                                total += len(chunk)
+        lib.libdeflate_free_compressor(comp)
+        return cpu, total
+
+
 # ------------------------------------------------------------------------------------------------------
 # The corpus as the peers see it
 
@@ -285,6 +426,9 @@ class Bench:
         def backup(self):
                 stage = os.path.join(self.work, "stage")
                 make_stage(self.exp, self.entries, stage)
+                # Linking changed the files' ctime: the files cache leaves out what changed in the 2 s before a
+                # backup, and the backups "again" below are meant to find them in it, as a nightly one would.
+                time.sleep(2.5)
                 out = os.path.join(self.work, "peer.zip")
                 expected = os.path.join(self.fx.instance_root("bench"), "expected.json")
                 peers = {
@@ -324,8 +468,8 @@ class Bench:
                                         cpus[tool].append(cpu)
                                         print(f"  backup run {run + 1}: {tool}: {dt:.2f} s", flush=True)
                         # The usual case for a scheduled backup: the previous one is there and nothing changed
-                        # since. opbackup reuses its compressed data (after checking it); the peers have no
-                        # such mode, so this is compared with their fresh backups.
+                        # since. opbackup copies its compressed data without reading the files (the files
+                        # cache); the peers have no such mode, so this is compared with their fresh backups.
                         again = []
                         again_cpu = []
                         for run in range(self.args.runs):
@@ -337,6 +481,13 @@ class Bench:
                                 again_cpu.append(cpu)
                                 print(f"  backup run {run + 1}: opbackup again, nothing changed: {dt:.2f} s", flush=True)
                 shutil.rmtree(stage, ignore_errors=True)
+                # The codec floor: libdeflate alone on what opbackup deflated, spread over the pool's threads.
+                level = self.args.level if self.args.level is not None else 5
+                cpu, nbytes = deflate_floor(os.path.join(self.exp["backup_folder"], self.backup_name),
+                                            dict(self.entries), level)
+                threads = min(len(os.sched_getaffinity(0)), 4)
+                self.results["deflate_floor"] = {"cpu_seconds": cpu, "bytes": nbytes, "threads": threads,
+                                                 "level": level}
                 self.results["backup_again"] = {"seconds": statistics.median(again), "best": min(again), "runs": again,
                                                 "cpu_seconds": statistics.median(again_cpu)}
                 self.results["backup"] = {t: {"seconds": statistics.median(times[t]), "best": min(times[t]),
@@ -395,6 +546,78 @@ class Bench:
                         self.results["restore_failed"] = failed
                 self.results["restore_memory_kb"] = {"daemon": mem.daemon_peak, "worker": mem.worker_peak,
                                                      "daemon_plus_worker": mem.both_peak}
+
+        # -- repeat backups: the files cache ------------------------------------------------------
+        def repeat(self):
+                """A backup after a backup with nothing changed, with the files cache (unchanged files not read)
+                and without it (every file read and its CRC compared with the previous backup's, as before the
+                cache): warm page cache, cold (drop_caches), and cold on storage throttled to --throttle MB/s
+                of reads. Bytes read: by the daemon and its workers (/proc/PID/io: rchar = read() calls,
+                read_bytes = from the disk), and of the instance's files (inotify)."""
+                pid = self.fx.daemon_proc.pid
+                folder = self.exp["backup_folder"]
+                cache = os.path.join(self.fx.state_dir, "files-cache", "bench")
+                total = sum(os.path.getsize(p) for p in self.sources)
+                time.sleep(2.5)         # the cache leaves out files changed in the 2 s before a backup
+                seq = [0]
+
+                def backup():
+                        name = f"repeat-{seq[0]}.zip"
+                        seq[0] += 1
+                        self.ctl_timed(self.fixture.USER_ALLOWED, "-i", "bench", "backup", "--name", name)
+                        for other in os.listdir(folder):        # the new one is the previous one from now on
+                                if other.startswith("repeat-") and other != name:
+                                        os.unlink(os.path.join(folder, other))
+                        return os.path.join(folder, name)
+
+                backup()
+                # The disk the instance's files are on (where the backups are, too, unless --backups-dir).
+                throttle = Throttle(self.sources[0], int(self.args.throttle * MB))
+                same = os.stat(folder).st_dev == os.stat(self.sources[0]).st_dev
+                self.results["repeat_throttle"] = throttle.describe() + (", the instance's and the backups' disk" if same
+                                                                          else ", the instance's disk only (backups elsewhere)")
+                rows = {}
+                try:
+                        for condition in ("warm", "cold", "throttled"):
+                                for mode in ("files cache", "no files cache (as before)"):
+                                        runs = []
+                                        for run in range(self.args.runs):
+                                                if mode.startswith("no") and os.path.exists(cache):
+                                                        os.unlink(cache)
+                                                if condition == "warm":
+                                                        warm(self.sources + [os.path.join(folder, f) for f in os.listdir(folder)])
+                                                else:
+                                                        drop_caches()
+                                                if condition == "throttled":
+                                                        throttle.add(pid)
+                                                io0 = proc_io(pid)
+                                                watch = ReadWatch(self.sources)
+                                                name = f"repeat-{seq[0]}.zip"
+                                                try:
+                                                        dt, cpu = self.ctl_timed(self.fixture.USER_ALLOWED, "-i", "bench", "backup",
+                                                                                 "--name", name)
+                                                finally:
+                                                        if condition == "throttled":
+                                                                throttle.remove(pid)
+                                                got = watch.stop()
+                                                io1 = proc_io(pid)
+                                                seq[0] += 1
+                                                for other in os.listdir(folder):
+                                                        if other.startswith("repeat-") and other != name:
+                                                                os.unlink(os.path.join(folder, other))
+                                                runs.append({"seconds": dt, "cpu_seconds": cpu, "instance_bytes_read": got,
+                                                             "rchar": io1["rchar"] - io0["rchar"],
+                                                             "read_bytes": io1["read_bytes"] - io0["read_bytes"],
+                                                             "archive_bytes": os.path.getsize(os.path.join(folder, name))})
+                                                print(f"  repeat backup, {condition}, {mode}: {dt:.2f} s, instance files read "
+                                                      f"{got / MB:.1f} MB, rchar {runs[-1]['rchar'] / MB:.1f} MB, read_bytes "
+                                                      f"{runs[-1]['read_bytes'] / MB:.1f} MB", flush=True)
+                                        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                                        med["best"] = min(r["seconds"] for r in runs)
+                                        rows[f"{condition}/{mode}"] = med
+                finally:
+                        throttle.close()
+                self.results["repeat"] = {"instance_bytes": total, "rows": rows}
 
         # -- ListBackups, idle RSS -----------------------------------------------------------------
         def list_backups(self, count=1000):
@@ -556,11 +779,36 @@ def report(res, args):
                 if "backup_again" in res:
                         a, octo = res["backup_again"], res["backup"].get("OctoPrint way (zipfile, level 6)")
                         ratio = f"; OctoPrint's way is {octo['seconds'] / a['seconds']:.1f}x slower" if octo else ""
-                        out.append(f"  opbackup again, nothing changed since its last backup (compressed data reused): "
+                        out.append(f"  opbackup again, nothing changed since its last backup (files cache): "
                                    f"{a['seconds']:.2f}s median, best {a['best']:.2f}s, CPU {a['cpu_seconds']:.1f}s{ratio}")
+                if "deflate_floor" in res:
+                        fl, op = res["deflate_floor"], res["backup"]["opbackup"]
+                        floor = fl["cpu_seconds"] / fl["threads"]
+                        out.append(f"  codec floor: libdeflate level {fl['level']} alone takes {fl['cpu_seconds']:.2f} s of CPU for the "
+                                   f"{fl['bytes'] / MB:.0f} MB opbackup deflates, {floor:.2f} s on {fl['threads']} threads; opbackup's "
+                                   f"fresh backup: {op['seconds']:.2f} s wall = {op['seconds'] / floor:.2f}x that (best "
+                                   f"{op['best'] / floor:.2f}x), CPU {op['cpu_seconds']:.2f} s = {op['cpu_seconds'] / fl['cpu_seconds']:.2f}x")
                 mem = res["backup_memory_kb"]
                 out.append(f"  peak RSS during backups: daemon {mem['daemon'] / 1024:.1f} MB, worker {mem['worker'] / 1024:.1f} MB, "
                            f"both at once {mem['daemon_plus_worker'] / 1024:.1f} MB")
+        if "repeat" in res:
+                r = res["repeat"]
+                total = r["instance_bytes"]
+                out.append("")
+                out.append(f"Repeat backup, nothing changed, with and without the files cache ({total / MB:.0f} MB instance; "
+                           f"throttled: {res.get('repeat_throttle', '')}, page cache dropped first)")
+                out.append(f"  {'':40} {'median':>8} {'best':>8} {'CPU':>6} {'instance read':>14} {'rchar':>9} {'read_bytes':>11}")
+                for key, v in r["rows"].items():
+                        out.append(f"  {key:40} {v['seconds']:7.2f}s {v['best']:7.2f}s {v['cpu_seconds']:5.1f}s "
+                                   f"{v['instance_bytes_read'] / MB:9.1f} MB ({v['instance_bytes_read'] / total * 100:4.1f}%) "
+                                   f"{v['rchar'] / MB:6.0f} MB {v['read_bytes'] / MB:8.0f} MB")
+                for condition in ("warm", "cold", "throttled"):
+                        a, b = r["rows"].get(f"{condition}/files cache"), r["rows"].get(f"{condition}/no files cache (as before)")
+                        if a and b:
+                                out.append(f"  {condition}: the files cache makes the repeat backup {b['seconds'] / a['seconds']:.1f}x "
+                                           f"faster, reads {a['instance_bytes_read'] / total * 100:.2f}% of the instance's bytes "
+                                           f"(without: {b['instance_bytes_read'] / total * 100:.0f}%), and {a['rchar'] / max(b['rchar'], 1) * 100:.0f}% "
+                                           f"of the bytes read() in all")
         for tool, why in res.get("restore_failed", {}).items():
                 out.append("")
                 out.append(f"Restore with {tool} failed: {why.splitlines()[0] if why else ''}")
@@ -598,9 +846,12 @@ def main():
         ap.add_argument("--size", default="bench", help="corpus size: bench (~500 MB) or <N>M (gen-instance.py)")
         ap.add_argument("--runs", type=int, default=3, help="timed runs of each tool (median reported)")
         ap.add_argument("--level", type=int, help="opbackup's CompressionLevel (default: the daemon's default)")
-        ap.add_argument("--only", default="backup,restore,list", help="parts: backup, restore, list ('': none)")
+        ap.add_argument("--only", default="backup,repeat,restore,list",
+                        help="parts: backup, repeat, restore, list ('': none)")
+        ap.add_argument("--throttle", type=float, default=30, help="MB/s of reads for the throttled repeat backups")
         ap.add_argument("--big-file", help="also back up (and restore) one file of this size, e.g. 4G")
         ap.add_argument("--workdir", default="/var/tmp", help="where the corpus and archives go")
+        ap.add_argument("--backups-dir", help="where the backup folder goes (default: --workdir)")
         ap.add_argument("--json", help="also write the results to this file")
         ap.add_argument("--peer-priority", choices=("idle", "normal"), default="idle",
                         help="CPU and I/O priority of the other tools (opbackup's workers always run at idle)")
@@ -635,7 +886,7 @@ def main():
         parts = set(args.only.split(",")) - {""}
         results = {}
         # The backups go outside basedir: a restore then has no backup folder to carry over, like the peers.
-        backups = os.path.join(args.workdir, f"opbackup-bench-backups-{os.getpid()}")
+        backups = os.path.join(args.backups_dir or args.workdir, f"opbackup-bench-backups-{os.getpid()}")
         instances = {"bench": {"size": args.size, "extra_conf": level_conf(args),
                                "gen_args": ["--backup-path", backups]},
                      "many": {"size": "tiny"}}
@@ -646,6 +897,8 @@ def main():
                         b.idle_rss("after start")
                         if "backup" in parts:
                                 b.backup()
+                        if "repeat" in parts:
+                                b.repeat()
                         if "restore" in parts:
                                 b.restore()
                         if "list" in parts:

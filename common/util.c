@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "build-config.h"
 #include "util.h"
 
 bool endswith(const char *s, const char *suffix) {
@@ -274,4 +275,16 @@ int set_first_error(char **error, const char *format, ...) {
                 return -ENOMEM;
         }
         return 0;
+}
+
+const char *state_directory(void) {
+        static char dir[4096];
+        const char *e = getenv("STATE_DIRECTORY");
+
+        /* systemd: one absolute path per StateDirectory= entry, separated by ':'; ours is the first. */
+        if (!isempty(e) && e[0] == '/' && strcspn(e, ":") < sizeof(dir)) {
+                snprintf(dir, sizeof(dir), "%.*s", (int) strcspn(e, ":"), e);
+                return dir;
+        }
+        return OPBACKUP_STATE_DIR;
 }

@@ -136,3 +136,8 @@ const char *format_bytes(char *buf, size_t size, unsigned long long bytes);
 /* Sets *error to the formatted message unless it holds one already: the first problem found is the one
  * to fix first, and later ones often follow from it. 0, or -ENOMEM. */
 int set_first_error(char **error, const char *format, ...) _printf_(2, 3);
+
+/* The service's state directory (root's: saved listings, files caches, the last uploads to remotes): the
+ * first entry of systemd's $STATE_DIRECTORY (StateDirectory=opbackup) when it is an absolute path, else
+ * OPBACKUP_STATE_DIR (/var/lib/opbackup). The folder may not exist. */
+const char *state_directory(void);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/param.h>
@@ -29,8 +30,11 @@ struct ArchiveWriter {
         /* File entries are read and deflated by the pool, in the order libzip writes them. */
         DeflatePool *pool;
         ReuseSource *reuse;              /* the previous backup, or NULL */
+        bool reuse_tried;                /* opened when the first file needs it */
+        FilesCache *cache;               /* borrowed, or NULL */
         PoolFile *files;
-        size_t n_files, n_files_allocated;
+        ArchiveFileResult *results;      /* one a file, filled as libzip takes its last chunk */
+        size_t n_files, n_files_allocated, n_results_allocated;
         uint8_t *trial_buf;
 
         uint64_t done, total, last_progress;
@@ -61,8 +65,10 @@ typedef struct FileSource {
         const PoolChunk *chunk;          /* being copied out, or NULL */
         size_t chunk_pos;
         bool eof;
+        bool damaged;                    /* vanished, shrank: not what the scan saw */
         uint64_t size, comp_size;        /* what was read, what it became */
         uint32_t crc;
+        uint32_t raw_crc;                /* of the data handed to libzip */
 } FileSource;
 
 static uint64_t now_usec(void) {
@@ -321,6 +327,7 @@ static zip_int64_t in_read(FileSource *s, uint8_t *data, zip_uint64_t len) {
                 c = s->chunk;
                 n = (size_t) MIN((zip_uint64_t) (c->size - s->chunk_pos), len - done);
                 memcpy(data + done, c->data + s->chunk_pos, n);
+                s->raw_crc = (uint32_t) libdeflate_crc32(s->raw_crc, data + done, n);
                 s->chunk_pos += n;
                 done += n;
                 if (s->chunk_pos < c->size)
@@ -330,6 +337,18 @@ static zip_int64_t in_read(FileSource *s, uint8_t *data, zip_uint64_t len) {
                 s->size += c->in_size;
                 s->comp_size += c->size;
                 s->eof = c->last;
+                if (c->status != POOL_OK)
+                        s->damaged = true;
+                if (c->last)
+                        w->results[s->index] = (ArchiveFileResult) {
+                                .done = true,
+                                .unchanged = c->unchanged && !s->damaged,
+                                .deflated = s->deflated,
+                                .size = s->size,
+                                .comp_size = s->comp_size,
+                                .crc = s->deflated ? s->crc : s->raw_crc,
+                                .raw_crc = s->raw_crc,
+                        };
                 w->done += c->in_size;
                 in_release(s);
                 if (report(w, false) < 0)
@@ -469,19 +488,40 @@ int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *da
         return set_entry_attributes(w, idx, mtime, mode, w->level == 0);
 }
 
+void archive_writer_set_files_cache(ArchiveWriter *w, FilesCache *c) {
+        w->cache = c;
+        deflate_pool_set_files_cache(w->pool, files_cache_backup_fd(c));
+}
+
+/* The previous backup, for reusing what the files cache does not cover: opened only when needed. */
+static ReuseSource *reuse_source(ArchiveWriter *w) {
+        if (!w->reuse_tried && w->level > 0) {
+                w->reuse_tried = true;
+                if (reuse_source_open(w->dirfd, w->name, &w->reuse) < 0)
+                        w->reuse = NULL;
+        }
+        return w->reuse;
+}
+
 int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
         ReuseEntry reuse = { .index = -1 };
-        bool store;
+        FilesCacheEntry cached;
+        bool store, in_cache;
         zip_source_t *src;
         zip_int64_t idx;
         FileSource *s;
 
-        if (ARRAY_RESERVE(w->files, w->n_files_allocated, w->n_files + 1) < 0)
+        if (ARRAY_RESERVE(w->files, w->n_files_allocated, w->n_files + 1) < 0 ||
+            ARRAY_RESERVE(w->results, w->n_results_allocated, w->n_files + 1) < 0)
                 return -ENOMEM;
+        w->results[w->n_files] = (ArchiveFileResult) {};
+        /* Unchanged since the files cache saw it: its data as it is in that backup, stored or deflated. */
+        in_cache = files_cache_lookup(w->cache, e->name, &e->stamp, &cached) && (w->level > 0 || cached.method == 0);
         /* What the previous backup deflated is not stored now: its data is likely what this file holds. */
-        if (w->level == 0 || e->size < REUSE_MIN_SIZE || !reuse_source_find(w->reuse, e->name, e->size, &reuse))
+        if (in_cache || w->level == 0 || e->size < REUSE_MIN_SIZE ||
+            !reuse_source_find(reuse_source(w), e->name, e->size, &reuse))
                 reuse.index = -1;
-        store = reuse.index < 0 && should_store(w, e);
+        store = in_cache ? cached.method == 0 : reuse.index < 0 && should_store(w, e);
         s = calloc(1, sizeof(FileSource));
         if (!s)
                 return -ENOMEM;
@@ -502,7 +542,9 @@ int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e) {
                 }
                 return -ENOMEM;
         }
-        w->files[w->n_files++] = (PoolFile) { .path = e->path, .size = e->size, .store = store, .reuse = reuse };
+        w->files[w->n_files++] = (PoolFile) { .path = e->path, .size = e->size, .store = store, .reuse = reuse,
+                                              .name = e->name, .stamp = e->stamp, .cached = in_cache,
+                                              .cache = in_cache ? cached : (FilesCacheEntry) {} };
         return set_entry_attributes(w, idx, e->mtime, e->mode, store);
 }
 
@@ -542,11 +584,6 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
                 return -ENOMEM;
         }
 
-        if (w->level > 0 && reuse_source_open(dirfd, name, &w->reuse) < 0) {
-                archive_writer_free(w);
-                return -ENOMEM;
-        }
-
         zip_error_init(&error);
         src = zip_source_function_create(out_callback, w, &error);
         if (src)
@@ -574,6 +611,7 @@ ArchiveWriter *archive_writer_free(ArchiveWriter *w) {
         deflate_pool_free(w->pool);      /* after the sources that take chunks from it */
         reuse_source_free(w->reuse);     /* after the pool's reader */
         free(w->files);
+        free(w->results);
         free(w->trial_buf);
         out_remove(w);
         zip_error_fini(&w->out_error);
@@ -633,6 +671,12 @@ static void log_reuse(ArchiveWriter *w) {
         uint64_t bytes;
         char sbuf[16];
 
+        if (w->cache) {
+                deflate_pool_cache_stats(w->pool, &files, &bytes);
+                backup_log(w->cb, LOG_INFO, "%zu unchanged file%s (%s) not read: copied from %s (files cache)", files,
+                           files == 1 ? "" : "s", format_bytes(sbuf, sizeof(sbuf), bytes),
+                           files_cache_backup_name(w->cache));
+        }
         if (!w->reuse)
                 return;
         deflate_pool_reuse_stats(w->pool, &files, &bytes, &rejected);
@@ -642,6 +686,12 @@ static void log_reuse(ArchiveWriter *w) {
         if (rejected > 0)
                 log_debug("%zu files differ from their entries in %s: compressed again", rejected,
                           reuse_source_name(w->reuse));
+}
+
+size_t archive_writer_results(ArchiveWriter *w, const PoolFile **ret_files, const ArchiveFileResult **ret_results) {
+        *ret_files = w->files;
+        *ret_results = w->results;
+        return w->n_files;
 }
 
 int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error) {

@@ -7,6 +7,8 @@
 
 #include "backup/backup-plan.h"
 #include "backup/backup.h"
+#include "backup/deflate-pool.h"
+#include "backup/files-cache.h"
 
 /* Writing a backup zip with libzip (opbackupd(8), ARCHIVE FORMAT, "Entries"): file entries only, deflated at
  * the requested libdeflate level or stored (at level 0, and data that does not compress), UTF-8 names, Unix
@@ -33,12 +35,26 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
 int archive_writer_add_buffer(ArchiveWriter *w, const char *name, const void *data, size_t size, int64_t mtime,
                               mode_t mode);
 
+/* Unchanged files (by their stamp) take their data from the backup the cache refers to, unread (borrowed:
+ * kept until finish/free). Before the first archive_writer_add_entry(). */
+void archive_writer_set_files_cache(ArchiveWriter *w, FilesCache *c);
+
 /* A file entry; e must stay valid until finish/free. A duplicate name is skipped with a warning (0). */
 int archive_writer_add_entry(ArchiveWriter *w, const PlanEntry *e);
 
 /* Writes everything, commits and renames. On failure the hidden file is gone and *ret_error says why;
  * returns -ENOSPC / -EDQUOT when space ran out, -ECANCELED when progress() asked to stop. */
 int archive_writer_finish(ArchiveWriter *w, uint64_t *ret_size, char **ret_error);
+
+/* What became of each file entry, once finished: for the next files cache. */
+typedef struct ArchiveFileResult {
+        bool done;                      /* all of it went into the archive */
+        bool unchanged;                 /* ... and it is what the scan saw (stamp), whole */
+        bool deflated;
+        uint64_t size, comp_size;
+        uint32_t crc, raw_crc;          /* of the file's bytes; of the entry's data as stored */
+} ArchiveFileResult;
+size_t archive_writer_results(ArchiveWriter *w, const PoolFile **ret_files, const ArchiveFileResult **ret_results);
 
 /* Discards an unfinished archive (removing the hidden file). Accepts NULL. */
 ArchiveWriter *archive_writer_free(ArchiveWriter *w);

@@ -46,7 +46,17 @@ typedef struct BackupJobData {
         char **metadata_excludes;
         char *error;
         bool canceled;
+        /* The files cache: <state>/files-cache/<instance> (read), .<instance>.new (written by the worker,
+         * renamed over it when the backup is made). */
+        int cache_dir_fd, cache_fds[2];
+        bool cache_written;
 } BackupJobData;
+
+static int safe_close(int fd) {
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
 
 static void backup_job_data_free(void *p) {
         BackupJobData *b = p;
@@ -60,6 +70,9 @@ static void backup_job_data_free(void *p) {
         free(b->path);
         strv_free(b->metadata_excludes);
         free(b->error);
+        safe_close(b->cache_dir_fd);
+        safe_close(b->cache_fds[0]);
+        safe_close(b->cache_fds[1]);
         free(b);
 }
 
@@ -243,6 +256,7 @@ static int create_backup_job(Instance *i, CreateRequest *c, sd_bus_error *error)
         data = calloc(1, sizeof(*data));
         if (!data)
                 return -ENOMEM;
+        data->cache_dir_fd = data->cache_fds[0] = data->cache_fds[1] = -1;
         data->excludes = TAKE_PTR(c->excludes);
         data->when_idle = c->when_idle;
         return job_new_and_reply(&(JobDescription) {
@@ -333,6 +347,8 @@ static int backup_worker_main(int fd, void *userdata) {
                 .octoprint_version = i->octoprint_version,
                 .config_dir = i->daemon->config_dir,
                 .compression_level = i->config->compression_level,
+                .files_cache_fds = b->cache_dir_fd >= 0 ? b->cache_fds : NULL,
+                .files_cache_written = &b->cache_written,
         };
         _cleanup_strv_free_ char **metadata_excludes = NULL;
         _cleanup_free_ char *path = NULL, *error = NULL;
@@ -353,6 +369,7 @@ static int backup_worker_main(int fd, void *userdata) {
                 json_object_object_add(o, "path", json_object_new_string(path));
                 json_object_object_add(o, "size", json_object_new_uint64(size));
                 json_object_object_add(o, "excludes", ex);
+                json_object_object_add(o, "files_cache", json_object_new_boolean(b->cache_written));
         }
         return worker_send(fd, o) < 0 || r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
@@ -373,6 +390,7 @@ static void on_worker_message(json_object *msg, void *userdata) {
                 (void) free_and_strdup(&b->path, json_object_get_string(v));
                 if (json_object_object_get_ex(msg, "size", &w))
                         b->size = json_object_get_uint64(w);
+                b->cache_written = json_object_object_get_ex(msg, "files_cache", &w) && json_object_get_boolean(w);
                 strv_free(b->metadata_excludes);
                 b->metadata_excludes = calloc(1, sizeof(char *));
                 if (json_object_object_get_ex(msg, "excludes", &w) && b->metadata_excludes)
@@ -437,12 +455,83 @@ static int start_uploads(Job *j) {
 
 static void cleanup_temp_files(Instance *i, bool imports);
 
+/* ---- The files cache, in the daemon's state directory ---- */
+
+static int new_cache_name(Instance *i, char **ret) {
+        return asprintf(ret, ".%s.new", i->name) < 0 ? -ENOMEM : 0;
+}
+
+/* Opens <state>/files-cache (made, like <state>, 0700 as needed) and in it the instance's cache and an empty file for
+ * the next one; or, with FilesCache=no, removes the instance's cache. Without them the backup reads
+ * every file: nothing here fails the job. */
+static void files_cache_open(Instance *i, BackupJobData *b) {
+        _cleanup_free_ char *next = NULL;
+        _cleanup_close_ int state = -1, dir = -1;
+
+        state = open(i->daemon->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (state < 0 && errno == ENOENT && i->config->files_cache) {
+                if (mkdir(i->daemon->state_dir, 0700) < 0 && errno != EEXIST)
+                        log_debug("Cannot create %s: %m", i->daemon->state_dir);
+                state = open(i->daemon->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (state < 0) {
+                if (i->config->files_cache)
+                        log_warning_errno(errno, "Instance %s: cannot open the state directory %s (%m): backing up "
+                                          "without the files cache", i->name, i->daemon->state_dir);
+                return;
+        }
+        if (mkdirat(state, "files-cache", 0700) < 0 && errno != EEXIST)
+                goto fail;
+        dir = openat(state, "files-cache", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir < 0)
+                goto fail;
+        if (!i->config->files_cache) {
+                if (unlinkat(dir, i->name, 0) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "Instance %s: cannot remove its files cache: %m", i->name);
+                return;
+        }
+        if (new_cache_name(i, &next) < 0)
+                return;
+        b->cache_fds[0] = openat(dir, i->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (b->cache_fds[0] < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Instance %s: cannot open its files cache: %m", i->name);
+        b->cache_fds[1] = openat(dir, next, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (b->cache_fds[1] < 0)
+                goto fail;
+        b->cache_dir_fd = TAKE_FD(dir);
+        return;
+fail:
+        log_warning_errno(errno, "Instance %s: cannot use %s/files-cache (%m): backing up without the files cache",
+                          i->name, i->daemon->state_dir);
+        b->cache_fds[0] = safe_close(b->cache_fds[0]);
+}
+
+/* After the worker: the next cache replaces the current one if the backup was made and the cache
+ * written; else it is dropped (the current one still describes a backup that is there). */
+static void files_cache_finish(Instance *i, BackupJobData *b, bool made) {
+        _cleanup_free_ char *next = NULL;
+
+        if (b->cache_dir_fd < 0 || new_cache_name(i, &next) < 0)
+                return;
+        if (made && b->cache_written) {
+                if (renameat(b->cache_dir_fd, next, b->cache_dir_fd, i->name) < 0)
+                        log_warning_errno(errno, "Instance %s: cannot store its files cache: %m", i->name);
+                else
+                        (void) fsync(b->cache_dir_fd);
+        } else
+                (void) unlinkat(b->cache_dir_fd, next, 0);
+        b->cache_fds[0] = safe_close(b->cache_fds[0]);
+        b->cache_fds[1] = safe_close(b->cache_fds[1]);
+        b->cache_dir_fd = safe_close(b->cache_dir_fd);
+}
+
 static void on_worker_exit(int si_code, int status, void *userdata) {
         _cleanup_free_ char *why = NULL;
         Job *j = userdata;
         BackupJobData *b = j->data;
         Instance *i = j->instance;
 
+        files_cache_finish(i, b, b->path && !b->error && si_code == CLD_EXITED && status == 0);
         if (b->path && !b->error && si_code == CLD_EXITED && status == 0) {
                 log_info("Instance %s: backup %s created (%" PRIu64 " bytes).", i->name, b->path, b->size);
                 (void) daemon_emit_signal(i->daemon, i, OBJECT_ROOT, MANAGER_INTERFACE, "BackupCreated", NULL,
@@ -473,9 +562,12 @@ static int backup_job_run_worker(Job *j) {
         int r;
 
         job_set_progress(j, "starting", 0, 0);
-        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-backup", backup_worker_main, j, NULL, 0,
-                              on_worker_message, on_worker_exit, j, &b->worker);
+        files_cache_open(i, b);
+        r = worker_pipe_start(i->daemon->event, i->uid, i->gid, "opbackup-backup", backup_worker_main, j,
+                              b->cache_fds[0] >= 0 ? b->cache_fds : b->cache_fds + 1, b->cache_fds[1] < 0 ? 0 :
+                              b->cache_fds[0] >= 0 ? 2 : 1, on_worker_message, on_worker_exit, j, &b->worker);
         if (r < 0) {
+                files_cache_finish(i, b, false);
                 _cleanup_free_ char *msg = NULL;
                 if (asprintf(&msg, "Cannot start the backup worker: %s", strerror(-r)) < 0)
                         msg = NULL;

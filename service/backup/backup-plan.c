@@ -233,6 +233,7 @@ static int plan_add(Walker *w, const char *name, const char *path, const struct 
                 .size = (uint64_t) st->st_size,
                 .mtime = st->st_mtime,
                 .mode = st->st_mode,
+                .stamp = file_stamp_from_stat(st),
         };
         if (!e->name || !e->path) {
                 free(e->name);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "backup/backup.h"
+#include "backup/files-cache.h"
 #include "folders.h"
 #include "instance/octoconfig.h"
 
@@ -28,6 +29,7 @@ typedef struct PlanEntry {
         uint64_t size;                 /* at scan time; at most this much is stored */
         int64_t mtime;
         mode_t mode;                   /* st_mode as scanned: type and permission bits */
+        FileStamp stamp;               /* device, inode, size, mtime, ctime as scanned (the files cache) */
 } PlanEntry;
 
 typedef struct Plan {

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/param.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
@@ -9,6 +10,7 @@
 #include "backup/backup-plan.h"
 #include "backup/backup.h"
 #include "backup/excludes.h"
+#include "backup/files-cache.h"
 #include "instance/distinfo.h"
 #include "log.h"
 #include "names.h"
@@ -167,10 +169,13 @@ typedef struct BackupRun {
         Plan plan;
         char *metadata, *plugins;
         ArchiveWriter *writer;
+        FilesCache *cache;
+        int64_t start_ns;                  /* wall clock before the scan */
 } BackupRun;
 
 static void run_done(BackupRun *j) {
         archive_writer_free(j->writer);
+        files_cache_free(j->cache);
         plan_done(&j->plan);
         strv_free(j->meta_excludes);
         strv_free(j->additional);
@@ -252,7 +257,68 @@ static int check_space(BackupRun *j, char **ret_error) {
                     (unsigned long long) (avail / MIB));
 }
 
-static int write_archive(BackupRun *j, uint64_t *ret_size, char **ret_error) {
+static void load_files_cache(BackupRun *j) {
+        _cleanup_free_ char *why = NULL;
+        const BackupRequest *req = j->req;
+        int k;
+
+        if (!req->files_cache_fds || req->files_cache_fds[0] < 0)
+                return;
+        k = files_cache_load(req->files_cache_fds[0], j->dirfd, req->compression_level, &j->cache, &why);
+        if (k < 0)
+                log_debug("Cannot load the files cache: %s", strerror(-k));
+        else if (why)
+                backup_log(j->cb, LOG_INFO, "Not using the files cache: %s; every file is read", why);
+}
+
+/* Files whose ctime is this close to the backup's start may change again without their stamp changing
+ * (timestamps are taken from a clock that ticks every few ms): they are read again next time. */
+#define CACHE_SETTLE_NS (2LL * 1000000000LL)
+
+/* The next files cache, from what went into the archive just made. */
+static void write_files_cache(BackupRun *j) {
+        const BackupRequest *req = j->req;
+        _cleanup_free_ FilesCacheRecord *recs = NULL;
+        const ArchiveFileResult *res;
+        const PoolFile *files;
+        size_t n, m = 0;
+        int k;
+
+        if (!req->files_cache_fds || req->files_cache_fds[1] < 0)
+                return;
+        n = archive_writer_results(j->writer, &files, &res);
+        recs = calloc(MAX(n, (size_t) 1), sizeof(FilesCacheRecord));
+        if (!recs) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!res[i].done || !res[i].unchanged || res[i].size != files[i].stamp.size ||
+                    files[i].stamp.ctime_ns > j->start_ns - CACHE_SETTLE_NS)
+                        continue;
+                recs[m++] = (FilesCacheRecord) {
+                        .name = files[i].name,
+                        .e = {
+                                .stamp = files[i].stamp,
+                                .comp_size = res[i].comp_size,
+                                .crc = res[i].crc,
+                                .raw_crc = res[i].raw_crc,
+                                .method = res[i].deflated ? 8 : 0,
+                        },
+                };
+        }
+        k = files_cache_write(req->files_cache_fds[1], j->dirfd, req->name, req->compression_level, recs, m);
+        if (k < 0) {
+                backup_log(j->cb, LOG_WARNING, "Cannot write the files cache (%s): the next backup reads every file",
+                           strerror(-k));
+                return;
+        }
+        log_debug("Files cache: %d of %zu files", k, n);
+        if (req->files_cache_written)
+                *req->files_cache_written = true;
+}
+
+static int write_archive_once(BackupRun *j, uint64_t *ret_size, char **ret_error) {
         const BackupRequest *req = j->req;
         int k;
 
@@ -260,6 +326,8 @@ static int write_archive(BackupRun *j, uint64_t *ret_size, char **ret_error) {
                                j->cb, &j->writer, ret_error);
         if (k < 0)
                 return fail(ret_error, k, "Cannot start the backup archive: %m");
+        if (j->cache)
+                archive_writer_set_files_cache(j->writer, j->cache);
         k = archive_writer_add_buffer(j->writer, "metadata.json", j->metadata, strlen(j->metadata), time(NULL), 0600);
         for (size_t i = 0; k >= 0 && i < j->plan.n_entries; i++)
                 k = archive_writer_add_entry(j->writer, &j->plan.entries[i]);
@@ -269,6 +337,27 @@ static int write_archive(BackupRun *j, uint64_t *ret_size, char **ret_error) {
         if (k < 0)
                 return fail(ret_error, k, "Out of memory while preparing the archive");
         return archive_writer_finish(j->writer, ret_size, ret_error);
+}
+
+static int write_archive(BackupRun *j, uint64_t *ret_size, char **ret_error) {
+        int k;
+
+        load_files_cache(j);
+        k = write_archive_once(j, ret_size, ret_error);
+        if (k == -ESTALE && j->cache) {
+                /* A copied entry was not what the cache said: the backup it refers to was changed behind
+                 * its stamp. Nothing is trusted from it: the backup is made again, reading every file. */
+                backup_log(j->cb, LOG_WARNING, "%s changed while its data was copied: making the backup again "
+                           "without the files cache", files_cache_backup_name(j->cache));
+                j->writer = archive_writer_free(j->writer);
+                j->cache = files_cache_free(j->cache);
+                free(*ret_error);
+                *ret_error = NULL;
+                k = write_archive_once(j, ret_size, ret_error);
+        }
+        if (k >= 0)
+                write_files_cache(j);
+        return k;
 }
 
 int backup_execute(const BackupRequest *req, const BackupCallbacks *cb, char **ret_path, uint64_t *ret_size,
@@ -287,6 +376,14 @@ int backup_execute(const BackupRequest *req, const BackupCallbacks *cb, char **r
         }
         if (asprintf(&path, "%s/%s", req->backup_folder, req->name) < 0)
                 return -ENOMEM;
+        {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                j.start_ns = (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        }
+        if (req->files_cache_written)
+                *req->files_cache_written = false;
         backup_log(cb, LOG_INFO, "Creating backup %s of %s", req->name, strempty(req->instance));
 
         k = prepare(&j, &error);

@@ -22,6 +22,10 @@ typedef struct BackupRequest {
                                             * NULL = no admin drop-ins and no hooks */
         int compression_level;             /* 0..9; 0 stores without compression */
         uint64_t hook_timeout_usec;        /* 0 = 10 s; tests use less */
+        /* The files cache (files-cache.h), or NULL: [0] the current one to read (-1: none yet), [1] an empty
+         * file to write the next one into (-1: none). *files_cache_written says whether it was. */
+        const int *files_cache_fds;
+        bool *files_cache_written;
 } BackupRequest;
 
 /* Stages passed to progress(): "preparing" (excludes, hooks), "scanning" (done = files found,

@@ -75,6 +75,9 @@ struct DeflatePool {
         ReuseReader *copier;    /* the ReuseSource's own handle, used by the reader thread */
         size_t reused_files, reuse_rejected;
         uint64_t reused_bytes;
+        int cache_fd;           /* the files cache's backup, or -1 */
+        size_t cached_files;
+        uint64_t cached_bytes;
         pthread_t reader;
         bool reader_started;
 
@@ -354,6 +357,7 @@ static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
                         .last = last,
                         .status = status,
                         .error = error,
+                        .unchanged = last,
                 };
                 if (last && status == POOL_OK) {
                         /* Counted before the last chunk is handed out: the consumer reads the counts after it. */
@@ -368,6 +372,104 @@ static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
         return true;
 }
 
+/* ---- copying through the files cache ---- */
+
+#define LOCAL_HEADER_SIZE 30U
+#define SIG_LOCAL_HEADER 0x04034b50U
+
+static uint16_t le16_at(const uint8_t *b) {
+        return (uint16_t) (b[0] | b[1] << 8);
+}
+
+static uint32_t le32_at(const uint8_t *b) {
+        return (uint32_t) le16_at(b) | (uint32_t) le16_at(b + 2) << 16;
+}
+
+/* Where the entry's data starts, if its local header is the one the cache describes; 0 if not. */
+static uint64_t cached_data_offset(DeflatePool *p, const PoolFile *f, uint8_t *buf) {
+        const FilesCacheEntry *e = &f->cache;
+        size_t name_len = strlen(f->name);
+        uint16_t flags;
+        uint32_t csize;
+
+        if (name_len > DEFLATE_POOL_CHUNK - LOCAL_HEADER_SIZE ||
+            pread_full(p->cache_fd, buf, LOCAL_HEADER_SIZE + name_len, e->offset) !=
+            (ssize_t) (LOCAL_HEADER_SIZE + name_len))
+                return 0;
+        flags = le16_at(buf + 6);
+        csize = le32_at(buf + 18);
+        if (le32_at(buf) != SIG_LOCAL_HEADER || (flags & 1) || le16_at(buf + 8) != e->method ||
+            le16_at(buf + 26) != name_len || memcmp(buf + LOCAL_HEADER_SIZE, f->name, name_len) != 0)
+                return 0;
+        /* Without a data descriptor the header holds the CRC and the sizes too (ZIP64: all ones). */
+        if (!(flags & 8) && (le32_at(buf + 14) != e->crc || (csize != 0xffffffffU && csize != e->comp_size)))
+                return 0;
+        return e->offset + LOCAL_HEADER_SIZE + name_len + le16_at(buf + 28);
+}
+
+/* Hands out the cached entry's data. 1: done; 0: its local header is not what the cache says, read the
+ * file instead (nothing was handed out); -1: the pool is stopping. */
+static int copy_cached(DeflatePool *p, size_t index) {
+        const PoolFile *f = &p->files[index];
+        const FilesCacheEntry *e = &f->cache;
+        uint64_t copied = 0, data;
+        uint32_t crc = 0;
+        bool deflated = e->method == 8, last;
+        Slot *s;
+
+        s = slot_acquire(p);
+        if (!s)
+                return -1;
+        data = cached_data_offset(p, f, s->in);
+        if (data == 0)
+                return 0;
+        for (;;) {
+                size_t want = (size_t) MIN(e->comp_size - copied, (uint64_t) DEFLATE_POOL_CHUNK);
+                ssize_t got = pread_full(p->cache_fd, s->in, want, data + copied);
+                PoolStatus status = POOL_OK;
+                int error = 0;
+
+                if (got > 0) {
+                        crc = (uint32_t) libdeflate_crc32(crc, s->in, (size_t) got);
+                        copied += (uint64_t) got;
+                }
+                last = got != (ssize_t) want || copied == e->comp_size;
+                /* Its data is in the archive already: only the whole backup can start again. */
+                if (got != (ssize_t) want || (last && crc != e->raw_crc)) {
+                        status = POOL_FAILED;
+                        error = -ESTALE;
+                        got = 0;
+                }
+                s->chunk = (PoolChunk) {
+                        .file = index,
+                        .data = s->in,
+                        .size = (size_t) got,
+                        .in_size = deflated ? (last ? f->size : 0) : (size_t) got,
+                        .crc = deflated && last ? e->crc : 0,
+                        .last = last,
+                        .status = status,
+                        .error = error,
+                        .unchanged = last,
+                };
+                if (last && status == POOL_OK) {
+                        pthread_mutex_lock(&p->lock);
+                        p->cached_files++;
+                        p->cached_bytes += f->size;
+                        pthread_mutex_unlock(&p->lock);
+                }
+                slot_publish(p, s, true);
+                if (last)
+                        break;
+                s = slot_acquire(p);
+                if (!s)
+                        return -1;
+        }
+        /* Backups run beside a print: leave the page cache to OctoPrint. */
+        if (e->comp_size >= FADVISE_MIN_SIZE)
+                (void) posix_fadvise(p->cache_fd, (off_t) data, (off_t) e->comp_size, POSIX_FADV_DONTNEED);
+        return 1;
+}
+
 /* ---- the reader thread ---- */
 
 /* Returns false when the pool is stopping. */
@@ -378,7 +480,7 @@ static bool read_file(DeflatePool *p, size_t index) {
         struct stat st;
         uint64_t offset = 0;
         int error = 0;
-        bool last;
+        bool last, unchanged = false;
 
         fd = open_no_symlinks(f->path, 0);
         if (fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE) {
@@ -386,8 +488,14 @@ static bool read_file(DeflatePool *p, size_t index) {
                 error = fd;
         } else if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 status = POOL_VANISHED;
-        else if (f->size >= FADVISE_MIN_SIZE)
-                (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        else {
+                FileStamp now = file_stamp_from_stat(&st);
+
+                /* What is read now is what the scan saw: the files cache may say so next time. */
+                unchanged = file_stamp_eq(&now, &f->stamp);
+                if (f->size >= FADVISE_MIN_SIZE)
+                        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        }
 
         do {
                 Slot *s = slot_acquire(p);
@@ -416,6 +524,7 @@ static bool read_file(DeflatePool *p, size_t index) {
                         .last = last,
                         .status = last ? status : POOL_OK,
                         .error = error,
+                        .unchanged = last && unchanged,
                 };
                 /* Even an empty deflated file needs its (empty) deflate stream. */
                 slot_publish(p, s, f->store || status == POOL_FAILED);
@@ -433,6 +542,14 @@ static void *reader_main(void *userdata) {
         for (size_t i = 0; i < p->n_files; i++) {
                 ReuseCheck c;
 
+                if (p->files[i].cached && p->cache_fd >= 0) {
+                        int k = copy_cached(p, i);
+
+                        if (k < 0)
+                                break;
+                        if (k > 0)
+                                continue;
+                }
                 if (is_candidate(p, i)) {
                         if (wait_check(p, i, &c) < 0)
                                 break;
@@ -496,6 +613,7 @@ int deflate_pool_new(int level, unsigned threads, DeflatePool **ret) {
         if (!p)
                 return -ENOMEM;
         p->level = level;
+        p->cache_fd = -1;
         p->n_threads = threads;
         p->n_slots = 2 * threads + 2;
         pthread_mutex_init(&p->lock, NULL);
@@ -607,6 +725,20 @@ void deflate_pool_reuse_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_b
         *ret_files = p->reused_files;
         *ret_bytes = p->reused_bytes;
         *ret_rejected = p->reuse_rejected;
+        pthread_mutex_unlock(&p->lock);
+}
+
+void deflate_pool_set_files_cache(DeflatePool *p, int backup_fd) {
+        p->cache_fd = backup_fd;
+        /* Entries are copied in the order they lie in it: a long readahead. */
+        if (backup_fd >= 0)
+                (void) posix_fadvise(backup_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+void deflate_pool_cache_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_bytes) {
+        pthread_mutex_lock(&p->lock);
+        *ret_files = p->cached_files;
+        *ret_bytes = p->cached_bytes;
         pthread_mutex_unlock(&p->lock);
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "backup/backup-reuse.h"
+#include "backup/files-cache.h"
 
 /* The files of a backup, read and deflated ahead of the archive writer on all cores (opbackupd(8),
  * DESCRIPTION: memory stays bounded whatever the size of the data).
@@ -20,7 +21,10 @@
  * compressed (media inside an unknown container, say). Files marked `store` are not deflated at all:
  * their chunks carry the file's bytes as they are. Files with a `reuse` entry may take their deflate data
  * from the previous backup (backup-reuse.h): the reader checks the file against it and hands out its
- * compressed bytes as they are, in chunks whose last one carries the file's size and CRC. */
+ * compressed bytes as they are, in chunks whose last one carries the file's size and CRC. Files with a
+ * `cached` entry take their data from the backup the files cache refers to (files-cache.h) without being
+ * read: the reader checks the entry's local header and copies its data, checking the CRC-32 of what it
+ * copied at the end (a mismatch fails the file with -ESTALE: its data is in the archive already). */
 
 #define DEFLATE_POOL_CHUNK (1024U * 1024U)
 #define DEFLATE_POOL_MAX_THREADS 4U
@@ -32,6 +36,10 @@ typedef struct PoolFile {
         uint64_t size;          /* read at most this much: the size the scan saw */
         bool store;             /* copy as is instead of deflating */
         ReuseEntry reuse;       /* index -1: none (read only when the pool has a ReuseSource) */
+        const char *name;       /* entry name: checked against a cached entry's local header */
+        FileStamp stamp;        /* as scanned */
+        bool cached;            /* copy `cache` from the files cache's backup (deflate_pool_set_files_cache) */
+        FilesCacheEntry cache;
 } PoolFile;
 
 typedef enum PoolStatus {
@@ -50,7 +58,8 @@ typedef struct PoolChunk {
                                  * on the last chunk) */
         uint32_t crc;           /* their CRC-32 (0 for a stored file: libzip computes it); reused: the
                                  * file's on the last chunk */
-        bool last;              /* the file's last chunk; status and error are set on it */
+        bool last;              /* the file's last chunk; status, error and unchanged are set on it */
+        bool unchanged;         /* the data is what the file held when it was scanned (same stamp) */
         PoolStatus status;
         int error;              /* POOL_FAILED: negative errno */
 } PoolChunk;
@@ -58,6 +67,10 @@ typedef struct PoolChunk {
 /* level: libdeflate compression level, 1..12. threads: compressor threads, 0 = one a CPU this process
  * may run on (at most DEFLATE_POOL_MAX_THREADS). */
 int deflate_pool_new(int level, unsigned threads, DeflatePool **ret);
+
+/* The backup the files' `cached` entries are in (kept by the caller, read with pread()). Before
+ * deflate_pool_start(). */
+void deflate_pool_set_files_cache(DeflatePool *p, int backup_fd);
 
 /* Starts reading and compressing files[0..n-1] (kept by the caller until deflate_pool_free()). Once.
  * reuse: the previous backup the files' `reuse` entries refer to, or NULL; used by the reader thread
@@ -79,6 +92,9 @@ int deflate_pool_sample_incompressible(DeflatePool *p, const void *data, size_t 
 
 /* What was reused: files and their bytes, and candidates that did not match after all. */
 void deflate_pool_reuse_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_bytes, size_t *ret_rejected);
+
+/* Files copied through the files cache, and their bytes (uncompressed). */
+void deflate_pool_cache_stats(DeflatePool *p, size_t *ret_files, uint64_t *ret_bytes);
 
 /* The compressor threads deflate_pool_new() would start for threads = 0. */
 unsigned deflate_pool_default_threads(void);

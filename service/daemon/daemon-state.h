@@ -22,6 +22,7 @@ typedef struct Daemon {
         sd_event *event;
         sd_bus *bus;
         char *config_dir;
+        char *state_dir;                /* root's: $STATE_DIRECTORY, else /var/lib/opbackup */
         DaemonConfig config;
 
         Instance **instances;

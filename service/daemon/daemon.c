@@ -126,6 +126,9 @@ int daemon_new(const char *config_dir, bool exit_on_idle, Daemon **ret) {
         d->config_dir = strdup(config_dir);
         if (!d->config_dir)
                 return log_oom();
+        d->state_dir = strdup(state_directory());
+        if (!d->state_dir)
+                return log_oom();
 
         r = sd_event_default(&d->event);
         if (r < 0)
@@ -183,6 +186,7 @@ Daemon *daemon_free(Daemon *d) {
         sd_bus_flush_close_unref(d->bus);
         sd_event_unref(d->event);
         free(d->config_dir);
+        free(d->state_dir);
         free(d);
         return NULL;
 }

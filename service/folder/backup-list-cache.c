@@ -24,25 +24,8 @@
 #define ENTRY_FIXED 54U
 #define CACHE_FILE_MAX (64U * 1024U * 1024U)
 
-static const char *state_dir(void) {
-        const char *e = getenv("STATE_DIRECTORY");
-        struct stat st;
-
-        if (!isempty(e))
-                return e;
-        if (stat(OPBACKUP_STATE_DIR, &st) == 0 && S_ISDIR(st.st_mode))
-                return OPBACKUP_STATE_DIR;
-        return NULL;
-}
-
 static int cache_path(const char *instance, const char *suffix, char **ret) {
-        const char *dir = state_dir();
-        size_t n;
-
-        if (!dir)
-                return -ENOENT;
-        n = strcspn(dir, ":");  /* systemd lists several directories with colons: the first is ours */
-        return asprintf(ret, "%.*s/list-%s.cache%s", (int) n, dir, instance, suffix) < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "%s/list-%s.cache%s", state_directory(), instance, suffix) < 0 ? -ENOMEM : 0;
 }
 
 /* ---- Writing ---- */

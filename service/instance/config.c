@@ -256,6 +256,16 @@ static int parse_bool(const char *value, void *field) {
         return 0;
 }
 
+/* yes/no; empty: the default (-1). */
+static int parse_tristate(const char *value, void *field) {
+        int b = *value ? parse_boolean(value) : -1;
+
+        if (*value && b < 0)
+                return -EINVAL;
+        *(int *) field = b;
+        return 0;
+}
+
 static int parse_plugin_keys(const char *value, void *field) {
         _cleanup_strv_free_ char **l = NULL;
         int r;
@@ -295,6 +305,7 @@ static const ConfigKey config_keys[] = {
         KEY("Backup", "Folder", parse_path, backup_folder, "an absolute path"),
         KEY("Backup", "Keep", parse_unsigned, keep, "a number (0 keeps all)"),
         KEY("Backup", "CompressionLevel", parse_level, compression_level, "a number from 0 to 9"),
+        KEY("Backup", "FilesCache", parse_tristate, files_cache, "yes or no"),
         KEY("Backup", "CopyTo", parse_remote_names, copy_to,
             "names of remotes (remotes.d/NAME.conf) separated by spaces, each once, at most 8"),
         KEY("Restore", "Unsupported", parse_bool, restore_unsupported, "yes or no"),
@@ -480,7 +491,7 @@ static int dup_field(char **dst, const char *src) {
 static int instance_config_new(const char *name, const char *source, const InstanceConfig *defaults,
                                InstanceConfig **ret) {
         _cleanup_instance_config_ InstanceConfig *ic = NULL;
-        InstanceConfig empty = { .compression_level = -1 };
+        InstanceConfig empty = { .compression_level = -1, .files_cache = -1 };
 
         if (!defaults)
                 defaults = &empty;
@@ -489,6 +500,7 @@ static int instance_config_new(const char *name, const char *source, const Insta
                 return -ENOMEM;
         ic->keep = defaults->keep;
         ic->compression_level = defaults->compression_level;
+        ic->files_cache = defaults->files_cache;
         ic->restore_unsupported = defaults->restore_unsupported;
         ic->print_poll_sec = defaults->print_poll_sec;
         ic->print_wait_max_sec = defaults->print_wait_max_sec;
@@ -560,6 +572,8 @@ int instance_config_finish(InstanceConfig *ic) {
         }
         if (ic->compression_level < 0)
                 ic->compression_level = DEFAULT_COMPRESSION_LEVEL;
+        if (ic->files_cache < 0)
+                ic->files_cache = 1;
         if (ic->print_poll_sec == 0)
                 ic->print_poll_sec = PRINT_POLL_SEC_DEFAULT;
         if (ic->print_wait_max_sec == 0)
@@ -677,6 +691,7 @@ int daemon_config_load(const char *dir, unsigned default_idle_timeout_sec, Daemo
         DaemonConfig c = {
                 .idle_timeout_sec = default_idle_timeout_sec,
                 .defaults.compression_level = -1,
+                .defaults.files_cache = -1,
         };
         int r;
 

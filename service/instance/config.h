@@ -35,6 +35,7 @@ typedef struct InstanceConfig {
         char *backup_folder;          /* default: plugins.backup.path, else basedir/data/backup */
         unsigned keep;                /* 0 = keep all */
         int compression_level;        /* 0..9, default 5 */
+        int files_cache;              /* FilesCache=: 1 yes (default), 0 no; -1 not set */
         char **copy_to;               /* CopyTo=: remotes (remotes.d/<name>.conf) every backup is copied to */
 
         /* [Restore] */

@@ -19,18 +19,6 @@
 #define STATUS_FILE_MAX (1024U * 1024U)
 #define STATUS_ERROR_MAX 4096U
 
-const char *remote_status_dir(void) {
-        static char dir[4096];
-        const char *e = getenv("STATE_DIRECTORY");
-
-        /* systemd: one absolute path per StateDirectory= entry, separated by ':'. */
-        if (!isempty(e) && e[0] == '/') {
-                snprintf(dir, sizeof(dir), "%.*s", (int) strcspn(e, ":"), e);
-                return dir;
-        }
-        return OPBACKUP_STATE_DIR;
-}
-
 static const char *str_of(json_object *o, const char *key) {
         json_object *v;
 
@@ -46,7 +34,7 @@ void remote_status_load(Daemon *d) {
         size_t size;
         int r;
 
-        if (asprintf(&path, "%s/" STATUS_FILE, remote_status_dir()) < 0) {
+        if (asprintf(&path, "%s/" STATUS_FILE, state_directory()) < 0) {
                 log_oom();
                 return;
         }
@@ -99,7 +87,7 @@ void remote_status_load(Daemon *d) {
 void remote_status_save(Daemon *d) {
         _cleanup_free_ char *path = NULL, *temp = NULL;
         json_object *root = json_object_new_object();
-        const char *dir = remote_status_dir(), *s;
+        const char *dir = state_directory(), *s;
         _cleanup_close_ int fd = -1;
         int r;
 

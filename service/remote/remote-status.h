@@ -7,8 +7,6 @@
  * when idle: kept in <state dir>/remote-status.json, root's, mode 0600. The state dir is $STATE_DIRECTORY
  * (systemd's StateDirectory=) or OPBACKUP_STATE_DIR (/var/lib/opbackup). */
 
-const char *remote_status_dir(void);
-
 /* Reads the file into the instances that exist (a remote or instance no longer configured is dropped when
  * the file is next written). A missing or broken file is no status (a broken one is logged). */
 void remote_status_load(Daemon *d);

@@ -600,7 +600,7 @@ class Fixture:
                 # The opbackup-fetch the workers start when there is no helper socket (the built one, not
                 # the installed one); the workers inherit the daemon's environment.
                 env["OPBACKUP_FETCH"] = OPBACKUP_FETCH
-                # Root's state (saved listings, the last uploads to remotes), as StateDirectory= gives it.
+                # Root's state (saved listings, files caches, the last uploads to remotes), as StateDirectory= gives it.
                 env["STATE_DIRECTORY"] = self.state_dir
                 env.update(SANITIZER_ENV)
                 env.update(self.daemon_env)

@@ -27,6 +27,7 @@ static void test_good(void) {
                    "IdleTimeoutSec=30\n"
                    "[Backup]\n"
                    "CompressionLevel=3   ; faster\n"
+                   "FilesCache=no\n"
                    "Keep=7\n"
                    "[Restore]\n"
                    "BundledPlugins=file_check pi_support\n");
@@ -40,6 +41,7 @@ static void test_good(void) {
                    "[Backup]\n"
                    "Folder=                      # default: plugins.backup.path from config.yaml\n"
                    "Keep=0                       # retention used by scheduled backups; 0 = keep all\n"
+                   "FilesCache=yes\n"
                    "[Restore]\n"
                    "Unsupported=no\n"
                    "PluginRepository=            # default from config.yaml, else the official repository\n");
@@ -76,6 +78,7 @@ static void test_good(void) {
         ASSERT_NULL(pi->backup_folder);
         ASSERT_EQ(pi->keep, 0);                          /* overrides Keep=7 */
         ASSERT_EQ(pi->compression_level, 3);             /* from opbackupd.conf */
+        ASSERT_EQ(pi->files_cache, 1);                   /* overrides FilesCache=no */
         ASSERT_FALSE(pi->restore_unsupported);
         ASSERT_NULL(pi->plugin_repository);
         ASSERT_EQ(strv_length(pi->bundled_plugins), 2);
@@ -90,6 +93,7 @@ static void test_good(void) {
         ASSERT_STREQ(farm->backup_folder, "/mnt/nas/farm2");
         ASSERT_EQ(farm->keep, 7);
         ASSERT_EQ(farm->compression_level, 5);           /* empty: back to the built-in default */
+        ASSERT_EQ(farm->files_cache, 0);                 /* from opbackupd.conf */
         ASSERT_TRUE(farm->restore_unsupported);
         ASSERT_STREQ(farm->plugin_repository, "https://example.org/plugins.json#x");
         ASSERT_EQ(strv_length(farm->bundled_plugins), 3);
@@ -117,6 +121,8 @@ static void test_bad_values(void) {
         check_error("[OctoPrint]\nBasedir=/b\n[Backup]\nKeep=-1\n", "x.conf:4: Keep=-1:");
         check_error("[OctoPrint]\nBasedir=/b\n[Backup]\nCompressionLevel=12\n",
                     "x.conf:4: CompressionLevel=12: expected a number from 0 to 9");
+        check_error("[OctoPrint]\nBasedir=/b\n[Backup]\nFilesCache=maybe\n",
+                    "x.conf:4: FilesCache=maybe: expected yes or no");
         check_error("[OctoPrint]\nBasedir=/b\n[Restore]\nUnsupported=maybe\n",
                     "x.conf:4: Unsupported=maybe: expected yes or no");
         check_error("[OctoPrint]\nBasedir=home/pi/.octoprint\n",
@@ -272,6 +278,7 @@ static void test_autodetect(void) {
         ASSERT_TRUE(endswith(ic->config_file, "/home/pi/.octoprint/config.yaml"));
         ASSERT_TRUE(endswith(ic->python, "/home/pi/oprint/bin/python"));
         ASSERT_EQ(ic->keep, 3);
+        ASSERT_EQ(ic->files_cache, 1);                   /* the default */
         ASSERT_EQ(ic->compression_level, 5);
         ASSERT_TRUE(endswith(find(&c, "alice")->python, "/home/alice/OctoPrint/venv/bin/python"));
         ASSERT_NULL(find(&c, "bob")->python);
