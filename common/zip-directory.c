@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "little-endian.h"
 #include "util.h"
 #include "zip-directory.h"
 
@@ -27,18 +28,6 @@
 #define SIG_ZIP64_EOCD 0x06064b50U
 #define SIG_CDH 0x02014b50U
 #define BUFFER_SIZE (256U * 1024U)
-
-static uint16_t le16(const uint8_t *p) {
-        return (uint16_t) (p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p) {
-        return (uint32_t) le16(p) | (uint32_t) le16(p + 2) << 16;
-}
-
-static uint64_t le64(const uint8_t *p) {
-        return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32;
-}
 
 static int no_zip(char **ret_why, const char *format, ...) _printf_(2, 3);
 static int no_zip(char **ret_why, const char *format, ...) {

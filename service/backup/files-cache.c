@@ -19,6 +19,7 @@
 #include <sys/param.h>
 
 #include "backup/files-cache.h"
+#include "little-endian.h"
 #include "names.h"
 #include "util.h"
 #include "zip-directory.h"
@@ -52,18 +53,6 @@ FileStamp file_stamp_from_stat(const struct stat *st) {
 bool file_stamp_eq(const FileStamp *a, const FileStamp *b) {
         return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
                a->ctime_ns == b->ctime_ns;
-}
-
-static uint16_t get16(const uint8_t *p) {
-        return (uint16_t) (p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p) {
-        return (uint32_t) get16(p) | (uint32_t) get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p) {
-        return (uint64_t) get32(p) | (uint64_t) get32(p + 4) << 32;
 }
 
 static int why(char **ret_why, const char *format, ...) _printf_(2, 3);
@@ -114,7 +103,7 @@ static int parse_entries(FilesCache *c, size_t pos, size_t end, uint64_t n, char
 
                 if (end - pos < ENTRY_FIXED)
                         return why(ret_why, "it is truncated");
-                len = get16(c->data + pos);
+                len = le16(c->data + pos);
                 if (end - pos - ENTRY_FIXED < len)
                         return why(ret_why, "it is truncated");
                 if (prev && name_cmp(prev, prev_len, c->data + pos + 2, len) >= 0)
@@ -152,19 +141,19 @@ static int load(FilesCache *c, int fd, int dirfd, int level, char **ret_why) {
                 return why(ret_why, "cannot read it: %s", k < 0 ? strerror((int) -k) : "it changed while being read");
         if (memcmp(c->data, MAGIC, 8) != 0)
                 return why(ret_why, "it is not a files cache");
-        if (get32(c->data + 8) != VERSION)
-                return why(ret_why, "it has version %u, not %u", get32(c->data + 8), VERSION);
-        if ((uint32_t) libdeflate_crc32(0, c->data, c->size - 4) != get32(c->data + c->size - 4))
+        if (le32(c->data + 8) != VERSION)
+                return why(ret_why, "it has version %u, not %u", le32(c->data + 8), VERSION);
+        if ((uint32_t) libdeflate_crc32(0, c->data, c->size - 4) != le32(c->data + c->size - 4))
                 return why(ret_why, "its checksum does not match: it is damaged");
-        if (get32(c->data + 12) != (uint32_t) level)
-                return why(ret_why, "it was made at CompressionLevel=%u, not %d", get32(c->data + 12), level);
-        n = get64(c->data + 16);
-        size = get64(c->data + 24);
-        mtime = (int64_t) get64(c->data + 32);
-        ctime = (int64_t) get64(c->data + 40);
-        want = (FileStamp) { .size = size, .mtime_ns = mtime, .ctime_ns = ctime, .ino = get64(c->data + 48),
-                             .dev = get64(c->data + 56) };
-        name_len = get16(c->data + 64);
+        if (le32(c->data + 12) != (uint32_t) level)
+                return why(ret_why, "it was made at CompressionLevel=%u, not %d", le32(c->data + 12), level);
+        n = le64(c->data + 16);
+        size = le64(c->data + 24);
+        mtime = (int64_t) le64(c->data + 32);
+        ctime = (int64_t) le64(c->data + 40);
+        want = (FileStamp) { .size = size, .mtime_ns = mtime, .ctime_ns = ctime, .ino = le64(c->data + 48),
+                             .dev = le64(c->data + 56) };
+        name_len = le16(c->data + 64);
         pos = HEADER_FIXED + name_len;
         if (name_len == 0 || pos > c->size - 4)
                 return why(ret_why, "it is truncated");
@@ -220,7 +209,7 @@ bool files_cache_lookup(const FilesCache *c, const char *name, const FileStamp *
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
                 const uint8_t *p = c->data + c->index[mid];
-                size_t n = get16(p);
+                size_t n = le16(p);
                 int k = name_cmp(p + 2, n, (const uint8_t *) name, len);
 
                 if (k < 0)
@@ -230,13 +219,13 @@ bool files_cache_lookup(const FilesCache *c, const char *name, const FileStamp *
                 else {
                         const uint8_t *q = p + 2 + n;
                         FilesCacheEntry e = {
-                                .stamp = { .dev = get64(q), .ino = get64(q + 8), .size = get64(q + 16),
-                                           .mtime_ns = (int64_t) get64(q + 24), .ctime_ns = (int64_t) get64(q + 32) },
-                                .offset = get64(q + 40),
-                                .comp_size = get64(q + 48),
-                                .crc = get32(q + 56),
-                                .raw_crc = get32(q + 60),
-                                .method = get16(q + 64),
+                                .stamp = { .dev = le64(q), .ino = le64(q + 8), .size = le64(q + 16),
+                                           .mtime_ns = (int64_t) le64(q + 24), .ctime_ns = (int64_t) le64(q + 32) },
+                                .offset = le64(q + 40),
+                                .comp_size = le64(q + 48),
+                                .crc = le32(q + 56),
+                                .raw_crc = le32(q + 60),
+                                .method = le16(q + 64),
                         };
 
                         if (!file_stamp_eq(&e.stamp, stamp) || (e.method != 0 && e.method != 8) ||

@@ -3,6 +3,7 @@
 #include <libdeflate.h>
 
 #include "folder/backup-metadata.h"
+#include "little-endian.h"
 #include "util.h"
 #include "zip-directory.h"
 
@@ -72,10 +73,6 @@ static int scan_entry(const ZipDirectoryEntry *e, void *userdata) {
                 s->found = true;
         }
         return 0;
-}
-
-static uint16_t le16(const uint8_t *p) {
-        return (uint16_t) (p[0] | p[1] << 8);
 }
 
 static int no_backup(char **ret_error, const char *why) {
