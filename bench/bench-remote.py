@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "remote"))
+from benchlib import parse_size, proc_status_kb
 
 MB = 1000 * 1000
 DAV_SECRET = "bench-dav-secret"
@@ -55,24 +56,6 @@ NAME = "octoprint-backup-20261204-230000.zip"
 def fail(msg):
         print(f"bench-remote: {msg}", file=sys.stderr)
         sys.exit(1)
-
-
-def parse_size(text):
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        if text and text[-1].upper() in units:
-                return int(float(text[:-1]) * units[text[-1].upper()])
-        return int(text)
-
-
-def status_kb(pid, field):
-        try:
-                with open(f"/proc/{pid}/status") as f:
-                        for line in f:
-                                if line.startswith(field + ":"):
-                                        return int(line.split()[1])
-        except OSError:
-                pass
-        return 0
 
 
 class MemorySampler:
@@ -93,8 +76,8 @@ class MemorySampler:
                                         comm = open(f"/proc/{pid}/comm").read().strip()
                                 except OSError:
                                         continue
-                                total += status_kb(pid, "VmRSS")
-                                self.procs[comm] = max(self.procs.get(comm, 0), status_kb(pid, "VmHWM"))
+                                total += proc_status_kb(pid, "VmRSS")
+                                self.procs[comm] = max(self.procs.get(comm, 0), proc_status_kb(pid, "VmHWM"))
                         self.sum_peak = max(self.sum_peak, total)
                         self._stop.wait(0.02)
 

@@ -60,6 +60,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+from benchlib import parse_size, proc_cpu, proc_io, proc_status_kb
 
 MB = 1000 * 1000
 RSS_LIMIT_MB = 64
@@ -68,13 +69,6 @@ RSS_LIMIT_MB = 64
 def fail(msg):
         print(f"bench-scale: {msg}", file=sys.stderr)
         sys.exit(1)
-
-
-def parse_size(text):
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        if text and text[-1].upper() in units:
-                return int(float(text[:-1]) * units[text[-1].upper()])
-        return int(text)
 
 
 def human(n):
@@ -86,27 +80,6 @@ def human(n):
 
 # ------------------------------------------------------------------------------------------------------
 # Measuring
-
-def proc_cpu(pid):
-        """utime + stime + cutime + cstime of PID, seconds (the children it reaped included)."""
-        try:
-                with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-                return 0.0
-        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rchar(pid):
-        try:
-                with open(f"/proc/{pid}/io") as f:
-                        for line in f:
-                                if line.startswith("rchar:"):
-                                        return int(line.split()[1])
-        except OSError:
-                pass
-        return 0
-
 
 def descendants(pid):
         out, todo = [], [pid]
@@ -123,17 +96,6 @@ def descendants(pid):
         return out
 
 
-def vm_hwm(pid):
-        try:
-                with open(f"/proc/{pid}/status") as f:
-                        for line in f:
-                                if line.startswith("VmHWM:"):
-                                        return int(line.split()[1])
-        except OSError:
-                pass
-        return 0
-
-
 class PeakRss:
         """The highest VmHWM (kB) of the daemon and of any of its descendants while it runs."""
 
@@ -146,7 +108,7 @@ class PeakRss:
         def _run(self):
                 while not self._stop.is_set():
                         for p in [self.pid] + descendants(self.pid):
-                                self.peak = max(self.peak, vm_hwm(p))
+                                self.peak = max(self.peak, proc_status_kb(p, "VmHWM"))
                         self._stop.wait(0.01)
 
         def __enter__(self):
@@ -202,14 +164,14 @@ class Scale:
         def measure(self, fn):
                 """Runs fn(); returns its wall time, the service's CPU time, peak RSS (MB) and bytes read."""
                 pid = self.fx.daemon_proc.pid
-                cpu, rchar = proc_cpu(pid), proc_rchar(pid)
+                cpu, rchar = (proc_cpu(pid) or 0.0), proc_io(pid).get("rchar", 0)
                 with PeakRss(pid) as peak:
                         t = time.monotonic()
                         fn()
                         dt = time.monotonic() - t
                         time.sleep(0.1)         # the worker reaped: its CPU and reads are the daemon's now
-                return {"seconds": dt, "cpu": proc_cpu(pid) - cpu, "rss_mb": peak.peak / 1024,
-                        "read_bytes": proc_rchar(pid) - rchar}
+                return {"seconds": dt, "cpu": (proc_cpu(pid) or 0.0) - cpu, "rss_mb": peak.peak / 1024,
+                        "read_bytes": proc_io(pid).get("rchar", 0) - rchar}
 
         def ctl(self, user, *args):
                 r = self.fx.ctl(user, "-i", "scale", *args, timeout=7200)
@@ -316,8 +278,8 @@ class Scale:
                         self.fx.start_daemon()
                         start = time.monotonic() - t
                         pid = self.fx.daemon_proc.pid
-                        row["daemon start"] = {"seconds": start, "cpu": proc_cpu(pid), "rss_mb": vm_hwm(pid) / 1024,
-                                               "read_bytes": proc_rchar(pid)}
+                        row["daemon start"] = {"seconds": start, "cpu": (proc_cpu(pid) or 0.0), "rss_mb": proc_status_kb(pid, "VmHWM") / 1024,
+                                               "read_bytes": proc_io(pid).get("rchar", 0)}
                         row["list (restart)"] = self.measure(call)
                         warm = [self.measure(call) for _ in range(5)]
                         row["list (warm)"] = {k: statistics.median(w[k] for w in warm) for k in warm[0]}
@@ -339,12 +301,12 @@ class Scale:
                 inst.ListBackups()
                 pid = self.fx.daemon_proc.pid
                 times = []
-                cpu = proc_cpu(pid)
+                cpu = (proc_cpu(pid) or 0.0)
                 for _ in range(calls):
                         t = time.monotonic()
                         inst.ListBackups()
                         times.append(time.monotonic() - t)
-                cpu = proc_cpu(pid) - cpu
+                cpu = (proc_cpu(pid) or 0.0) - cpu
                 bus.close()
                 times.sort()
                 self.results["spawn"] = {"calls": calls, "median_ms": statistics.median(times) * 1000,

@@ -62,6 +62,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+from benchlib import parse_size, proc_cpu, proc_io
 
 PEER_TOOLS = {"zip": "zip", "unzip": "unzip", "bsdtar": "libarchive-tools", "7z": "p7zip-full",
               "dbus-daemon": "dbus-daemon", "setpriv": "util-linux", "unshare": "util-linux", "chrt": "util-linux",
@@ -76,13 +77,6 @@ class Failed(Exception):
 def fail(msg):
         print(f"bench: {msg}", file=sys.stderr)
         sys.exit(1)
-
-
-def parse_size(text):
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        if text and text[-1].upper() in units:
-                return int(float(text[:-1]) * units[text[-1].upper()])
-        return int(text)
 
 
 def preflight(args):
@@ -113,16 +107,6 @@ def preflight(args):
 
 # ------------------------------------------------------------------------------------------------------
 # Measuring
-
-def proc_stat_ticks(pid):
-        """utime + stime + cutime + cstime of PID in seconds (children it reaped included), or None."""
-        try:
-                with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-                return None
-        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
 
 class MemorySampler:
         """Peak RSS (VmHWM, kB) of the daemon and of each worker it forks, sampled every 20 ms. VmHWM is the
@@ -194,17 +178,6 @@ def timed(argv, cwd=None):
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         return dt, cpu
-
-
-def proc_io(pid):
-        """/proc/PID/io as a dict. A process's figures include those of the children it has reaped: the
-        daemon's include every worker's."""
-        out = {}
-        with open(f"/proc/{pid}/io") as f:
-                for line in f:
-                        k, v = line.split(":")
-                        out[k] = int(v)
-        return out
 
 
 def drop_caches():
@@ -406,7 +379,7 @@ class Bench:
                 self.backup_name = None
 
         def opbackup_cpu(self):
-                return proc_stat_ticks(self.fx.daemon_proc.pid) or 0.0
+                return proc_cpu(self.fx.daemon_proc.pid) or 0.0
 
         def ctl_timed(self, user, *args):
                 before = self.opbackup_cpu()
