@@ -28,6 +28,18 @@ async function text(page, selector) {
 }
 
 /* A button by its visible text, inside scope (a selector); the first one that is shown. */
+// A button of a backup's row, pressed once the page has settled: the row's buttons are there as soon as the
+// list is, but the page may still move them (the notes that follow polkit's answers push the table down), so
+// a click at the coordinates seen a moment earlier could land beside them. The element's own click() is what
+// a mouse click on it does: React's handler runs.
+async function pressRowButton(page, selector) {
+    await page.waitForFunction(sel => {
+        const b = document.querySelector(sel);
+        return b && b.offsetParent !== null && b.getAttribute("aria-disabled") !== "true" && !b.disabled;
+    }, { timeout: TIMEOUT }, selector);
+    await page.$eval(selector, b => b.click());
+}
+
 async function clickButton(page, scope, label) {
     const handle = await page.waitForFunction((scopeSel, want) => {
         const root = document.querySelector(scopeSel);
@@ -127,7 +139,7 @@ async function member(page, browser) {
         });
         setTimeout(() => reject(new Error("download did not finish")), 30000);
     });
-    await page.click(`button[aria-label="Download ${params.existing}"]`);
+    await pressRowButton(page, `button[aria-label="Download ${params.existing}"]`);
     await finished;
     result.downloaded = fs.readdirSync(params.downloads);
 
@@ -151,7 +163,7 @@ async function member(page, browser) {
 
     // Delete the new backup, with its confirmation.
     if (result.created) {
-        await page.click(`button[aria-label="Delete ${result.created}"]`);
+        await pressRowButton(page, `button[aria-label="Delete ${result.created}"]`);
         await page.waitForSelector("#opbackup-delete-dialog", { timeout: TIMEOUT });
         result.deleteDialog = await text(page, "#opbackup-delete-dialog");
         await shot(page, "delete-confirmation");
@@ -208,7 +220,7 @@ async function admin(page) {
     // Dark, as the browser prefers (Cockpit's "auto" style).
     result.darkTheme = await page.evaluate(() => document.documentElement.classList.contains("pf-v5-theme-dark"));
     await shot(page, "dark-theme");
-    await page.click(`button[aria-label="Restore ${params.existing}"]`);
+    await pressRowButton(page, `button[aria-label="Restore ${params.existing}"]`);
     await page.waitForSelector("#opbackup-restore-dialog", { timeout: TIMEOUT });
     result.restoreDialog = await text(page, "#opbackup-restore-dialog");
     await shot(page, "restore-confirmation");
@@ -231,7 +243,7 @@ async function admin(page) {
 async function copy(page) {
     const inst = `[data-instance="${params.instance}"]`;
     await page.waitForSelector(`button[aria-label="Copy ${params.existing} to remotes"]`, { timeout: TIMEOUT });
-    await page.click(`button[aria-label="Copy ${params.existing} to remotes"]`);
+    await pressRowButton(page, `button[aria-label="Copy ${params.existing} to remotes"]`);
     await page.waitForSelector("#opbackup-copy-dialog", { timeout: TIMEOUT });
     result.copyDialog = await text(page, "#opbackup-copy-dialog");
     await page.click(`#remote-${params.remote}`);
