@@ -13,6 +13,7 @@
 
 #include "backup/backup-job.h"
 #include "backup/backup.h"
+#include "backup/files-cache.h"
 #include "daemon/job.h"
 #include "daemon/polkit.h"
 #include "errors.h"
@@ -498,6 +499,10 @@ static void files_cache_open(Instance *i, BackupJobData *b) {
         b->cache_fds[1] = openat(dir, next, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (b->cache_fds[1] < 0)
                 goto fail;
+        /* The worker writes it as the instance's user: the file is that user's too, so that what it writes
+         * counts against the user's quota, not root's (the folder, root's and 0700, is out of its reach). */
+        if (fchown(b->cache_fds[1], i->uid, i->gid) < 0)
+                goto fail;
         b->cache_dir_fd = TAKE_FD(dir);
         return;
 fail:
@@ -510,10 +515,16 @@ fail:
  * written; else it is dropped (the current one still describes a backup that is there). */
 static void files_cache_finish(Instance *i, BackupJobData *b, bool made) {
         _cleanup_free_ char *next = NULL;
+        struct stat st;
 
         if (b->cache_dir_fd < 0 || new_cache_name(i, &next) < 0)
                 return;
-        if (made && b->cache_written) {
+        if (made && b->cache_written && fstat(b->cache_fds[1], &st) == 0 &&
+            (uint64_t) st.st_size > FILES_CACHE_MAX_SIZE) {
+                log_warning("Instance %s: its new files cache is larger than %llu MiB: dropped (the next backup "
+                            "reads every file).", i->name, FILES_CACHE_MAX_SIZE >> 20);
+                (void) unlinkat(b->cache_dir_fd, next, 0);
+        } else if (made && b->cache_written) {
                 if (renameat(b->cache_dir_fd, next, b->cache_dir_fd, i->name) < 0)
                         log_warning_errno(errno, "Instance %s: cannot store its files cache: %m", i->name);
                 else

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-# The files cache through the daemon (opbackupd.conf(5), FilesCache=): the cache is root's, in the state
-# directory, replaced only by a backup that was made; a backup after a backup with nothing changed reads
-# less than 1% of the instance's bytes (inotify IN_ACCESS on every folder of the instance: any read by any
-# process); a file edited with its mtime put back (touch -r) is read again and stored as it is now;
-# FilesCache=no reads every file and removes the instance's cache. Every archive is read back with
-# CPython's zipfile (each entry against its source) and unzip -t.
+# The files cache through the daemon (opbackupd.conf(5), FilesCache=): the cache is in root's state directory
+# (0700), the instance user's file (what its worker writes counts against its quota), replaced only by a
+# backup that was made; a backup after a backup with nothing changed reads less than 1% of the instance's
+# bytes (inotify IN_ACCESS on every folder of the instance: any read by any process); a file edited with its
+# mtime put back (touch -r) is read again and stored as it is now; FilesCache=no reads every file and removes
+# the instance's cache. Every archive is read back with CPython's zipfile (each entry against its source) and
+# unzip -t.
 
 import ctypes
 import os
+import pwd
 import stat
 import struct
 import subprocess
@@ -85,7 +87,8 @@ def test_files_cache():
                 cache = os.path.join(cache_dir, "inst1")
                 expect(os.path.isfile(cache), f"no files cache at {cache} after a backup")
                 st = os.stat(cache)
-                expect_eq((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600), f"owner and mode of {cache}")
+                expect_eq((st.st_uid, stat.S_IMODE(st.st_mode)), (pwd.getpwnam(fixture.USER_PRINTER).pw_uid, 0o600),
+                          f"owner and mode of {cache}")
                 expect_eq(stat.S_IMODE(os.stat(cache_dir).st_mode), 0o700, f"mode of {cache_dir}")
                 expect_eq(sorted(os.listdir(cache_dir)), ["inst1"], f"files in {cache_dir}")
 
