@@ -285,11 +285,16 @@ static void build_runs(const Huff *lit, uint16_t runs[RUN_SIZE]) {
                 for (;;) {
                         uint16_t next = lit->table[(i >> used) & (TABLE_SIZE - 1U)];
 
-                        if (next >= ENTRY_INVALID || next >> 5 != KIND_LITERAL || used + (next & 31U) > RUN_BITS)
+                        if (next >= ENTRY_INVALID || used + (next & 31U) > RUN_BITS) {
+                                e = KIND_LITERAL << 5;
                                 break;
+                        }
                         used += next & 31U;
+                        e = next & ~31U;
+                        if (next >> 5 != KIND_LITERAL)
+                                break;          /* a length (with its extra bits) or the end ends the run */
                 }
-                runs[i] = (uint16_t) (used | KIND_LITERAL << 5);
+                runs[i] = (uint16_t) (used | e);
         }
 }
 
