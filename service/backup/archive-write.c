@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
 #include <libdeflate.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/param.h>
@@ -14,7 +16,7 @@
 #include "backup/deflate-pool.h"
 #include "log.h"
 
-#define OUT_BUFFER_SIZE (256U * 1024U)
+#define OUT_BUFFER_SIZE (1024U * 1024U)
 #define WRITEBACK_INTERVAL (8U * 1024U * 1024U)
 #define PROGRESS_INTERVAL_USEC 100000ULL
 #define TRIAL_MIN_SIZE (64U * 1024U)         /* smaller files: stored or not by their name alone */
@@ -47,7 +49,17 @@ struct ArchiveWriter {
         uint8_t *buf;
         size_t buf_len;
         uint64_t buf_off;                /* file offset of buf[0] */
-        uint64_t writeback;              /* written back (asked to be) up to here */
+        /* A thread writes each full buffer while the next one fills: the copy into the page cache is
+         * not on the consumer's time, which is what the backup waits for while it copies stored files. */
+        pthread_t out_thread;
+        bool out_started, out_stop;
+        pthread_mutex_t out_lock;
+        pthread_cond_t out_cond;
+        uint8_t *spare;                  /* the buffer not being filled: the thread's while out_len > 0 */
+        size_t out_len;
+        uint64_t out_off;
+        int out_errno;                   /* the thread's first failure (positive errno) */
+        uint64_t written_end, writeback; /* highest offset written; written back (asked to be) up to here */
         zip_error_t out_error;
 
         /* Errors of the file sources (one is open at a time). */
@@ -108,11 +120,11 @@ int64_t archive_clamp_mtime(int64_t t) {
 
 /* ---- the archive file ---- */
 
-static int out_flush(ArchiveWriter *w) {
+static int out_write_all(ArchiveWriter *w, const uint8_t *data, size_t len, uint64_t off) {
         size_t done = 0;
 
-        while (done < w->buf_len) {
-                ssize_t k = pwrite(w->fd, w->buf + done, w->buf_len - done, (off_t) (w->buf_off + done));
+        while (done < len) {
+                ssize_t k = pwrite(w->fd, data + done, len - done, (off_t) (off + done));
 
                 if (k < 0) {
                         if (errno == EINTR)
@@ -121,14 +133,103 @@ static int out_flush(ArchiveWriter *w) {
                 }
                 done += (size_t) k;
         }
-        w->buf_len = 0;
+        w->written_end = MAX(w->written_end, off + len);
         /* Start writing back now, so that the fsync at the end does not wait for the whole archive. */
-        if (w->end >= w->writeback + WRITEBACK_INTERVAL) {
-                (void) sync_file_range(w->fd, (off_t) w->writeback, (off_t) (w->end - w->writeback),
+        if (w->written_end >= w->writeback + WRITEBACK_INTERVAL) {
+                (void) sync_file_range(w->fd, (off_t) w->writeback, (off_t) (w->written_end - w->writeback),
                                        SYNC_FILE_RANGE_WRITE);
-                w->writeback = w->end;
+                w->writeback = w->written_end;
         }
         return 0;
+}
+
+static void *out_thread_main(void *userdata) {
+        ArchiveWriter *w = userdata;
+
+        pthread_mutex_lock(&w->out_lock);
+        for (;;) {
+                int k;
+
+                while (!w->out_stop && w->out_len == 0)
+                        pthread_cond_wait(&w->out_cond, &w->out_lock);
+                if (w->out_len == 0)
+                        break;
+                pthread_mutex_unlock(&w->out_lock);
+                k = out_write_all(w, w->spare, w->out_len, w->out_off);
+                pthread_mutex_lock(&w->out_lock);
+                if (k < 0 && w->out_errno == 0)
+                        w->out_errno = -k;
+                w->out_len = 0;
+                pthread_cond_broadcast(&w->out_cond);
+        }
+        pthread_mutex_unlock(&w->out_lock);
+        return NULL;
+}
+
+/* Waits until the thread wrote what it has; its first failure, if any. */
+static int out_wait(ArchiveWriter *w) {
+        int k;
+
+        if (!w->out_started)
+                return 0;
+        pthread_mutex_lock(&w->out_lock);
+        while (w->out_len > 0)
+                pthread_cond_wait(&w->out_cond, &w->out_lock);
+        k = -w->out_errno;
+        pthread_mutex_unlock(&w->out_lock);
+        return k;
+}
+
+/* Hands the buffer to the thread (written directly without one) and starts an empty one. */
+static int out_flush(ArchiveWriter *w) {
+        uint8_t *full = w->buf;
+        int k;
+
+        if (w->buf_len == 0)
+                return 0;
+        if (!w->out_started) {
+                k = out_write_all(w, w->buf, w->buf_len, w->buf_off);
+                w->buf_len = 0;
+                return k;
+        }
+        k = out_wait(w);
+        if (k < 0)
+                return k;
+        pthread_mutex_lock(&w->out_lock);
+        w->buf = w->spare;
+        w->spare = full;
+        w->out_len = w->buf_len;
+        w->out_off = w->buf_off;
+        pthread_cond_broadcast(&w->out_cond);
+        pthread_mutex_unlock(&w->out_lock);
+        w->buf_len = 0;
+        return 0;
+}
+
+static void out_thread_stop(ArchiveWriter *w) {
+        if (!w->out_started)
+                return;
+        pthread_mutex_lock(&w->out_lock);
+        w->out_stop = true;
+        pthread_cond_broadcast(&w->out_cond);
+        pthread_mutex_unlock(&w->out_lock);
+        pthread_join(w->out_thread, NULL);
+        w->out_started = false;
+}
+
+static void out_thread_start(ArchiveWriter *w) {
+        sigset_t all, saved;
+
+        if (!w->spare)
+                return;         /* no second buffer: written as it fills */
+        w->out_stop = false;
+        w->out_len = 0;
+        w->out_errno = 0;
+        /* Signals (SIGTERM: cancel) are for the thread that runs libzip. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &saved);
+        w->out_started = pthread_create(&w->out_thread, NULL, out_thread_main, w) == 0;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 static zip_int64_t out_fail(ArchiveWriter *w, int ze, int error) {
@@ -148,8 +249,9 @@ static zip_int64_t out_begin(ArchiveWriter *w) {
                         return out_fail(w, ZIP_ER_TMPOPEN, errno);
         }
         w->temp_exists = true;
-        w->pos = w->end = w->buf_off = w->writeback = 0;
+        w->pos = w->end = w->buf_off = w->writeback = w->written_end = 0;
         w->buf_len = 0;
+        out_thread_start(w);
         return 0;
 }
 
@@ -157,6 +259,13 @@ static zip_int64_t out_write(ArchiveWriter *w, const void *data, zip_uint64_t le
         const uint8_t *p = data;
         zip_uint64_t left = len;
 
+        /* libzip rewrites each entry's local header once its data is written: while the header is still
+         * buffered, it is changed there instead of costing two writes an entry. */
+        if (w->buf_len > 0 && w->pos >= w->buf_off && w->pos + len <= w->buf_off + w->buf_len) {
+                memcpy(w->buf + (w->pos - w->buf_off), data, len);
+                w->pos += len;
+                return (zip_int64_t) len;
+        }
         while (left > 0) {
                 size_t n;
 
@@ -203,6 +312,7 @@ static zip_int64_t out_seek(ArchiveWriter *w, void *data, zip_uint64_t len) {
 }
 
 static void out_remove(ArchiveWriter *w) {
+        out_thread_stop(w);
         if (w->fd >= 0) {
                 close(w->fd);
                 w->fd = -1;
@@ -249,6 +359,9 @@ static zip_int64_t out_callback(void *userdata, void *data, zip_uint64_t len, zi
                         return -1;
                 }
                 k = out_flush(w);
+                if (k >= 0)
+                        k = out_wait(w);
+                out_thread_stop(w);
                 if (k >= 0 && fsync(w->fd) < 0)
                         k = -errno;
                 if (k < 0)
@@ -573,8 +686,11 @@ int archive_writer_new(int dirfd, const char *dir_path, const char *name, int le
                 .dir_path = strdup(dir_path),
                 .name = strdup(name),
                 .buf = malloc(OUT_BUFFER_SIZE),
+                .spare = malloc(OUT_BUFFER_SIZE),
                 .trial_buf = malloc(TRIAL_SIZE),
         };
+        pthread_mutex_init(&w->out_lock, NULL);
+        pthread_cond_init(&w->out_cond, NULL);
         zip_error_init(&w->out_error);
         zip_error_init(&w->in_error);
         dos_time_bounds(&w->mtime_min, &w->mtime_max);
@@ -617,6 +733,9 @@ ArchiveWriter *archive_writer_free(ArchiveWriter *w) {
         zip_error_fini(&w->out_error);
         zip_error_fini(&w->in_error);
         free(w->buf);
+        free(w->spare);
+        pthread_cond_destroy(&w->out_cond);
+        pthread_mutex_destroy(&w->out_lock);
         free(w->dir_path);
         free(w->name);
         free(w->temp_name);

@@ -26,6 +26,12 @@ enum {
 #define ENTRY_INVALID 0xfffeU
 #define ENTRY_LONG 0xffffU     /* a code longer than TABLE_BITS: decode bit by bit */
 
+/* The walk looks up RUN_BITS at a time in a table of the literal/length code where a literal stands for
+ * all the literals that follow it within those bits: most of the stream is literals, so one lookup then
+ * skips two or three of them. */
+#define RUN_BITS 12U
+#define RUN_SIZE (1U << RUN_BITS)
+
 typedef enum HuffKind {
         HUFF_LITLEN,
         HUFF_DIST,
@@ -262,12 +268,42 @@ static void fixed_tables(Huff *lit, Huff *dist) {
         (void) huff_build(dist, HUFF_DIST, d, 30);
 }
 
+/* The run table of a literal/length code: entries as in its table, except that a literal's bits include
+ * those of the literals after it that fit in RUN_BITS. A code is known from its first bits whatever
+ * follows, so a literal found with the unknown bits above RUN_BITS taken as zero counts only if it ends
+ * within RUN_BITS. */
+static void build_runs(const Huff *lit, uint16_t runs[RUN_SIZE]) {
+        for (unsigned i = 0; i < RUN_SIZE; i++) {
+                uint16_t e = lit->table[i & (TABLE_SIZE - 1U)];
+                unsigned used;
+
+                if (e >= ENTRY_INVALID || e >> 5 != KIND_LITERAL) {
+                        runs[i] = e;
+                        continue;
+                }
+                used = e & 31U;
+                for (;;) {
+                        uint16_t next = lit->table[(i >> used) & (TABLE_SIZE - 1U)];
+
+                        if (next >= ENTRY_INVALID || used + (next & 31U) > RUN_BITS) {
+                                e = KIND_LITERAL << 5;
+                                break;
+                        }
+                        used += next & 31U;
+                        e = next & ~31U;
+                        if (next >> 5 != KIND_LITERAL)
+                                break;          /* a length (with its extra bits) or the end ends the run */
+                }
+                runs[i] = (uint16_t) (used | e);
+        }
+}
+
 /* The codes of one block up to its end-of-block code. This loop is what the join costs, so it keeps the
  * bit reader in registers (a local copy: the input bytes could alias it otherwise) and avoids the
  * unpredictable branch "literal or length": the distance code after each code is looked up whether or
  * not there is one, and its bits are consumed only after a length. Rare cases (codes longer than
  * TABLE_BITS, invalid codes) go through decode() on the caller's reader. */
-static int skip_codes(BitReader *reader, const Huff *lit, const Huff *dist) {
+static int skip_codes(BitReader *reader, const Huff *lit, const uint16_t *runs, const Huff *dist) {
         BitReader r = *reader;
         int k = 0;
 
@@ -280,7 +316,7 @@ static int skip_codes(BitReader *reader, const Huff *lit, const Huff *dist) {
                         k = -EBADMSG;           /* ran off the end: not a complete stream */
                         break;
                 }
-                e = lit->table[r.buf & (TABLE_SIZE - 1U)];
+                e = runs[r.buf & (RUN_SIZE - 1U)];
                 if (__builtin_expect(e >= ENTRY_INVALID, 0)) {
                         *reader = r;
                         k = decode(reader, lit);                /* <= 20 bits */
@@ -291,7 +327,7 @@ static int skip_codes(BitReader *reader, const Huff *lit, const Huff *dist) {
                                 break;
                         continue;
                 }
-                take(&r, e & 31U);              /* <= 15 bits */
+                take(&r, e & 31U);              /* <= 20 bits */
                 kind = e >> 5;
                 if (__builtin_expect(kind == KIND_END, 0))
                         break;
@@ -334,6 +370,7 @@ int64_t deflate_join_prepare(uint8_t *buf, size_t len) {
         uint64_t final_header = 0, end;
         bool fixed_built = false;
         Huff lit, dist, fixed_lit, fixed_dist;
+        uint16_t runs[RUN_SIZE], fixed_runs[RUN_SIZE];
         unsigned used;
 
         if (len == 0 || len > INT64_MAX - DEFLATE_JOIN_SLACK)
@@ -353,14 +390,17 @@ int64_t deflate_join_prepare(uint8_t *buf, size_t len) {
                 case 1:
                         if (!fixed_built) {
                                 fixed_tables(&fixed_lit, &fixed_dist);
+                                build_runs(&fixed_lit, fixed_runs);
                                 fixed_built = true;
                         }
-                        k = skip_codes(&r, &fixed_lit, &fixed_dist);
+                        k = skip_codes(&r, &fixed_lit, fixed_runs, &fixed_dist);
                         break;
                 case 2:
                         k = read_dynamic_tables(&r, &lit, &dist);
-                        if (k >= 0)
-                                k = skip_codes(&r, &lit, &dist);
+                        if (k >= 0) {
+                                build_runs(&lit, runs);
+                                k = skip_codes(&r, &lit, runs, &dist);
+                        }
                         break;
                 default:
                         k = -EBADMSG;
