@@ -10,6 +10,7 @@
 #include "backup/backup-plan.h"
 #include "backup/deflate-join.h"
 #include "backup/deflate-pool.h"
+#include "little-endian.h"
 #include "util.h"
 
 #define SAMPLE_SIZE (16U * 1024U)      /* what a chunk's trial compresses */
@@ -377,14 +378,6 @@ static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
 #define LOCAL_HEADER_SIZE 30U
 #define SIG_LOCAL_HEADER 0x04034b50U
 
-static uint16_t le16_at(const uint8_t *b) {
-        return (uint16_t) (b[0] | b[1] << 8);
-}
-
-static uint32_t le32_at(const uint8_t *b) {
-        return (uint32_t) le16_at(b) | (uint32_t) le16_at(b + 2) << 16;
-}
-
 /* Where the entry's data starts, if its local header is the one the cache describes; 0 if not. */
 static uint64_t cached_data_offset(DeflatePool *p, const PoolFile *f, uint8_t *buf) {
         const FilesCacheEntry *e = &f->cache;
@@ -396,15 +389,15 @@ static uint64_t cached_data_offset(DeflatePool *p, const PoolFile *f, uint8_t *b
             pread_full(p->cache_fd, buf, LOCAL_HEADER_SIZE + name_len, e->offset) !=
             (ssize_t) (LOCAL_HEADER_SIZE + name_len))
                 return 0;
-        flags = le16_at(buf + 6);
-        csize = le32_at(buf + 18);
-        if (le32_at(buf) != SIG_LOCAL_HEADER || (flags & 1) || le16_at(buf + 8) != e->method ||
-            le16_at(buf + 26) != name_len || memcmp(buf + LOCAL_HEADER_SIZE, f->name, name_len) != 0)
+        flags = le16(buf + 6);
+        csize = le32(buf + 18);
+        if (le32(buf) != SIG_LOCAL_HEADER || (flags & 1) || le16(buf + 8) != e->method ||
+            le16(buf + 26) != name_len || memcmp(buf + LOCAL_HEADER_SIZE, f->name, name_len) != 0)
                 return 0;
         /* Without a data descriptor the header holds the CRC and the sizes too (ZIP64: all ones). */
-        if (!(flags & 8) && (le32_at(buf + 14) != e->crc || (csize != 0xffffffffU && csize != e->comp_size)))
+        if (!(flags & 8) && (le32(buf + 14) != e->crc || (csize != 0xffffffffU && csize != e->comp_size)))
                 return 0;
-        return e->offset + LOCAL_HEADER_SIZE + name_len + le16_at(buf + 28);
+        return e->offset + LOCAL_HEADER_SIZE + name_len + le16(buf + 28);
 }
 
 /* Hands out the cached entry's data. 1: done; 0: its local header is not what the cache says, read the
