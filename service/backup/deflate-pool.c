@@ -316,6 +316,15 @@ static int wait_check(DeflatePool *p, size_t index, ReuseCheck *ret) {
 
 /* Hands out the previous backup's deflate data for a file that passed its check. Returns false when the
  * pool is stopping. */
+/* One more file whose data was copied from the previous backup. Counted before its last chunk is handed
+ * out: the consumer reads the counts after it. */
+static void count_copied(DeflatePool *p, size_t *files, uint64_t *bytes, uint64_t size) {
+        pthread_mutex_lock(&p->lock);
+        (*files)++;
+        *bytes += size;
+        pthread_mutex_unlock(&p->lock);
+}
+
 static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
         const PoolFile *f = &p->files[index];
         const ReuseEntry *e = &f->reuse;
@@ -360,13 +369,8 @@ static bool copy_reused(DeflatePool *p, size_t index, const ReuseCheck *c) {
                         .error = error,
                         .unchanged = last,
                 };
-                if (last && status == POOL_OK) {
-                        /* Counted before the last chunk is handed out: the consumer reads the counts after it. */
-                        pthread_mutex_lock(&p->lock);
-                        p->reused_files++;
-                        p->reused_bytes += f->size;
-                        pthread_mutex_unlock(&p->lock);
-                }
+                if (last && status == POOL_OK)
+                        count_copied(p, &p->reused_files, &p->reused_bytes, f->size);
                 slot_publish(p, s, true);
         } while (!last);
         reuse_reader_close_raw(p->copier);
@@ -444,12 +448,8 @@ static int copy_cached(DeflatePool *p, size_t index) {
                         .error = error,
                         .unchanged = last,
                 };
-                if (last && status == POOL_OK) {
-                        pthread_mutex_lock(&p->lock);
-                        p->cached_files++;
-                        p->cached_bytes += f->size;
-                        pthread_mutex_unlock(&p->lock);
-                }
+                if (last && status == POOL_OK)
+                        count_copied(p, &p->cached_files, &p->cached_bytes, f->size);
                 slot_publish(p, s, true);
                 if (last)
                         break;

@@ -102,8 +102,7 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         const char *path;
 
         u->call_slot = sd_bus_slot_unref(u->call_slot);
-        if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-                  sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER))) {
+        if (systemd_not_on_bus(e)) {
                 unit_job_failf(u, -EHOSTDOWN, "Cannot %s %s: systemd is not on the system bus (%s).",
                                unit_verb_to_string(u->verb), u->unit, e->message ?: e->name);
                 return 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
@@ -23,4 +24,11 @@ int unit_job_start(sd_bus *bus, UnitVerb verb, const char *unit, uint64_t timeou
                    void *userdata, UnitJob **ret);
 UnitJob *unit_job_free(UnitJob *u);
 
-const char *unit_verb_to_string(UnitVerb v);    /* "stop", "start" */
+const char *unit_verb_to_string(UnitVerb v);
+
+/* Whether a call to systemd's manager failed because nobody owns org.freedesktop.systemd1 (no systemd as
+ * PID 1, or not on this bus). */
+static inline bool systemd_not_on_bus(const sd_bus_error *e) {
+        return e && (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+                     sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER));
+}    /* "stop", "start" */

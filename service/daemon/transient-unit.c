@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
+#include "daemon/systemd-unit.h"
 #include "daemon/transient-unit.h"
 #include "log.h"
 #include "util.h"
@@ -232,8 +233,7 @@ static int on_started(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         const char *path;
 
         t->call_slot = sd_bus_slot_unref(t->call_slot);
-        if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-                  sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER))) {
+        if (systemd_not_on_bus(e)) {
                 t->started = false;
                 failf(t, -EHOSTDOWN, "systemd is not on the system bus (%s).", e->message ?: e->name);
                 return 0;
