@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:-20}
-targets=(archive-validate zip-directory backup-metadata octoconfig config distinfo fetch-frame)
+targets=(archive-validate zip-directory backup-metadata octoconfig config distinfo fetch-frame deflate-join)
 build=build-fuzz
 
 if [ ! -f "$build/build.ninja" ]; then

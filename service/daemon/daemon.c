@@ -11,6 +11,7 @@
 #include "daemon/instance-bus.h"
 #include "daemon/job.h"
 #include "daemon/manager.h"
+#include "daemon/state-prune.h"
 #include "daemon/subscription.h"
 #include "instance/config.h"
 #include "instance/instance.h"
@@ -48,12 +49,14 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int daemon_load_instances(Daemon *d) {
+        bool configured;
         int r;
 
         r = daemon_config_load(d->config_dir, DEFAULT_IDLE_TIMEOUT_SEC, &d->config);
         if (r < 0)
                 return log_error_errno(r, "Failed to load configuration from %s: %m", d->config_dir);
-        if (d->config.n_instances == 0) {
+        configured = d->config.n_instances > 0;
+        if (!configured) {
                 r = daemon_config_autodetect(&d->config, "/home");
                 if (r < 0)
                         return log_error_errno(r, "Failed to look for OctoPrint instances: %m");
@@ -78,6 +81,7 @@ static int daemon_load_instances(Daemon *d) {
                          strempty(i->unusable_reason));
         }
         remote_status_load(d);
+        state_prune(d, configured);
         if (d->n_instances == 0)
                 log_notice("No OctoPrint instance configured in %s/instances.d or found under /home.",
                            d->config_dir);

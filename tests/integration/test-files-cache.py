@@ -135,5 +135,31 @@ def test_files_cache():
                 expect("(files cache)" not in res.log_text(), f"FilesCache=no, yet:\n{res.log_text()}")
                 check_archive(fx, exp2, res)
 
+                # An instance no longer configured: what the state directory keeps for it (its saved listing,
+                # files cache, an unfinished next cache) goes at the next start; the other instance's stays.
+                listing = {n: os.path.join(fx.state_dir, f"list-{n}.cache") for n in ("inst1", "nocache")}
+                for name, path in listing.items():
+                        fx.ctl_ok(fixture.USER_ALLOWED, "-i", name, "list")
+                        expect(os.path.isfile(path), f"no saved listing {path} after opbackupctl -i {name} list")
+                leftovers = [os.path.join(cache_dir, "nocache"), os.path.join(cache_dir, ".nocache.new")]
+                for path in leftovers:
+                        with open(path, "wb") as f:
+                                f.write(b"what a removed instance left")
+                with open(cache, "rb") as f:
+                        kept = f.read()
+                os.unlink(os.path.join(fx.config_dir, "instances.d", "nocache.conf"))
+                fx.restart_daemon()
+                for path in leftovers + [listing["nocache"]]:
+                        expect(not os.path.exists(path), f"{path} is still there after its instance was removed")
+                expect(os.path.isfile(listing["inst1"]), f"{listing['inst1']} of a configured instance was removed")
+                with open(cache, "rb") as f:
+                        expect(f.read() == kept, f"{cache} of a configured instance changed at start")
+                expect("instance nocache is no longer configured" in fx.daemon_log(),
+                       f"the daemon did not say why it removed them:\n{fx.daemon_log()[-2000:]}")
+                res = bt.run_backup_ok(fx)
+                expect("(files cache)" in res.log_text(), f"inst1's files cache was not used after the restart:\n"
+                       f"{res.log_text()}")
+                check_archive(fx, exp, res)
+
 
 fixture.main(globals())
