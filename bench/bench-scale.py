@@ -524,6 +524,7 @@ def main():
         backups = os.path.join(args.workdir, f"opbackup-scale-backups-{os.getpid()}")
         instances = {"scale": {"size": "tiny", "gen_args": ["--backup-path", backups]}}
         results = {}
+        load_before = os.getloadavg()[0]
         try:
                 with fixture.Fixture(instances=instances) as fx:
                         s = Scale(args, fx)
@@ -539,7 +540,7 @@ def main():
         finally:
                 shutil.rmtree(backups, ignore_errors=True)
         results["machine"] = {"cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-                              "load_before": os.getloadavg()[0], "args": " ".join(sys.argv[1:]),
+                              "load_before": load_before, "args": " ".join(sys.argv[1:]),
                               "workdir_fs": filesystem_note(args.workdir)}
         report(results)
         if args.json:
