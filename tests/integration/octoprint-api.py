@@ -25,17 +25,19 @@ import sys
 import time
 
 
-def client_uid(host, port):
-        """The uid owning the connected socket at host:port, from /proc/net/tcp (same host only)."""
-        if host != "127.0.0.1":
+def client_uid(client, server):
+        """The uid owning the client's end of the connection client -> server (both (host, port) on
+        127.0.0.1), from /proc/net/tcp. Matched on both addresses and never a TIME_WAIT entry (uid 0): an
+        earlier connection from the same client port to another server may still be listed."""
+        if client[0] != "127.0.0.1":
                 return None
-        want = f"0100007F:{port:04X}"
+        local, remote = f"0100007F:{client[1]:04X}", f"0100007F:{server[1]:04X}"
         try:
                 with open("/proc/net/tcp") as f:
                         next(f)
                         for line in f:
                                 fields = line.split()
-                                if fields[1] == want:
+                                if fields[1] == local and fields[2] == remote and fields[3] != "06":
                                         return int(fields[7])
         except OSError:
                 return None
@@ -85,7 +87,7 @@ def make_handler(args, log):
                         if args.align:
                                 time.sleep(max(0.0, math.floor(received) + 1.02 - time.monotonic()))
                         record = {"seq": seq, "path": self.path, "key_ok": key_ok, "status": status,
-                                  "state": state, "client_uid": client_uid(*self.client_address[:2]),
+                                  "state": state, "client_uid": client_uid(self.client_address, self.server.server_address),
                                   "backups": backups_in(args.watch), "received": received,
                                   "answered": time.monotonic()}
                         log.write(json.dumps(record) + "\n")

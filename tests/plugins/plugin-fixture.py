@@ -56,15 +56,19 @@ def make_wheel(outdir, dist, version, key, *requires):
     print(name)
 
 
-def client_uid(host, port):
-    """The uid owning the connected socket at host:port, from /proc/net/tcp (same host only)."""
-    want = f"0100007F:{port:04X}"
+def client_uid(client, server):
+    """The uid owning the client's end of the connection client -> server (both (host, port) on 127.0.0.1),
+    from /proc/net/tcp. Matched on both addresses and never a TIME_WAIT entry (uid 0): an earlier
+    connection from the same client port to another server may still be listed."""
+    if client[0] != "127.0.0.1":
+        return None
+    local, remote = f"0100007F:{client[1]:04X}", f"0100007F:{server[1]:04X}"
     try:
         with open("/proc/net/tcp") as f:
             next(f)
             for line in f:
                 fields = line.split()
-                if host == "127.0.0.1" and fields[1] == want:
+                if fields[1] == local and fields[2] == remote and fields[3] != "06":
                     return int(fields[7])
     except OSError:
         pass
@@ -79,7 +83,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         if self.request_log:
-            record = {"path": self.path, "client_uid": client_uid(*self.client_address[:2])}
+            record = {"path": self.path, "client_uid": client_uid(self.client_address, self.server.server_address)}
             with open(self.request_log, "a") as f:
                 f.write(json.dumps(record) + "\n")
         if self.path.startswith("/redirect/"):
