@@ -37,7 +37,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 
@@ -45,7 +44,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "remote"))
-from benchlib import parse_size, proc_status_kb
+from backuptest import descendants
+from benchlib import Sampler, parse_size, proc_status_kb
 
 MB = 1000 * 1000
 DAV_SECRET = "bench-dav-secret"
@@ -58,38 +58,26 @@ def fail(msg):
         sys.exit(1)
 
 
-class MemorySampler:
+class MemorySampler(Sampler):
         """Peak of (sum of VmRSS of the daemon and its descendants) and the largest VmHWM of one of them."""
+
+        interval = 0.02
 
         def __init__(self, pid):
                 self.pid = pid
                 self.sum_peak = 0
                 self.procs = {}
-                self._stop = threading.Event()
 
-        def _run(self):
-                from servers import descendants
-                while not self._stop.is_set():
-                        total = 0
-                        for pid in [self.pid] + descendants(self.pid):
-                                try:
-                                        comm = open(f"/proc/{pid}/comm").read().strip()
-                                except OSError:
-                                        continue
-                                total += proc_status_kb(pid, "VmRSS")
-                                self.procs[comm] = max(self.procs.get(comm, 0), proc_status_kb(pid, "VmHWM"))
-                        self.sum_peak = max(self.sum_peak, total)
-                        self._stop.wait(0.02)
-
-        def __enter__(self):
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, daemon=True)
-                self._thread.start()
-                return self
-
-        def __exit__(self, *exc):
-                self._stop.set()
-                self._thread.join()
+        def sample(self):
+                total = 0
+                for pid in [self.pid] + descendants(self.pid):
+                        try:
+                                comm = open(f"/proc/{pid}/comm").read().strip()
+                        except OSError:
+                                continue
+                        total += proc_status_kb(pid, "VmRSS")
+                        self.procs[comm] = max(self.procs.get(comm, 0), proc_status_kb(pid, "VmHWM"))
+                self.sum_peak = max(self.sum_peak, total)
 
 
 def make_big_backup(fx, user, size, repeat=False):

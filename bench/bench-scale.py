@@ -54,13 +54,13 @@ import random
 import shutil
 import statistics
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
-from benchlib import parse_size, proc_cpu, proc_io, proc_status_kb
+from backuptest import descendants
+from benchlib import Sampler, parse_size, proc_cpu, proc_io, proc_status_kb
 
 MB = 1000 * 1000
 RSS_LIMIT_MB = 64
@@ -101,71 +101,35 @@ def filesystem_note(path):
 # ------------------------------------------------------------------------------------------------------
 # Measuring
 
-def descendants(pid):
-        out, todo = [], [pid]
-        while todo:
-                p = todo.pop()
-                try:
-                        for tid in os.listdir(f"/proc/{p}/task"):
-                                with open(f"/proc/{p}/task/{tid}/children") as f:
-                                        kids = [int(x) for x in f.read().split()]
-                                out += kids
-                                todo += kids
-                except OSError:
-                        pass
-        return out
-
-
-class PeakRss:
+class PeakRss(Sampler):
         """The highest VmHWM (kB) of the daemon and of any of its descendants while it runs."""
 
         def __init__(self, pid):
                 self.pid = pid
                 self.peak = 0
-                self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._run, daemon=True)
 
-        def _run(self):
-                while not self._stop.is_set():
-                        for p in [self.pid] + descendants(self.pid):
-                                self.peak = max(self.peak, proc_status_kb(p, "VmHWM"))
-                        self._stop.wait(0.01)
-
-        def __enter__(self):
-                self._thread.start()
-                return self
-
-        def __exit__(self, *exc):
-                self._stop.set()
-                self._thread.join()
+        def sample(self):
+                for p in [self.pid] + descendants(self.pid):
+                        self.peak = max(self.peak, proc_status_kb(p, "VmHWM"))
 
 
-class Pinger:
+class Pinger(Sampler):
         """org.freedesktop.DBus.Peer.Ping to the daemon, over and over, from another process (busctl: a
         thread of this one would wait for the GIL while the main thread parses a large listing): the
         slowest answer says how long the daemon's event loop kept other callers waiting."""
 
+        interval = 0
+
         def __init__(self, address, name):
                 self.argv = ["busctl", f"--address={address}", "call", name, "/", "org.freedesktop.DBus.Peer", "Ping"]
                 self.worst, self.count = 0.0, 0
-                self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._run, daemon=True)
 
-        def _run(self):
+        def sample(self):
                 import subprocess
-                while not self._stop.is_set():
-                        t = time.monotonic()
-                        subprocess.run(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        self.worst = max(self.worst, time.monotonic() - t)
-                        self.count += 1
-
-        def __enter__(self):
-                self._thread.start()
-                return self
-
-        def __exit__(self, *exc):
-                self._stop.set()
-                self._thread.join()
+                t = time.monotonic()
+                subprocess.run(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self.worst = max(self.worst, time.monotonic() - t)
+                self.count += 1
 
 
 class Scale:

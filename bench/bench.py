@@ -55,14 +55,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
-from benchlib import parse_size, proc_cpu, proc_io
+from benchlib import Sampler, parse_size, proc_cpu, proc_io, proc_status_kb
 
 PEER_TOOLS = {"zip": "zip", "unzip": "unzip", "bsdtar": "libarchive-tools", "7z": "p7zip-full",
               "dbus-daemon": "dbus-daemon", "setpriv": "util-linux", "unshare": "util-linux", "chrt": "util-linux",
@@ -108,42 +107,31 @@ def preflight(args):
 # ------------------------------------------------------------------------------------------------------
 # Measuring
 
-class MemorySampler:
+class MemorySampler(Sampler):
         """Peak RSS (VmHWM, kB) of the daemon and of each worker it forks, sampled every 20 ms. VmHWM is the
         kernel's own high-water mark, so sampling only has to catch each worker before it exits; the sampler
         must stay cheap, since it competes for the CPU with the (idle-priority) workers it watches."""
 
         WORKERS = ("opbackup-backup", "opbackup-restor")    # comm: 15 characters at most
+        interval = 0.02
 
         def __init__(self, daemon_pid):
                 self.daemon_pid = daemon_pid
                 self.worker_peak = 0
                 self.daemon_peak = 0
                 self.both_peak = 0           # daemon RSS + workers' RSS at the same moment
-                self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._run, daemon=True)
 
-        def _run(self):
+        def sample(self):
                 import backuptest as bt
-                while not self._stop.is_set():
-                        d_hwm = bt.status_field(self.daemon_pid, "VmHWM") or 0
-                        d_rss = bt.status_field(self.daemon_pid, "VmRSS") or 0
-                        w_rss = 0
-                        for pid, comm in bt.children(self.daemon_pid):
-                                if comm in self.WORKERS:
-                                        self.worker_peak = max(self.worker_peak, bt.status_field(pid, "VmHWM") or 0)
-                                        w_rss += bt.status_field(pid, "VmRSS") or 0
-                        self.daemon_peak = max(self.daemon_peak, d_hwm)
-                        self.both_peak = max(self.both_peak, d_rss + w_rss)
-                        self._stop.wait(0.02)
-
-        def __enter__(self):
-                self._thread.start()
-                return self
-
-        def __exit__(self, *exc):
-                self._stop.set()
-                self._thread.join()
+                d_hwm = proc_status_kb(self.daemon_pid, "VmHWM")
+                d_rss = proc_status_kb(self.daemon_pid, "VmRSS")
+                w_rss = 0
+                for pid, comm in bt.children(self.daemon_pid):
+                        if comm in self.WORKERS:
+                                self.worker_peak = max(self.worker_peak, proc_status_kb(pid, "VmHWM"))
+                                w_rss += proc_status_kb(pid, "VmRSS")
+                self.daemon_peak = max(self.daemon_peak, d_hwm)
+                self.both_peak = max(self.both_peak, d_rss + w_rss)
 
 
 def warm(paths):

@@ -1,6 +1,10 @@
-"""What the benchmarks share: sizes given on the command line, and a process's figures from /proc."""
+"""What the benchmarks share: sizes given on the command line, a process's figures from /proc, and a
+sampler of them in a thread. The benchmarks put tests/integration on sys.path before importing it."""
 
 import os
+import threading
+
+from backuptest import status_field
 
 
 def parse_size(text):
@@ -37,11 +41,29 @@ def proc_io(pid):
 
 def proc_status_kb(pid, field):
         """A kB figure of /proc/PID/status (VmRSS, VmHWM), 0 once PID is gone."""
-        try:
-                with open(f"/proc/{pid}/status") as f:
-                        for line in f:
-                                if line.startswith(field + ":"):
-                                        return int(line.split()[1])
-        except OSError:
-                pass
-        return 0
+        return status_field(pid, field) or 0
+
+
+class Sampler:
+        """Calls sample() every `interval` seconds in a thread for as long as a with block lasts (peaks read
+        from /proc, say). Each with block starts a thread of its own."""
+
+        interval = 0.01
+
+        def sample(self):
+                raise NotImplementedError
+
+        def _run(self):
+                while not self._stop.is_set():
+                        self.sample()
+                        self._stop.wait(self.interval)
+
+        def __enter__(self):
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+                return self
+
+        def __exit__(self, *exc):
+                self._stop.set()
+                self._thread.join()

@@ -329,6 +329,16 @@ def children(pid):
         return out
 
 
+def descendants(pid):
+        """The pids of every process below PID (its children, theirs, ...), found as children() finds them."""
+        out, todo = [], [pid]
+        while todo:
+                kids = [kid for kid, _ in children(todo.pop())]
+                out += kids
+                todo += kids
+        return out
+
+
 def worker_pids(fx, comm=WORKER_BACKUP):
         return [p for p, c in children(fx.daemon_proc.pid) if c == comm]
 
