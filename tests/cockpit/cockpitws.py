@@ -170,10 +170,5 @@ def fx_ctl():
 
 
 def stop(proc):
-        if proc.poll() is None:
-                proc.terminate()
-                try:
-                        proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+        from fixture import stop_process      # noqa: E402 (tests/integration on sys.path)
+        stop_process(proc)

@@ -195,6 +195,18 @@ def as_user(user, argv):
         return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"] + list(argv)
 
 
+def stop_process(proc):
+        """SIGTERM, then SIGKILL if it has not exited within 5 s; waits for it either way."""
+        if proc.poll() is not None:
+                return
+        proc.terminate()
+        try:
+                proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def _die_with_parent():
         # A test killed hard must not leave a bus, polkitd or daemon behind (PR_SET_PDEATHSIG).
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
@@ -412,6 +424,14 @@ class Fixture:
                         f.write(text)
                 return path
 
+        def write_remote(self, name, conf, credentials):
+                """remotes.d/NAME.conf: [Remote] with CONF (its other keys, each line ending in a newline) and
+                CredentialsFile= naming keys/NAME, which holds CREDENTIALS, mode 0600. Returns the key's path."""
+                key = self.write_config_file(f"keys/{name}", credentials)
+                os.chmod(key, 0o600)
+                self.write_config_file(f"remotes.d/{name}.conf", f"[Remote]\n{conf}CredentialsFile={key}\n")
+                return key
+
         # -- polkit files --------------------------------------------------------------------------
         def _bind(self, source, target):
                 subprocess.run(["mount", "--bind", source, target], check=True)
@@ -628,14 +648,8 @@ class Fixture:
 
         @staticmethod
         def _stop(proc):
-                if proc is None or proc.poll() is not None:
-                        return
-                proc.terminate()
-                try:
-                        proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                if proc is not None:
+                        stop_process(proc)
 
         def name_has_owner(self, name):
                 r = subprocess.run(["busctl", f"--address={self.address}", "call", "org.freedesktop.DBus",

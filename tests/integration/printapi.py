@@ -50,13 +50,7 @@ class Scratch:
 
         def close(self):
                 for p in reversed(self.procs):
-                        if p.poll() is None:
-                                p.terminate()
-                                try:
-                                        p.wait(timeout=5)
-                                except subprocess.TimeoutExpired:
-                                        p.kill()
-                                        p.wait()
+                        fixture.stop_process(p)
                 shutil.rmtree(self.dir, ignore_errors=True)
 
         def __enter__(self):

@@ -147,12 +147,7 @@ def test_member_and_outsider():
 
 def remotes(fx):
         """A WebDAV remote (no server needed to list it) and a broken remote file."""
-        key = os.path.join(fx.config_dir, "keys", "nas")
-        os.makedirs(os.path.dirname(key), exist_ok=True)
-        with open(key, "w") as f:
-                f.write("User=opb\nPassword=secret-not-shown\n")
-        os.chmod(key, 0o600)
-        fx.write_config_file("remotes.d/nas.conf", f"[Remote]\nType=webdav\nURL=http://127.0.0.1:9/farm\nCredentialsFile={key}\n")
+        fx.write_remote("nas", "Type=webdav\nURL=http://127.0.0.1:9/farm\n", "User=opb\nPassword=secret-not-shown\n")
         fx.write_config_file("remotes.d/broken.conf", "[Remote]\nType=carrier-pigeon\n")
 
 
@@ -195,13 +190,7 @@ def test_copy_to_remote():
                 url, data, _ = s.rclone("opb", "dav-secret-cockpit")
 
                 def prepare(fx):
-                        key = os.path.join(fx.config_dir, "keys", "dav")
-                        os.makedirs(os.path.dirname(key), exist_ok=True)
-                        with open(key, "w") as f:
-                                f.write("User=opb\nPassword=dav-secret-cockpit\n")
-                        os.chmod(key, 0o600)
-                        fx.write_config_file("remotes.d/dav.conf",
-                                             f"[Remote]\nType=webdav\nURL={url}/farm\nCredentialsFile={key}\n")
+                        fx.write_remote("dav", f"Type=webdav\nURL={url}/farm\n", "User=opb\nPassword=dav-secret-cockpit\n")
 
                 with Fixture(instances={"inst1": {}}, bus_config=cockpitws.BUS_CONFIG, prepare=prepare) as fx:
                         p = page(fx)

@@ -292,10 +292,7 @@ def test_uploads_and_restore():
 
                 def prepare(fx):
                         for name, password in (("dav", "dav-secret"), ("bad", "wrong")):
-                                cred = fx.write_config_file(f"keys/{name}", f"User=opb\nPassword={password}\n")
-                                os.chmod(cred, 0o600)
-                                fx.write_config_file(f"remotes.d/{name}.conf", f"[Remote]\nType=webdav\nURL={url}/octoprint\n"
-                                                     f"CredentialsFile={cred}\n")
+                                fx.write_remote(name, f"Type=webdav\nURL={url}/octoprint\n", f"User=opb\nPassword={password}\n")
                 instance = {"gen_args": ["--restart-command", "true"], "extra_conf": "[Backup]\nCopyTo=dav bad\n"}
                 with Fixture(instances={"inst1": instance}, prepare=prepare) as fx, \
                                 DesktopSession(fx, USER_ALLOWED) as member:

@@ -23,12 +23,7 @@ INSTANCE = {"gen_args": ["--restart-command", "true"]}
 def remotes_prepare(remotes):
         def prepare(fx):
                 for name, (conf, cred) in remotes.items():
-                        path = os.path.join(fx.config_dir, "keys", name)
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        with open(path, "w") as f:
-                                f.write(cred)
-                        os.chmod(path, 0o600)
-                        fx.write_config_file(f"remotes.d/{name}.conf", f"[Remote]\n{conf}CredentialsFile={path}\n")
+                        fx.write_remote(name, conf, cred)
         return prepare
 
 

@@ -59,12 +59,7 @@ def start_servers(s):
 def remotes_fixture(s, remotes, copy_to):
         def prepare(fx):
                 for name, (conf, cred, _) in remotes.items():
-                        path = os.path.join(fx.config_dir, "keys", name)
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        with open(path, "w") as f:
-                                f.write(cred)
-                        os.chmod(path, 0o600)
-                        fx.write_config_file(f"remotes.d/{name}.conf", f"[Remote]\n{conf}CredentialsFile={path}\n")
+                        fx.write_remote(name, conf, cred)
         return Fixture(instances={"inst1": {"extra_conf": f"[Backup]\nCopyTo={copy_to}\n"}}, prepare=prepare)
 
 
