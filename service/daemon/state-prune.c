@@ -10,31 +10,37 @@
 #include "names.h"
 #include "util.h"
 
-static bool configured(Daemon *d, const char *name, size_t len) {
+/* A state file's name: PREFIX INSTANCE SUFFIX. */
+typedef struct Pattern {
+        const char *prefix, *suffix;
+} Pattern;
+
+static bool configured(Daemon *d, const char *name) {
         for (size_t k = 0; k < d->n_instances; k++)
-                if (strlen(d->instances[k]->name) == len && strncmp(d->instances[k]->name, name, len) == 0)
+                if (streq(d->instances[k]->name, name))
                         return true;
         return false;
 }
 
-/* The instance a state file belongs to: "prefix" NAME "suffix" (a suffix among those given), else NULL. */
-static const char *owner(const char *file, const char *prefix, const char *const *suffixes, size_t *ret_len) {
-        size_t n = strlen(file), p = strlen(prefix);
+/* The instance a file of the state directory belongs to by one of the patterns (NULL: none; not ours). */
+static char *owner(const char *file, const Pattern *patterns) {
+        size_t n = strlen(file);
 
-        if (strncmp(file, prefix, p) != 0)
-                return NULL;
-        for (const char *const *s = suffixes; *s; s++) {
-                size_t l = strlen(*s);
+        for (const Pattern *pt = patterns; pt->prefix; pt++) {
+                size_t p = strlen(pt->prefix), s = strlen(pt->suffix);
+                _cleanup_free_ char *name = NULL;
 
-                if (n > p + l && strcmp(file + n - l, *s) == 0) {
-                        *ret_len = n - p - l;
-                        return file + p;
-                }
+                if (n <= p + s || strncmp(file, pt->prefix, p) != 0 || !streq(file + n - s, pt->suffix))
+                        continue;
+                name = strndup(file + p, n - p - s);
+                if (name && instance_name_is_valid(name))
+                        return TAKE_PTR(name);
         }
         return NULL;
 }
 
-static void prune_dir(Daemon *d, int dirfd, const char *where, const char *prefix, const char *const *suffixes) {
+/* Removes the files of `dirfd` (named `where` in messages) that belong to no configured instance. */
+static void prune_dir(Daemon *d, int dirfd, const char *where, const Pattern *patterns) {
         struct dirent *de;
         DIR *dir;
         int fd;
@@ -49,17 +55,12 @@ static void prune_dir(Daemon *d, int dirfd, const char *where, const char *prefi
         }
         while ((de = readdir(dir))) {
                 _cleanup_free_ char *name = NULL;
-                const char *start;
-                size_t len;
 
                 if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
                         continue;
-                start = owner(de->d_name, prefix, suffixes, &len);
-                if (!start || configured(d, start, len))
+                name = owner(de->d_name, patterns);
+                if (!name || configured(d, name))
                         continue;
-                name = strndup(start, len);
-                if (!name || !instance_name_is_valid(name))
-                        continue;       /* not a file of ours */
                 if (unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT)
                         log_warning_errno(errno, "Cannot remove %s/%s: %m", where, de->d_name);
                 else
@@ -69,23 +70,20 @@ static void prune_dir(Daemon *d, int dirfd, const char *where, const char *prefi
 }
 
 void state_prune(Daemon *d, bool instances_configured) {
-        static const char *const list_suffixes[] = { ".cache", ".cache.tmp", NULL };
-        static const char *const cache_suffixes[] = { "", NULL };
-        static const char *const next_suffixes[] = { ".new", NULL };
+        /* Saved listings (and the file one is written into), files caches and the next one being written. */
+        static const Pattern listings[] = { { "list-", ".cache" }, { "list-", ".cache.tmp" }, {} };
+        static const Pattern caches[] = { { "", "" }, { ".", ".new" }, {} };
         _cleanup_free_ char *cache_dir = NULL;
-        _cleanup_close_ int state = -1, caches = -1;
+        _cleanup_close_ int state = -1, dir = -1;
 
         if (!instances_configured)
                 return;
         state = open(d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (state < 0)
                 return;
-        prune_dir(d, state, d->state_dir, "list-", list_suffixes);
-        caches = openat(state, "files-cache", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (caches < 0)
+        prune_dir(d, state, d->state_dir, listings);
+        dir = openat(state, "files-cache", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir < 0 || asprintf(&cache_dir, "%s/files-cache", d->state_dir) < 0)
                 return;
-        if (asprintf(&cache_dir, "%s/files-cache", d->state_dir) < 0)
-                return;
-        prune_dir(d, caches, cache_dir, "", cache_suffixes);
-        prune_dir(d, caches, cache_dir, ".", next_suffixes);
+        prune_dir(d, dir, cache_dir, caches);
 }
