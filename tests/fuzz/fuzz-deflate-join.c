@@ -6,11 +6,14 @@
  *   even: two pieces of data (split where the second byte says), each compressed by libdeflate at a level
  *         the first byte picks; the first piece joined to the second must inflate to the data, whole.
  *   odd:  a deflate stream as it is, hostile or not. The walk must never read or write outside the
- *         buffer, and where libdeflate inflates the stream exactly, the walk must accept it and its result,
- *         ended by an empty final block, must inflate to the same bytes. */
+ *         buffer, and where both libdeflate and zlib inflate the stream exactly, to the same bytes, the
+ *         walk must accept it and its result, ended by an empty final block, must inflate to them too.
+ *         Both, since libdeflate alone accepts some streams RFC 1951 does not allow (the fuzzer found
+ *         one that zlib refuses as "invalid literal/length code"), and the walk may refuse those. */
 
 #include <libdeflate.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "backup/deflate-join.h"
 #include "fuzz-util.h"
@@ -27,6 +30,18 @@ static ssize_t inflate_exact(struct libdeflate_decompressor *d, const uint8_t *i
         if (libdeflate_deflate_decompress_ex(d, in, n, out, cap, &in_used, &out_size) != LIBDEFLATE_SUCCESS)
                 return -1;
         return in_used == n ? (ssize_t) out_size : -1;
+}
+
+/* The same with zlib, the reference for what is valid deflate: the size, or -1. */
+static ssize_t zlib_inflate_exact(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
+        z_stream z = { .next_in = (Bytef *) in, .avail_in = (uInt) n, .next_out = out, .avail_out = (uInt) cap };
+        int r;
+
+        if (inflateInit2(&z, -15) != Z_OK)
+                abort();
+        r = inflate(&z, Z_FINISH);
+        inflateEnd(&z);
+        return r == Z_STREAM_END && z.avail_in == 0 ? (ssize_t) z.total_out : -1;
 }
 
 static void joined_pieces(struct libdeflate_decompressor *d, int level, const uint8_t *data, size_t size,
@@ -55,7 +70,7 @@ static void joined_pieces(struct libdeflate_decompressor *d, int level, const ui
 }
 
 static void raw_stream(struct libdeflate_decompressor *d, const uint8_t *data, size_t size) {
-        static uint8_t want[MAX_OUT], got[MAX_OUT];
+        static uint8_t want[MAX_OUT], got[MAX_OUT], reference[MAX_OUT];
         /* Exactly the room the header promises: ASan reports a write past it. */
         _cleanup_free_ uint8_t *buf = malloc(size + DEFLATE_JOIN_SLACK);
         _cleanup_free_ uint8_t *ended = NULL;
@@ -67,8 +82,9 @@ static void raw_stream(struct libdeflate_decompressor *d, const uint8_t *data, s
         memcpy(buf, data, size);
         joined = deflate_join_prepare(buf, size);
         want_size = inflate_exact(d, data, size, want, MAX_OUT);
-        if (want_size < 0)
-                return;         /* not a stream libdeflate inflates exactly (or too large here): any answer */
+        if (want_size < 0 || zlib_inflate_exact(data, size, reference, MAX_OUT) != want_size ||
+            memcmp(reference, want, (size_t) want_size) != 0)
+                return;         /* not a stream both inflate exactly (or too large here): any answer */
         if (joined < 0 || (uint64_t) joined > size + DEFLATE_JOIN_SLACK)
                 abort();        /* a well-formed stream refused */
         ended = malloc((size_t) joined + sizeof(final_empty_block));
